@@ -1,0 +1,1 @@
+"""People: patrons (readers, with guardians acting for children) and staff."""

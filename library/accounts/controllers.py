@@ -1,0 +1,186 @@
+"""Sign-in and account pages, the staff home, readers for staff, and the accounts API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from litestar.response import Redirect, Template
+
+from library.accounts import service
+from library.accounts.principal import Principal
+from library.accounts.schemas import Me, SignIn
+from library.branches import service as branches
+from library.clock import now_utc, today_in
+from library.errors import DomainError, InvalidInput
+from library.web.auth import principal_of, requires_patron, requires_signed_in, requires_staff, session_for
+from library.web.forms import parse_optional_date, safe_next
+from library.web.templating import page
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _lifetime(request: Request) -> int:
+    return request.app.state.settings.session_minutes * 60
+
+
+def _limit(request: Request) -> int:
+    return request.app.state.settings.signin_failures_per_minute
+
+
+class SignInPages(Controller):
+    include_in_schema = False
+
+    @get("/signin", name="signin")
+    async def patron_form(self, request: Request, next_: Annotated[str | None, Parameter(query="next")] = None,
+                          expired: Annotated[str | None, Parameter(query="expired")] = None) -> Template:
+        return page(request, "accounts/signin.html", next=safe_next(next_, "/account"), expired=bool(expired),
+                    card_number="", error=None)
+
+    @post("/signin")
+    async def patron_submit(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        card_number, pin = form.get("card_number", ""), form.get("pin", "")
+        target = safe_next(form.get("next"), "/account")
+        try:
+            principal = await service.sign_in_patron(card_number, pin, _client_address(request), now_utc(), _limit(request))
+        except DomainError as error:
+            return page(request, "accounts/signin.html", status_code=error.status, next=target, expired=False,
+                        card_number=card_number, error=error.message())
+        request.set_session(session_for(principal, _lifetime(request)))
+        return Redirect(path=target, status_code=303)
+
+    @get("/staff/signin", name="staff_signin")
+    async def staff_form(self, request: Request, next_: Annotated[str | None, Parameter(query="next")] = None,
+                         expired: Annotated[str | None, Parameter(query="expired")] = None) -> Template:
+        return page(request, "accounts/staff_signin.html", next=safe_next(next_, "/staff"), expired=bool(expired),
+                    username="", error=None)
+
+    @post("/staff/signin")
+    async def staff_submit(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        username, password = form.get("username", ""), form.get("password", "")
+        target = safe_next(form.get("next"), "/staff")
+        try:
+            principal = await service.sign_in_staff(username, password, _client_address(request), now_utc(), _limit(request))
+        except DomainError as error:
+            return page(request, "accounts/staff_signin.html", status_code=error.status, next=target, expired=False,
+                        username=username, error=error.message())
+        request.set_session(session_for(principal, _lifetime(request)))
+        return Redirect(path=target, status_code=303)
+
+    @post("/signout", name="signout")
+    async def sign_out(self, request: Request) -> Redirect:
+        request.clear_session()
+        return Redirect(path="/", status_code=303)
+
+
+class AccountPages(Controller):
+    include_in_schema = False
+    guards = [requires_patron]
+
+    @get("/account", name="account")
+    async def account(self, request: Request) -> Template:
+        today = today_in(request.app.state.settings.time_zone)
+        return page(request, "accounts/account.html", household=await service.household(principal_of(request), today))
+
+
+class StaffPages(Controller):
+    include_in_schema = False
+    guards = [requires_staff]
+    path = "/staff"
+
+    @get("/", name="staff_home")
+    async def home(self, request: Request) -> Template:
+        principal: Principal = principal_of(request)
+        today = today_in(request.app.state.settings.time_zone)
+        mine = [b for b in await branches.list_branches(today) if principal.works_for(b["id"])]
+        return page(request, "staff/home.html", branches=mine)
+
+    @get("/patrons", name="staff_patrons")
+    async def patrons(self, request: Request, q: Annotated[str, Parameter(query="q")] = "") -> Template:
+        today = today_in(request.app.state.settings.time_zone)
+        found = await service.find_patrons(principal_of(request), q, today)
+        return page(request, "accounts/patrons.html", patrons=found, q=q)
+
+    @get("/patrons/new", name="staff_patron_new")
+    async def new_patron_form(self, request: Request) -> Template:
+        return await self._patron_form(request, {}, None)
+
+    async def _patron_form(self, request: Request, values: dict[str, Any], error: DomainError | None) -> Template:
+        principal: Principal = principal_of(request)
+        today = today_in(request.app.state.settings.time_zone)
+        mine = [b for b in await branches.list_branches(today) if principal.works_for(b["id"])]
+        return page(request, "accounts/patron_new.html", status_code=error.status if error else 200,
+                    branches=mine, values=values, error=error.message() if error else None,
+                    error_field=error.field if error else None)
+
+    @post("/patrons/new")
+    async def create_patron(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        values = {key: form.get(key, "") for key in (
+            "card_number", "name", "birth_date", "category", "home_branch", "phone", "email", "language",
+            "guardian_card_number", "pin")}
+        principal: Principal = principal_of(request)
+        today = today_in(request.app.state.settings.time_zone)
+        try:
+            mine = {b["code"] for b in await branches.list_branches(today) if principal.works_for(b["id"])}
+            if values["home_branch"] not in mine:
+                raise InvalidInput("required", field="home_branch")
+            await service.create_patron(
+                service.NewPatron(
+                    card_number=values["card_number"],
+                    name=values["name"],
+                    pin=values["pin"],
+                    home_branch_code=values["home_branch"],
+                    category=values["category"] or "adult",
+                    birth_date=parse_optional_date(values["birth_date"], "birth_date"),
+                    phone=values["phone"],
+                    email=values["email"],
+                    language=values["language"] or "zh_CN",
+                    guardian_card_number=values["guardian_card_number"] or None,
+                ),
+                actor=principal.audit_name,
+                today=today,
+            )
+        except DomainError as error:
+            values["pin"] = ""
+            return await self._patron_form(request, values, error)
+        return Redirect(path=f"/staff/patrons?q={values['card_number'].strip()}", status_code=303)
+
+
+class AccountsAPI(Controller):
+    path = "/api"
+    tags = ["accounts"]
+
+    @post("/session", summary="Sign in (reader card + PIN, or staff username + password); sets the session cookie")
+    async def sign_in(self, request: Request, data: SignIn) -> Me:
+        if data.kind == "patron":
+            principal = await service.sign_in_patron(data.login, data.secret, _client_address(request), now_utc(),
+                                                     _limit(request))
+        else:
+            principal = await service.sign_in_staff(data.login, data.secret, _client_address(request), now_utc(),
+                                                    _limit(request))
+        request.set_session(session_for(principal, _lifetime(request)))
+        return await self._me(request, principal)
+
+    @post("/session/end", summary="Sign out", status_code=204)
+    async def sign_out(self, request: Request) -> None:
+        request.clear_session()
+
+    async def _me(self, request: Request, principal: Principal) -> Me:
+        if principal.is_staff:
+            return Me(kind="staff", uuid=principal.uuid, name=principal.name, role=principal.role,
+                      all_branches=principal.all_branches)
+        today = today_in(request.app.state.settings.time_zone)
+        return Me.for_household(await service.household(principal, today))
+
+    @get("/me", guards=[requires_signed_in], summary="Who is signed in; a reader also sees the children they act for")
+    async def me(self, request: Request) -> Me:
+        return await self._me(request, principal_of(request))
+
+
+ROUTES = [SignInPages, AccountPages, StaffPages, AccountsAPI]

@@ -1,0 +1,405 @@
+"""Accounts: signing in, loading who is signed in, creating patrons and staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from library import audit
+from library.accounts import rules
+from library.accounts.hashing import hash_secret, verify_secret
+from library.accounts.principal import Principal
+from library.accounts.tables import GuardianLink, Patron, SignInFailure, StaffBranch, StaffMember
+from library.branches.tables import Branch
+from library.db import contains_text, read_transaction, run_in_write_transaction
+from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, SignInRefused, TooManyAttempts
+from library.settings import LANGUAGES
+
+FAILURE_RETENTION = dt.timedelta(hours=1)
+
+
+def normalise_card_number(card_number: str) -> str:
+    return "".join((card_number or "").split()).upper()
+
+
+def normalise_username(username: str) -> str:
+    return (username or "").strip().lower()
+
+
+def _is_unique_violation(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.IntegrityError):
+        return "UNIQUE" in str(error)
+    return getattr(error, "sqlstate", None) == "23505"
+
+
+# --- signing in -------------------------------------------------------------
+
+
+async def _check_throttle(keys: dict[str, int], now: dt.datetime) -> None:
+    since = now - rules.THROTTLE_WINDOW
+    async with read_transaction():
+        for key, limit in keys.items():
+            rows = await SignInFailure.select(SignInFailure.at).where(
+                (SignInFailure.key == key) & (SignInFailure.at > since)
+            )
+            decision = rules.throttle([row["at"] for row in rows], now, limit)
+            if not decision.allowed:
+                raise TooManyAttempts("signin_throttled", retry_after=decision.retry_after_seconds)
+
+
+async def _record_failure(keys: list[str], now: dt.datetime) -> None:
+    async def work() -> None:
+        await SignInFailure.insert(*[SignInFailure(key=key, at=now) for key in keys])
+        await SignInFailure.delete().where(SignInFailure.at < now - FAILURE_RETENTION)
+
+    await run_in_write_transaction(work)
+
+
+async def _clear_failures(key: str) -> None:
+    await run_in_write_transaction(lambda: SignInFailure.delete().where(SignInFailure.key == key).run())
+
+
+def _throttle_keys(account_key: str, address: str, limit: int) -> dict[str, int]:
+    return {account_key: limit, f"address:{address}": limit * rules.ADDRESS_LIMIT_FACTOR}
+
+
+async def sign_in_patron(card_number: str, pin: str, address: str, now: dt.datetime, limit: int) -> Principal:
+    card_number = normalise_card_number(card_number)
+    keys = _throttle_keys(f"patron:{card_number}", address, limit)
+    await _check_throttle(keys, now)
+    patron = await Patron.select(Patron.id, Patron.pin_hash).where(Patron.card_number == card_number).first()
+    if not card_number or not await verify_secret(patron["pin_hash"] if patron else None, pin or ""):
+        await _record_failure(list(keys), now)
+        raise SignInRefused("bad_credentials")
+    await _clear_failures(f"patron:{card_number}")
+    principal = await load_principal("patron", patron["id"])
+    assert principal is not None
+    return principal
+
+
+async def sign_in_staff(username: str, password: str, address: str, now: dt.datetime, limit: int) -> Principal:
+    username = normalise_username(username)
+    keys = _throttle_keys(f"staff:{username}", address, limit)
+    await _check_throttle(keys, now)
+    staff = await StaffMember.select(StaffMember.id, StaffMember.password_hash, StaffMember.active).where(
+        StaffMember.username == username
+    ).first()
+    stored = staff["password_hash"] if staff and staff["active"] else None
+    if not username or not await verify_secret(stored, password or ""):
+        await _record_failure(list(keys), now)
+        raise SignInRefused("bad_staff_credentials")
+    await _clear_failures(f"staff:{username}")
+    principal = await load_principal("staff", staff["id"])
+    assert principal is not None
+    return principal
+
+
+async def load_principal(kind: str, account_id: int) -> Principal | None:
+    """The signed-in person as they are now: a deactivated account is signed out."""
+    async with read_transaction():
+        if kind == "patron":
+            patron = await Patron.select(Patron.id, Patron.uuid, Patron.name, Patron.language).where(
+                Patron.id == account_id
+            ).first()
+            if patron is None:
+                return None
+            children = await GuardianLink.select(GuardianLink.child).where(GuardianLink.guardian == account_id)
+            return Principal(
+                kind="patron",
+                id=patron["id"],
+                uuid=str(patron["uuid"]),
+                name=patron["name"],
+                language=patron["language"],
+                children_ids=frozenset(row["child"] for row in children),
+            )
+        if kind == "staff":
+            staff = await StaffMember.select().where(
+                (StaffMember.id == account_id) & (StaffMember.active == True)  # noqa: E712
+            ).first()
+            if staff is None:
+                return None
+            branches = await StaffBranch.select(StaffBranch.branch).where(StaffBranch.staff == account_id)
+            return Principal(
+                kind="staff",
+                id=staff["id"],
+                uuid=str(staff["uuid"]),
+                name=staff["display_name"],
+                language=staff["language"],
+                role=staff["role"],
+                branch_ids=frozenset(row["branch"] for row in branches),
+                all_branches=staff["all_branches"],
+            )
+    return None
+
+
+# --- patrons ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewPatron:
+    card_number: str
+    name: str
+    pin: str
+    home_branch_code: str
+    category: str = "adult"
+    birth_date: dt.date | None = None
+    phone: str = ""
+    email: str = ""
+    language: str = "zh_CN"
+    expires_on: dt.date | None = None
+    guardian_card_number: str | None = None
+
+
+def _with_placeholder_pin(new: NewPatron) -> NewPatron:
+    from dataclasses import replace
+
+    return replace(new, pin="0000")
+
+
+def _validate_new_patron(new: NewPatron) -> None:
+    if not normalise_card_number(new.card_number):
+        raise InvalidInput("required", field="card_number")
+    if not new.name.strip():
+        raise InvalidInput("required", field="name")
+    if len(new.name) > 100:
+        raise InvalidInput("name_too_long", field="name", limit=100)
+    if new.category not in ("adult", "child", "senior"):
+        raise InvalidInput("invalid_category", field="category")
+    if new.language not in LANGUAGES:
+        raise InvalidInput("invalid_language", field="language")
+    problem = rules.pin_problem(new.pin)
+    if problem:
+        raise InvalidInput(problem, field="pin")
+
+
+async def create_patron(new: NewPatron, actor: str, today: dt.date, pin_hash: str | None = None) -> int:
+    """Register a reader; a child may be linked to a guardian in the same step.
+
+    `pin_hash` carries a PIN already hashed elsewhere (a reader moved from another
+    system or node keeps their PIN); otherwise `new.pin` is checked and hashed.
+    """
+    if pin_hash is None:
+        _validate_new_patron(new)
+        pin_hash = await hash_secret(new.pin)
+    else:
+        _validate_new_patron(_with_placeholder_pin(new))
+    card_number = normalise_card_number(new.card_number)
+
+    async def work() -> int:
+        branch = await Branch.select(Branch.id).where(Branch.code == new.home_branch_code).first()
+        if branch is None:
+            raise NotFound("branch_not_found", field="home_branch", code=new.home_branch_code)
+        guardian = None
+        if new.guardian_card_number:
+            guardian_card = normalise_card_number(new.guardian_card_number)
+            guardian = await Patron.select(Patron.id, Patron.category).where(
+                Patron.card_number == guardian_card
+            ).first()
+            if guardian is None:
+                raise NotFound("patron_not_found", field="guardian_card_number", card_number=guardian_card)
+        rows = await Patron.insert(
+            Patron(
+                card_number=card_number,
+                name=new.name.strip(),
+                pin_hash=pin_hash,
+                home_branch=branch["id"],
+                category=new.category,
+                birth_date=new.birth_date,
+                phone=new.phone.strip(),
+                email=new.email.strip(),
+                language=new.language,
+                expires_on=new.expires_on or rules.default_card_expiry(today),
+            )
+        ).returning(Patron.id)
+        patron_id = rows[0]["id"]
+        if guardian is not None:
+            problem = rules.guardian_link_problem(guardian["id"], guardian["category"], patron_id)
+            if problem:
+                raise InvalidInput(problem, field="guardian_card_number")
+            await GuardianLink.insert(GuardianLink(guardian=guardian["id"], child=patron_id))
+        await audit.record(actor, "patron.created", f"patron:{card_number}", category=new.category)
+        return patron_id
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if _is_unique_violation(error):
+            raise Conflict("card_number_taken", field="card_number", card_number=card_number) from None
+        raise
+
+
+async def link_guardian(guardian_card: str, child_card: str, actor: str, relationship: str = "") -> None:
+    guardian_card, child_card = normalise_card_number(guardian_card), normalise_card_number(child_card)
+
+    async def work() -> None:
+        guardian = await Patron.select(Patron.id, Patron.category).where(Patron.card_number == guardian_card).first()
+        if guardian is None:
+            raise NotFound("patron_not_found", card_number=guardian_card)
+        child = await Patron.select(Patron.id).where(Patron.card_number == child_card).first()
+        if child is None:
+            raise NotFound("patron_not_found", card_number=child_card)
+        problem = rules.guardian_link_problem(guardian["id"], guardian["category"], child["id"])
+        if problem:
+            raise InvalidInput(problem)
+        exists = await GuardianLink.exists().where(
+            (GuardianLink.guardian == guardian["id"]) & (GuardianLink.child == child["id"])
+        )
+        if not exists:
+            await GuardianLink.insert(
+                GuardianLink(guardian=guardian["id"], child=child["id"], relationship=relationship)
+            )
+            await audit.record(actor, "guardian.linked", f"patron:{child_card}", guardian=guardian_card)
+
+    await run_in_write_transaction(work)
+
+
+def _patron_view(row: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "uuid": str(row["uuid"]),
+        "card_number": row["card_number"],
+        "name": row["name"],
+        "category": row["category"],
+        "birth_date": row["birth_date"],
+        "age": rules.age_on(row["birth_date"], today) if row["birth_date"] else None,
+        "home_branch": row.get("home_branch.code"),
+        "home_branch_name_zh": row.get("home_branch.name_zh"),
+        "home_branch_name_en": row.get("home_branch.name_en"),
+        "language": row["language"],
+        "expires_on": row["expires_on"],
+        "expired": row["expires_on"] < today,
+        "block_reason": row["block_reason"],
+        "phone": row["phone"],
+        "email": row["email"],
+    }
+
+
+_PATRON_COLUMNS = (
+    Patron.id,
+    Patron.uuid,
+    Patron.card_number,
+    Patron.name,
+    Patron.category,
+    Patron.birth_date,
+    Patron.language,
+    Patron.expires_on,
+    Patron.block_reason,
+    Patron.phone,
+    Patron.email,
+    Patron.home_branch.code,
+    Patron.home_branch.name_zh,
+    Patron.home_branch.name_en,
+)
+
+
+async def household(principal: Principal, today: dt.date) -> dict[str, Any]:
+    """A reader's own card and the children they may act for (and, for a child, the guardians)."""
+    if not principal.is_patron:
+        raise NotPermitted("patron_only")
+    async with read_transaction():
+        me = await Patron.select(*_PATRON_COLUMNS).where(Patron.id == principal.id).first()
+        if me is None:
+            raise NotFound("patron_not_found", card_number="?")
+        children = []
+        if principal.children_ids:
+            children = await Patron.select(*_PATRON_COLUMNS).where(
+                Patron.id.is_in(list(principal.children_ids))
+            ).order_by(Patron.birth_date)
+        guardians = await GuardianLink.select(GuardianLink.guardian.name).where(GuardianLink.child == principal.id)
+    return {
+        "me": _patron_view(me, today),
+        "children": [_patron_view(child, today) for child in children],
+        "guardians": [row["guardian.name"] for row in guardians],
+    }
+
+
+async def patron_acted_for(principal: Principal, subject_card: str) -> int:
+    """The patron id a reader may act for, or a refusal: the guardian notion in one place."""
+    card = normalise_card_number(subject_card)
+    subject = await Patron.select(Patron.id).where(Patron.card_number == card).first()
+    if subject is None or not principal.is_patron or not rules.may_act_for(
+        principal.id, subject["id"], principal.children_ids
+    ):
+        raise NotPermitted("not_guardian")
+    return subject["id"]
+
+
+async def find_patrons(principal: Principal, query: str, today: dt.date, limit: int = 50) -> list[dict[str, Any]]:
+    """Staff look readers up by card number or name; librarians see their branches' readers."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    select = Patron.select(*_PATRON_COLUMNS).order_by(Patron.name).limit(limit)
+    conditions = []
+    query = (query or "").strip()
+    if query:
+        conditions.append(
+            (Patron.card_number == normalise_card_number(query)) | contains_text(Patron.name, query)
+        )
+    if not principal.all_branches:
+        conditions.append(Patron.home_branch.is_in(list(principal.branch_ids) or [-1]))
+    for condition in conditions:
+        select = select.where(condition)
+    rows = await select
+    return [_patron_view(row, today) for row in rows]
+
+
+# --- staff ----------------------------------------------------------------------
+
+
+async def create_staff(
+    username: str,
+    display_name: str,
+    password: str,
+    role: str,
+    branch_codes: list[str],
+    actor: str,
+    all_branches: bool = False,
+    language: str = "zh_CN",
+    password_hash: str | None = None,
+) -> int:
+    username = normalise_username(username)
+    if not username:
+        raise InvalidInput("required", field="username")
+    if not display_name.strip():
+        raise InvalidInput("required", field="display_name")
+    if role not in ("librarian", "administrator"):
+        raise InvalidInput("invalid_role", field="role")
+    if language not in LANGUAGES:
+        raise InvalidInput("invalid_language", field="language")
+    if password_hash is None:
+        problem = rules.password_problem(password)
+        if problem:
+            raise InvalidInput(problem, field="password", length=rules.MIN_PASSWORD_LENGTH)
+        password_hash = await hash_secret(password)
+
+    async def work() -> int:
+        branch_ids = []
+        for code in branch_codes:
+            branch = await Branch.select(Branch.id).where(Branch.code == code).first()
+            if branch is None:
+                raise NotFound("branch_not_found", field="branches", code=code)
+            branch_ids.append(branch["id"])
+        rows = await StaffMember.insert(
+            StaffMember(
+                username=username,
+                display_name=display_name.strip(),
+                role=role,
+                all_branches=all_branches,
+                language=language,
+                password_hash=password_hash,
+            )
+        ).returning(StaffMember.id)
+        staff_id = rows[0]["id"]
+        if branch_ids:
+            await StaffBranch.insert(*[StaffBranch(staff=staff_id, branch=branch_id) for branch_id in branch_ids])
+        await audit.record(actor, "staff.created", f"staff:{username}", role=role, branches=branch_codes)
+        return staff_id
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if _is_unique_violation(error):
+            raise Conflict("username_taken", field="username", username=username) from None
+        raise

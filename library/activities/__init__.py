@@ -1,0 +1,1 @@
+"""Activities: events, occurrences, room bookings, registrations, reading challenge."""

@@ -1,0 +1,1 @@
+"""Tables of the activities domain; it grows with its own issue."""

@@ -1,0 +1,96 @@
+"""create_app(settings) -> Litestar: every route, the templates, sessions, CSRF, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+from litestar.plugins.jinja import JinjaTemplateEngine as Jinja
+
+from library import __version__
+from library.accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from library.branches.controllers import ROUTES as BRANCH_ROUTES
+from library.db import engine, prepare_sqlite
+from library.settings import PACKAGE_ROOT, Settings, load_settings
+from library.web.auth import SessionPrincipalMiddleware
+from library.web.controllers import ROUTES as SHELL_ROUTES
+from library.web.errors import EXCEPTION_HANDLERS
+from library.web.templating import build_environment
+
+UNAUTHENTICATED_PATHS = ["^/static/", "^/health$", "^/api/ping$", "^/schema"]
+
+
+def _session_key(secret: str) -> bytes:
+    """AES-GCM needs exactly 32 bytes; derive them so the setting may be any long string."""
+    return hashlib.sha256(("session:" + secret).encode()).digest()
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = engine()
+        if settings.engine == "postgres":
+            await db.start_connection_pool(min_size=2, max_size=20)
+        else:
+            await prepare_sqlite()
+        try:
+            yield
+        finally:
+            if settings.engine == "postgres":
+                await db.close_connection_pool()
+
+    session = CookieBackendConfig(
+        secret=_session_key(settings.secret_key),
+        key="library_session",
+        max_age=settings.session_minutes * 60,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        exclude=["^/static/", "^/health$", "^/api/ping$"],
+    )
+    csrf = CSRFConfig(
+        secret=settings.secret_key,
+        cookie_name="library_csrf",
+        cookie_secure=settings.secure_cookies,
+        cookie_samesite="lax",
+        header_name="x-csrftoken",
+    )
+    environment = build_environment()
+    app = Litestar(
+        route_handlers=[
+            *SHELL_ROUTES,
+            *ACCOUNT_ROUTES,
+            *BRANCH_ROUTES,
+            create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
+        ],
+        middleware=[
+            session.middleware,
+            lambda app: SessionPrincipalMiddleware(app, exclude=UNAUTHENTICATED_PATHS),
+        ],
+        csrf_config=csrf,
+        template_config=TemplateConfig(engine=Jinja.from_environment(environment)),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Library branch network API",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        debug=settings.debug,
+    )
+    app.state.settings = settings
+    logging.getLogger("library").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,1 @@
+"""The branch network: branches, their opening hours, closed days and rooms."""

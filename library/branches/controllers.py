@@ -1,0 +1,140 @@
+"""Branch pages, the staff calendar page, and the branches API. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from litestar import Controller, Request, delete, get, post
+from litestar.params import Parameter
+from litestar.response import Redirect, Template
+
+from library.branches import service
+from library.branches.schemas import BranchOut, CalendarExceptionIn, CalendarExceptionOut, Day, NextOpenDay, RoomOut
+from library.clock import today_in
+from library.errors import DomainError
+from library.web.auth import principal_of, requires_staff
+from library.web.forms import parse_date
+from library.web.templating import page
+
+
+def _today(request: Request) -> dt.date:
+    return today_in(request.app.state.settings.time_zone)
+
+
+class BranchPages(Controller):
+    include_in_schema = False
+
+    @get("/branches/{code:str}", name="branch")
+    async def branch(self, request: Request, code: str) -> Template:
+        return page(request, "branches/branch.html", branch=await service.branch_detail(code, _today(request)))
+
+
+class StaffCalendarPages(Controller):
+    include_in_schema = False
+    guards = [requires_staff]
+    path = "/staff/branches/{code:str}/calendar"
+
+    async def _render(self, request: Request, code: str, error: DomainError | None = None,
+                      values: dict[str, str] | None = None) -> Template:
+        today = _today(request)
+        branch = await service.branch_detail(code, today, days=42)
+        return page(
+            request,
+            "branches/calendar.html",
+            status_code=error.status if error else 200,
+            branch=branch,
+            exceptions=await service.upcoming_exceptions(code, today),
+            error=error.message() if error else None,
+            error_field=error.field if error else None,
+            values=values or {},
+            today=today,
+            may_edit=principal_of(request).works_for(branch["id"]),
+        )
+
+    @get("/", name="staff_calendar")
+    async def show(self, request: Request, code: str) -> Template:
+        return await self._render(request, code)
+
+    @post("/")
+    async def add(self, request: Request, code: str) -> Template | Redirect:
+        form = await request.form()
+        values = {key: form.get(key, "") for key in ("day", "is_open", "reason_zh", "reason_en")}
+        try:
+            await service.add_calendar_exception(
+                principal_of(request),
+                code,
+                parse_date(values["day"], "day"),
+                values["is_open"] == "open",
+                values["reason_zh"],
+                values["reason_en"],
+                _today(request),
+            )
+        except DomainError as error:
+            return await self._render(request, code, error, values)
+        return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
+
+    @post("/{day:str}/delete")
+    async def remove(self, request: Request, code: str, day: str) -> Template | Redirect:
+        try:
+            await service.remove_calendar_exception(principal_of(request), code, parse_date(day, "day"))
+        except DomainError as error:
+            return await self._render(request, code, error)
+        return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
+
+
+class BranchesAPI(Controller):
+    path = "/api/branches"
+    tags = ["branches"]
+
+    @get("/", summary="Every branch, with whether it is open today")
+    async def list_branches(self, request: Request) -> list[BranchOut]:
+        return [BranchOut.from_view(view) for view in await service.list_branches(_today(request))]
+
+    @get("/{code:str}", summary="One branch")
+    async def one(self, request: Request, code: str) -> BranchOut:
+        today = _today(request)
+        detail = await service.branch_detail(code, today, days=1)
+        detail["today"] = detail["days"][0]
+        return BranchOut.from_view(detail)
+
+    @get("/{code:str}/rooms", summary="The rooms of a branch with their capacity")
+    async def rooms(self, code: str) -> list[RoomOut]:
+        return [RoomOut(**room) for room in await service.rooms_of(code)]
+
+    @get("/{code:str}/calendar", summary="Open and closed days, with the reason for each")
+    async def calendar(
+        self,
+        request: Request,
+        code: str,
+        start: Annotated[dt.date | None, Parameter(query="start")] = None,
+        days: Annotated[int, Parameter(query="days", ge=1, le=service.MAX_CALENDAR_SPAN)] = 14,
+    ) -> list[Day]:
+        views = await service.calendar_days(code, start or _today(request), days)
+        return [Day.from_view(view) for view in views]
+
+    @get("/{code:str}/next-open-day", summary="The first day on or after a date the branch is open")
+    async def next_open_day(
+        self, request: Request, code: str, on_or_after: Annotated[dt.date | None, Parameter(query="on_or_after")] = None
+    ) -> NextOpenDay:
+        start = on_or_after or _today(request)
+        return NextOpenDay(branch=code, on_or_after=start, next_open_day=await service.next_open_day(code, start))
+
+    @get("/{code:str}/calendar-exceptions", summary="Upcoming local closures and special openings")
+    async def exceptions(self, request: Request, code: str) -> list[CalendarExceptionOut]:
+        return [CalendarExceptionOut(**row) for row in await service.upcoming_exceptions(code, _today(request))]
+
+    @post("/{code:str}/calendar-exceptions", guards=[requires_staff], summary="Add a local closure or special opening")
+    async def add_exception(self, request: Request, code: str, data: CalendarExceptionIn) -> CalendarExceptionOut:
+        await service.add_calendar_exception(
+            principal_of(request), code, data.day, data.is_open, data.reason_zh, data.reason_en, _today(request)
+        )
+        return CalendarExceptionOut(day=data.day, is_open=data.is_open, reason_zh=data.reason_zh.strip(),
+                                    reason_en=data.reason_en.strip(), created_by=principal_of(request).name)
+
+    @delete("/{code:str}/calendar-exceptions/{day:date}", guards=[requires_staff], summary="Remove a calendar entry")
+    async def remove_exception(self, request: Request, code: str, day: dt.date) -> None:
+        await service.remove_calendar_exception(principal_of(request), code, day)
+
+
+ROUTES = [BranchPages, StaffCalendarPages, BranchesAPI]

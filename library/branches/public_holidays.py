@@ -1,0 +1,32 @@
+"""China's public holidays and make-up working days, from the `holidays` package.
+
+The package is released monthly and carries the State Council's yearly schedule
+(holidays and the weekend days worked in exchange, 调休). For a year whose
+schedule is not yet in it, the statutory holidays are still known; only the
+make-up days are missing, which `PublicCalendar.confirmed_years` makes visible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import holidays
+
+from library.branches.rules import PublicCalendar
+
+
+@lru_cache(maxsize=32)
+def _calendar_for_years(years: tuple[int, ...]) -> PublicCalendar:
+    zh = holidays.country_holidays("CN", years=years, language="zh_CN")
+    en = holidays.country_holidays("CN", years=years, language="en_US")
+    days = {day: (zh.get(day, name), name) for day, name in en.items()}
+    makeup = frozenset(d for d in en.weekend_workdays if d.year in years)
+    confirmed = frozenset(d.year for d in en.weekend_workdays)
+    return PublicCalendar(holidays=days, makeup_workdays=makeup, confirmed_years=confirmed)
+
+
+def public_calendar(start: dt.date, end: dt.date) -> PublicCalendar:
+    """Holidays for every year touching [start, end], plus a year either side for breaks."""
+    years = tuple(range(start.year - 1, end.year + 2))
+    return _calendar_for_years(years)

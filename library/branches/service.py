@@ -1,0 +1,224 @@
+"""Branches: their calendars (load, decide with the pure rules, write) and rooms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any
+
+from library import audit
+from library.accounts.principal import Principal
+from library.branches import rules
+from library.branches.public_holidays import public_calendar
+from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
+from library.db import read_transaction, run_in_write_transaction
+from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
+
+REASON_LIMIT = 200
+# Staff plan closures up to two years ahead; further is almost always a typo.
+CALENDAR_HORIZON_DAYS = 731
+MAX_CALENDAR_SPAN = 366
+
+
+async def _branch_row(code: str) -> dict[str, Any]:
+    row = await Branch.select().where(Branch.code == code).first()
+    if row is None:
+        raise NotFound("branch_not_found", code=code)
+    return row
+
+
+async def _calendar_for(branch: dict[str, Any], start: dt.date, end: dt.date) -> rules.BranchCalendar:
+    periods = await OpeningPeriod.select().where(OpeningPeriod.branch == branch["id"]).order_by(OpeningPeriod.opens)
+    weekly: dict[int, list[rules.Period]] = {}
+    for period in periods:
+        weekly.setdefault(period["weekday"], []).append(rules.Period(period["opens"], period["closes"]))
+    exceptions = await CalendarException.select().where(
+        (CalendarException.branch == branch["id"]) & (CalendarException.day >= start) & (CalendarException.day <= end)
+    )
+    return rules.BranchCalendar(
+        weekly={day: tuple(items) for day, items in weekly.items()},
+        exceptions={
+            row["day"]: rules.LocalException(row["is_open"], row["reason_zh"], row["reason_en"]) for row in exceptions
+        },
+        closes_on_public_holidays=branch["closes_on_public_holidays"],
+    )
+
+
+def _branch_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "uuid": str(row["uuid"]),
+        "code": row["code"],
+        "name_zh": row["name_zh"],
+        "name_en": row["name_en"],
+        "kind": row["kind"],
+        "address_zh": row["address_zh"],
+        "address_en": row["address_en"],
+        "time_zone": row["time_zone"],
+        "closes_on_public_holidays": row["closes_on_public_holidays"],
+    }
+
+
+def _day_view(status: rules.DayStatus) -> dict[str, Any]:
+    return {
+        "day": status.day,
+        "is_open": status.is_open,
+        "reason": status.reason.value,
+        "hours": [(period.opens, period.closes) for period in status.hours],
+        "note_zh": status.note_zh,
+        "note_en": status.note_en,
+    }
+
+
+async def list_branches(today: dt.date) -> list[dict[str, Any]]:
+    """Every branch with whether it is open today."""
+    public = public_calendar(today, today)
+    async with read_transaction():
+        branches = await Branch.select().order_by(Branch.kind, Branch.code)
+        result = []
+        for branch in branches:
+            calendar = await _calendar_for(branch, today, today)
+            view = _branch_view(branch)
+            view["today"] = _day_view(rules.day_status(today, calendar, public))
+            result.append(view)
+    return result
+
+
+async def branch_detail(code: str, today: dt.date, days: int = 14) -> dict[str, Any]:
+    end = today + dt.timedelta(days=days - 1)
+    public = public_calendar(today, end)
+    async with read_transaction():
+        branch = await _branch_row(code)
+        calendar = await _calendar_for(branch, today, end)
+        rooms = await Room.select().where(Room.branch == branch["id"]).order_by(Room.code)
+    view = _branch_view(branch)
+    view["weekly"] = {
+        weekday: [(period.opens, period.closes) for period in calendar.weekly.get(weekday, ())] for weekday in range(7)
+    }
+    view["days"] = [
+        _day_view(rules.day_status(today + dt.timedelta(days=offset), calendar, public)) for offset in range(days)
+    ]
+    view["rooms"] = [_room_view(room) for room in rooms]
+    view["holiday_data_years"] = sorted(year for year in public.confirmed_years if year >= today.year)
+    return view
+
+
+def _room_view(room: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "uuid": str(room["uuid"]),
+        "code": room["code"],
+        "name_zh": room["name_zh"],
+        "name_en": room["name_en"],
+        "capacity": room["capacity"],
+        "features": list(room["features"] or []),
+    }
+
+
+async def rooms_of(code: str) -> list[dict[str, Any]]:
+    async with read_transaction():
+        branch = await _branch_row(code)
+        rooms = await Room.select().where(Room.branch == branch["id"]).order_by(Room.code)
+    return [_room_view(room) for room in rooms]
+
+
+async def calendar_days(code: str, start: dt.date, days: int) -> list[dict[str, Any]]:
+    if not 1 <= days <= MAX_CALENDAR_SPAN:
+        raise InvalidInput("date_out_of_range", field="days", days=MAX_CALENDAR_SPAN)
+    end = start + dt.timedelta(days=days - 1)
+    public = public_calendar(start, end)
+    async with read_transaction():
+        branch = await _branch_row(code)
+        calendar = await _calendar_for(branch, start, end)
+    return [_day_view(rules.day_status(start + dt.timedelta(days=offset), calendar, public)) for offset in range(days)]
+
+
+async def next_open_day(code: str, on_or_after: dt.date, horizon_days: int = 366) -> dt.date | None:
+    """The first day on or after `on_or_after` the branch is open (for due dates)."""
+    end = on_or_after + dt.timedelta(days=horizon_days)
+    public = public_calendar(on_or_after, end)
+    async with read_transaction():
+        branch = await _branch_row(code)
+        calendar = await _calendar_for(branch, on_or_after, end)
+    return rules.next_open_day(on_or_after, calendar, public, horizon_days)
+
+
+async def upcoming_exceptions(code: str, today: dt.date) -> list[dict[str, Any]]:
+    async with read_transaction():
+        branch = await _branch_row(code)
+        rows = await CalendarException.select().where(
+            (CalendarException.branch == branch["id"]) & (CalendarException.day >= today)
+        ).order_by(CalendarException.day)
+    return [
+        {
+            "day": row["day"],
+            "is_open": row["is_open"],
+            "reason_zh": row["reason_zh"],
+            "reason_en": row["reason_en"],
+            "created_by": row["created_by"],
+        }
+        for row in rows
+    ]
+
+
+def _require_staff_of(principal: Principal, branch: dict[str, Any]) -> None:
+    if not principal.works_for(branch["id"]):
+        raise NotPermitted("not_your_branch", code=branch["code"])
+
+
+async def add_calendar_exception(
+    principal: Principal,
+    code: str,
+    day: dt.date,
+    is_open: bool,
+    reason_zh: str,
+    reason_en: str,
+    today: dt.date,
+) -> None:
+    """Staff close a branch for a day (or open it on a day it would be closed)."""
+    reason_zh, reason_en = reason_zh.strip(), reason_en.strip()
+    if not (today <= day <= today + dt.timedelta(days=CALENDAR_HORIZON_DAYS)):
+        raise InvalidInput("date_out_of_range", field="day", days=CALENDAR_HORIZON_DAYS)
+    if not reason_zh and not reason_en:
+        raise InvalidInput("required", field="reason_zh")
+    for field, value in (("reason_zh", reason_zh), ("reason_en", reason_en)):
+        if len(value) > REASON_LIMIT:
+            raise InvalidInput("reason_too_long", field=field, limit=REASON_LIMIT)
+
+    async def work() -> None:
+        branch = await _branch_row(code)
+        _require_staff_of(principal, branch)
+        await CalendarException.insert(
+            CalendarException(
+                branch=branch["id"],
+                day=day,
+                is_open=is_open,
+                reason_zh=reason_zh,
+                reason_en=reason_en,
+                created_by=principal.name,
+            )
+        )
+        await audit.record(
+            principal.audit_name, "calendar.exception_added", f"branch:{code}", day=day.isoformat(), is_open=is_open
+        )
+
+    try:
+        await run_in_write_transaction(work)
+    except Exception as error:
+        unique = isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
+        if unique or getattr(error, "sqlstate", None) == "23505":
+            raise Conflict("calendar_exception_exists", field="day", day=day.isoformat()) from None
+        raise
+
+
+async def remove_calendar_exception(principal: Principal, code: str, day: dt.date) -> None:
+    async def work() -> None:
+        branch = await _branch_row(code)
+        _require_staff_of(principal, branch)
+        deleted = await CalendarException.delete().where(
+            (CalendarException.branch == branch["id"]) & (CalendarException.day == day)
+        ).returning(CalendarException.id)
+        if not deleted:
+            raise NotFound("calendar_exception_not_found", day=day.isoformat())
+        await audit.record(principal.audit_name, "calendar.exception_removed", f"branch:{code}", day=day.isoformat())
+
+    await run_in_write_transaction(work)

@@ -1,0 +1,1 @@
+"""Catalogue: records, items (copies), ISBN intake, MARC exchange, search."""

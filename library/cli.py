@@ -1,0 +1,152 @@
+"""The `library` command: serve, migrate, demo, create-staff, check."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from library.settings import Settings, SettingsError, load_settings
+
+os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as error:
+        click.secho(f"Configuration error: {error}", fg="red", err=True)
+        sys.exit(2)
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+async def _database_problem() -> str | None:
+    from library.db import engine
+
+    try:
+        await asyncio.wait_for(engine().run_ddl("SELECT 1"), timeout=10)
+    except Exception as error:  # noqa: BLE001 - reported to the operator, never raised
+        return f"{type(error).__name__}: {error}".strip()
+    return None
+
+
+def _require_database(settings: Settings) -> None:
+    problem = asyncio.run(_database_problem())
+    if problem:
+        click.secho(f"Cannot reach the database at {_redacted(settings.database_url)}", fg="red", err=True)
+        click.secho(f"  {problem}", err=True)
+        click.secho("  Check LIBRARY_DATABASE_URL and that the database server is running.", err=True)
+        sys.exit(2)
+
+
+@click.group(help="The library branch network service.")
+def main() -> None:
+    pass
+
+
+@main.command(help="Check the settings and that the database can be reached.")
+def check() -> None:
+    settings = _settings()
+    _require_database(settings)
+    click.echo(f"settings ok; database ({settings.engine}) reachable at {_redacted(settings.database_url)}")
+
+
+async def _migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    from library.db import prepare_sqlite
+
+    await prepare_sqlite()
+    result = await run_forwards(app_name="all")
+    if not result.success:
+        raise click.ClickException(f"migration failed: {result.message}")
+
+
+@main.command(help="Bring the database schema up to date (Piccolo migrations, forwards).")
+def migrate() -> None:
+    settings = _settings()
+    _require_database(settings)
+    asyncio.run(_migrate())
+    click.secho("database is up to date", fg="green")
+
+
+@main.command(help="Load the demo branches, rooms, staff and readers (safe to run again).")
+def demo() -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.clock import today_in
+    from library.demo import BRANCHES, PATRONS, STAFF, load_demo
+
+    total = len(BRANCHES) + len(STAFF) + len(PATRONS)
+    with click.progressbar(length=total, label="demo data", show_pos=True) as bar:
+
+        def progress(label: str, created: bool) -> None:
+            bar.label = f"demo data: {label} {'created' if created else 'already there'}"
+            bar.update(1)
+
+        counts = asyncio.run(load_demo(today_in(settings.time_zone), progress))
+    click.echo(f"created {counts['created']}, already there {counts['existing']}")
+    click.echo("staff:   librarian / librarian-demo (Zhenxing), admin / admin-demo-pass (all branches)")
+    click.echo("readers: card ZX10000001, PIN 123456 (a mother of two linked children)")
+
+
+@main.command("create-staff", help="Create a staff account (the password is asked for, not passed).")
+@click.option("--username", required=True)
+@click.option("--name", "display_name", required=True, help="The name shown to colleagues.")
+@click.option("--role", type=click.Choice(["librarian", "administrator"]), default="librarian", show_default=True)
+@click.option("--branch", "branches", multiple=True, help="A branch code the account works for (repeatable).")
+@click.option("--all-branches", is_flag=True, help="Works for every branch (network administrators).")
+@click.option("--language", type=click.Choice(["zh_CN", "en"]), default="zh_CN", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def create_staff(username: str, display_name: str, role: str, branches: tuple[str, ...], all_branches: bool,
+                 language: str, password_stdin: bool) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.accounts.service import create_staff as create
+    from library.errors import DomainError
+
+    if not branches and not all_branches:
+        raise click.UsageError("give at least one --branch, or --all-branches")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise click.ClickException("the passwords differ")
+    try:
+        asyncio.run(create(username, display_name, password, role, list(branches), "cli",
+                           all_branches=all_branches, language=language))
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+    click.secho(f"staff account {username} created", fg="green")
+
+
+@main.command(help="Run the web service (uvicorn).")
+@click.option("--host", default=None, help="Default: LIBRARY_HOST or 127.0.0.1.")
+@click.option("--port", type=int, default=None, help="Default: LIBRARY_PORT or 8000.")
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
+    settings = _settings()
+    _require_database(settings)
+    import uvicorn
+
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"serving on http://{host}:{port} ({settings.engine})")
+    uvicorn.run("library.asgi:app", host=host, port=port, workers=workers, reload=reload,
+                proxy_headers=False, server_header=False, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

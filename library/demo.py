@@ -1,0 +1,223 @@
+"""Demo data: the Jiaxing central library, the Zhenxing smart study room and one more
+branch, with rooms, staff and a family of readers. Safe to run again: what is there
+already is left as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from library.accounts import service as accounts
+from library.accounts.hashing import hash_secret
+from library.accounts.tables import Patron, StaffMember
+from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
+from library.db import run_in_write_transaction
+
+T = dt.time
+
+BRANCHES = [
+    {
+        "code": "JX",
+        "name_zh": "嘉兴市图书馆",
+        "name_en": "Jiaxing Library (Central)",
+        "kind": "central",
+        "address_zh": "嘉兴市南湖区海盐塘路339号",
+        "address_en": "339 Haiyantang Road, Nanhu District, Jiaxing",
+        # The central library stays open through public holidays, except at Spring Festival.
+        "closes_on_public_holidays": False,
+        "hours": {weekday: [(T(9, 0), T(20, 30))] for weekday in range(1, 7)},
+        "rooms": [
+            ("HALL", "报告厅", "Lecture hall", 200, ["stage", "projector", "sound system"]),
+            ("KIDS", "少儿阅览室", "Children's reading room", 120, ["picture books", "storytelling corner"]),
+        ],
+        "closures": [
+            (dt.date(2027, 2, 5), "除夕闭馆", "Closed on Chinese New Year's Eve"),
+            (dt.date(2027, 2, 6), "春节闭馆", "Closed for the Spring Festival"),
+        ],
+    },
+    {
+        "code": "ZX",
+        "name_zh": "振兴社区智慧书房",
+        "name_en": "Zhenxing Community Smart Study Room",
+        "kind": "smart_study_room",
+        "address_zh": "嘉兴市南湖区振兴社区服务中心二楼",
+        "address_en": "2F, Zhenxing Community Service Centre, Nanhu District, Jiaxing",
+        "closes_on_public_holidays": True,
+        "hours": {weekday: [(T(8, 30), T(11, 30)), (T(13, 30), T(20, 30))] for weekday in range(1, 7)},
+        "rooms": [
+            ("KIDS", "邻乐空间", "Kids' space (Linle)", 30, ["picture books", "floor cushions", "projector"]),
+            ("STUDY", "书房", "Study room", 40, ["quiet", "power sockets", "Wi-Fi"]),
+            ("CRAFT", "手工教室", "Craft classroom", 20, ["looms", "sink", "worktables"]),
+            ("TALK", "邻里议事区", "Neighbourhood discussion area", 15, ["bookshelves", "round table"]),
+            ("STUDIO", "大师工作室", "Master craftsman's studio", 8, ["workbench"]),
+        ],
+        "closures": [
+            (dt.date(2026, 12, 15), "社区服务中心设备检修", "Community centre maintenance"),
+        ],
+    },
+    {
+        "code": "XZ",
+        "name_zh": "秀洲区图书馆",
+        "name_en": "Xiuzhou District Library",
+        "kind": "branch",
+        "address_zh": "嘉兴市秀洲区洪兴西路",
+        "address_en": "Hongxing West Road, Xiuzhou District, Jiaxing",
+        "closes_on_public_holidays": True,
+        "hours": {weekday: [(T(9, 0), T(17, 0))] for weekday in range(1, 7)},
+        "rooms": [
+            ("KIDS", "少儿阅览室", "Children's reading room", 60, ["picture books"]),
+            ("HALL", "多功能厅", "Multi-purpose hall", 120, ["projector", "movable chairs"]),
+        ],
+        "closures": [],
+    },
+]
+
+
+@dataclass(frozen=True)
+class DemoStaff:
+    username: str
+    display_name: str
+    password: str
+    role: str
+    branches: tuple[str, ...]
+    all_branches: bool = False
+
+
+STAFF = [
+    DemoStaff("librarian", "周晓琳", "librarian-demo", "librarian", ("ZX",)),
+    DemoStaff("admin", "Network administrator", "admin-demo-pass", "administrator", (), all_branches=True),
+]
+
+
+@dataclass(frozen=True)
+class DemoPatron:
+    card_number: str
+    name: str
+    pin: str
+    category: str
+    birth_date: dt.date
+    home_branch: str
+    guardian: str | None = None
+    block_reason: str | None = None
+    expires_on: dt.date | None = None
+    language: str = "zh_CN"
+
+
+PATRONS = [
+    DemoPatron("ZX10000001", "王芳", "123456", "adult", dt.date(1988, 5, 12), "ZX"),
+    DemoPatron("ZX10000002", "李小米", "123456", "child", dt.date(2021, 3, 8), "ZX", guardian="ZX10000001"),
+    DemoPatron("ZX10000003", "李小宇", "123456", "child", dt.date(2023, 6, 20), "ZX", guardian="ZX10000001"),
+    DemoPatron("JX20000001", "张建国", "123456", "senior", dt.date(1950, 10, 1), "JX"),
+    DemoPatron("ZX10000004", "陈静", "123456", "adult", dt.date(1992, 2, 29), "ZX",
+               block_reason="遗失图书尚未赔偿 / A lost book has not been paid for"),
+    DemoPatron("XZ30000001", "Emma Liu", "123456", "adult", dt.date(1995, 7, 30), "XZ",
+               expires_on=dt.date(2025, 12, 31), language="en"),
+]
+
+ACTOR = "demo"
+
+_hashes: dict[str, str] = {}
+
+
+async def _demo_hash(secret: str) -> str:
+    """Demo accounts share a few secrets: hash each once per process (Argon2 takes ~0.1 s)."""
+    if secret not in _hashes:
+        _hashes[secret] = await hash_secret(secret)
+    return _hashes[secret]
+
+
+async def _ensure_branch(spec: dict) -> bool:
+    async def work() -> bool:
+        if await Branch.exists().where(Branch.code == spec["code"]):
+            return False
+        rows = await Branch.insert(
+            Branch(
+                code=spec["code"],
+                name_zh=spec["name_zh"],
+                name_en=spec["name_en"],
+                kind=spec["kind"],
+                address_zh=spec["address_zh"],
+                address_en=spec["address_en"],
+                closes_on_public_holidays=spec["closes_on_public_holidays"],
+            )
+        ).returning(Branch.id)
+        branch_id = rows[0]["id"]
+        await OpeningPeriod.insert(
+            *[
+                OpeningPeriod(branch=branch_id, weekday=weekday, opens=opens, closes=closes)
+                for weekday, periods in spec["hours"].items()
+                for opens, closes in periods
+            ]
+        )
+        await Room.insert(
+            *[
+                Room(branch=branch_id, code=code, name_zh=zh, name_en=en, capacity=capacity, features=features)
+                for code, zh, en, capacity, features in spec["rooms"]
+            ]
+        )
+        if spec["closures"]:
+            await CalendarException.insert(
+                *[
+                    CalendarException(branch=branch_id, day=day, is_open=False, reason_zh=zh, reason_en=en,
+                                      created_by=ACTOR)
+                    for day, zh, en in spec["closures"]
+                ]
+            )
+        return True
+
+    return await run_in_write_transaction(work)
+
+
+async def _ensure_staff(staff: DemoStaff) -> bool:
+    if await StaffMember.exists().where(StaffMember.username == staff.username):
+        return False
+    await accounts.create_staff(
+        staff.username, staff.display_name, staff.password, staff.role, list(staff.branches), ACTOR,
+        all_branches=staff.all_branches, password_hash=await _demo_hash(staff.password),
+    )
+    return True
+
+
+async def _ensure_patron(patron: DemoPatron, today: dt.date) -> bool:
+    if await Patron.exists().where(Patron.card_number == patron.card_number):
+        return False
+    await accounts.create_patron(
+        accounts.NewPatron(
+            card_number=patron.card_number,
+            name=patron.name,
+            pin=patron.pin,
+            home_branch_code=patron.home_branch,
+            category=patron.category,
+            birth_date=patron.birth_date,
+            language=patron.language,
+            expires_on=patron.expires_on,
+            guardian_card_number=patron.guardian,
+        ),
+        actor=ACTOR,
+        today=today,
+        pin_hash=await _demo_hash(patron.pin),
+    )
+    if patron.block_reason:
+        await Patron.update({Patron.block_reason: patron.block_reason}).where(
+            Patron.card_number == patron.card_number
+        )
+    return True
+
+
+async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lambda label, created: None) -> dict[str, int]:
+    """Create what is missing; returns how many things were created and how many were there."""
+    counts = {"created": 0, "existing": 0}
+
+    def note(label: str, created: bool) -> None:
+        counts["created" if created else "existing"] += 1
+        progress(label, created)
+
+    for spec in BRANCHES:
+        note(f"branch {spec['code']}", await _ensure_branch(spec))
+    for staff in STAFF:
+        note(f"staff {staff.username}", await _ensure_staff(staff))
+    for patron in PATRONS:
+        note(f"reader {patron.card_number}", await _ensure_patron(patron, today))
+    return counts

@@ -1,0 +1,1 @@
+"""Circulation: policies, checkout, return anywhere, renewals, holds, notices."""

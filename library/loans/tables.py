@@ -1,0 +1,1 @@
+"""Tables of the loans domain; it grows with its own issue."""

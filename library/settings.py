@@ -1,0 +1,197 @@
+"""All configuration, read once from environment variables.
+
+Every setting has a default that works on a laptop; a value that is present but
+malformed stops start-up with a message naming the variable, because a library
+branch silently running with the wrong database or time zone is worse than one
+that refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+LANGUAGES = ("zh_CN", "en")
+NODE_ROLES = ("branch", "central")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    secret_key: str
+    host: str
+    port: int
+    default_language: str
+    node_role: str
+    branch_code: str | None
+    time_zone: str
+    max_body_bytes: int
+    session_minutes: int
+    signin_failures_per_minute: int
+    secure_cookies: bool
+    debug: bool
+
+    @property
+    def engine(self) -> str:
+        return "postgres" if self.database_url.startswith(("postgres://", "postgresql://")) else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The file behind a ``sqlite:///`` URL; relative paths are relative to the project."""
+        raw = self.database_url[len("sqlite:///") :]
+        path = Path(raw)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _env(environ: dict[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _int(environ: dict[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _bool(environ: dict[str, str], name: str, default: bool) -> bool:
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _choice(environ: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
+def _database_url(environ: dict[str, str], data_dir: Path) -> str:
+    raw = _env(environ, "LIBRARY_DATABASE_URL")
+    if raw is None:
+        return f"sqlite:///{data_dir / 'library.sqlite3'}"
+    if raw.startswith("sqlite:///"):
+        if len(raw) == len("sqlite:///"):
+            raise SettingsError("LIBRARY_DATABASE_URL names no SQLite file (expected sqlite:///path/to/file)")
+        return raw
+    if raw.startswith(("postgres://", "postgresql://")):
+        parsed = urlparse(raw)
+        if not parsed.hostname and not parsed.path.strip("/"):
+            raise SettingsError("LIBRARY_DATABASE_URL has no host or database name")
+        if not parsed.path.strip("/"):
+            raise SettingsError("LIBRARY_DATABASE_URL names no database (expected postgresql://host:port/name)")
+        try:
+            parsed.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            raise SettingsError("LIBRARY_DATABASE_URL has a malformed port") from None
+        return raw
+    raise SettingsError(
+        "LIBRARY_DATABASE_URL must start with sqlite:/// or postgresql://, got " + repr(raw.split(":", 1)[0] + ":...")
+    )
+
+
+def _secret_key(environ: dict[str, str], data_dir: Path) -> str:
+    """The key that signs sessions and CSRF tokens.
+
+    Without LIBRARY_SECRET_KEY a random key is made once and kept in the data
+    folder, so a restart does not sign everybody out and no two installs share one.
+    """
+    raw = _env(environ, "LIBRARY_SECRET_KEY")
+    if raw is not None:
+        if len(raw) < 32:
+            raise SettingsError("LIBRARY_SECRET_KEY must be at least 32 characters long")
+        return raw
+    key_file = data_dir / "secret.key"
+    if key_file.exists():
+        key = key_file.read_text().strip()
+        if len(key) >= 32:
+            return key
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    data_dir_raw = _env(env, "LIBRARY_DATA_DIR")
+    data_dir = Path(data_dir_raw) if data_dir_raw else PROJECT_ROOT / "data"
+    if not data_dir.is_absolute():
+        data_dir = PROJECT_ROOT / data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError(f"LIBRARY_DATA_DIR is not a folder: {data_dir}")
+
+    time_zone = _env(env, "LIBRARY_TIME_ZONE") or "Asia/Shanghai"
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"LIBRARY_TIME_ZONE is not a known time zone: {time_zone!r}") from None
+
+    node_role = _choice(env, "LIBRARY_NODE_ROLE", "branch", NODE_ROLES)
+    return Settings(
+        database_url=_database_url(env, data_dir),
+        data_dir=data_dir,
+        secret_key=_secret_key(env, data_dir),
+        host=_env(env, "LIBRARY_HOST") or "127.0.0.1",
+        port=_int(env, "LIBRARY_PORT", 8000, 1, 65535),
+        default_language=_choice(env, "LIBRARY_DEFAULT_LANGUAGE", "zh_CN", LANGUAGES),
+        node_role=node_role,
+        branch_code=_env(env, "LIBRARY_BRANCH_CODE"),
+        time_zone=time_zone,
+        max_body_bytes=_int(env, "LIBRARY_MAX_BODY_BYTES", 1_048_576, 1024, 1_073_741_824),
+        session_minutes=_int(env, "LIBRARY_SESSION_MINUTES", 480, 1, 60 * 24 * 30),
+        signin_failures_per_minute=_int(env, "LIBRARY_SIGNIN_FAILURES_PER_MINUTE", 5, 1, 1000),
+        secure_cookies=_bool(env, "LIBRARY_SECURE_COOKIES", False),
+        debug=_bool(env, "LIBRARY_DEBUG", False),
+    )
+
+
+# Documented here so that a test can check every variable is in the README.
+SETTING_NAMES = (
+    "LIBRARY_DATABASE_URL",
+    "LIBRARY_DATA_DIR",
+    "LIBRARY_SECRET_KEY",
+    "LIBRARY_HOST",
+    "LIBRARY_PORT",
+    "LIBRARY_DEFAULT_LANGUAGE",
+    "LIBRARY_NODE_ROLE",
+    "LIBRARY_BRANCH_CODE",
+    "LIBRARY_TIME_ZONE",
+    "LIBRARY_MAX_BODY_BYTES",
+    "LIBRARY_SESSION_MINUTES",
+    "LIBRARY_SIGNIN_FAILURES_PER_MINUTE",
+    "LIBRARY_SECURE_COOKIES",
+    "LIBRARY_DEBUG",
+)

@@ -1,0 +1,74 @@
+"""The whole suite runs against one fresh database per run.
+
+SQLite by default (a file in a temporary folder); PostgreSQL when
+LIBRARY_TEST_DATABASE_URL names a server database to connect to, in which case a
+new database `library_test_<random>` is created for the run and dropped after it.
+Tests that touch data start from empty tables (see `tests/support.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+from urllib.parse import urlsplit, urlunsplit
+
+_created: dict[str, str] = {}
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _admin_execute(admin_url: str, *statements: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(admin_url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def pytest_configure(config) -> None:
+    data_dir = tempfile.mkdtemp(prefix="library-test-")
+    _created["data_dir"] = data_dir
+    os.environ["LIBRARY_DATA_DIR"] = data_dir
+    os.environ["LIBRARY_SECRET_KEY"] = "test-" + secrets.token_urlsafe(40)
+    os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
+    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
+    if admin_url:
+        name = f"library_test_{secrets.token_hex(6)}"
+        asyncio.run(_admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+        _created["postgres"] = name
+        _created["admin_url"] = admin_url
+        os.environ["LIBRARY_DATABASE_URL"] = _with_database(admin_url, name)
+    else:
+        os.environ["LIBRARY_DATABASE_URL"] = f"sqlite:///{data_dir}/test.sqlite3"
+
+    from tests.support import migrate
+
+    asyncio.run(migrate())
+
+
+def pytest_report_header(config) -> str:
+    url = os.environ.get("LIBRARY_DATABASE_URL", "")
+    engine = "postgres" if url.startswith("postgres") else "sqlite"
+    return f"library test database: {engine} ({_created.get('postgres') or url})"
+
+
+def pytest_unconfigure(config) -> None:
+    name = _created.get("postgres")
+    if name:
+        asyncio.run(
+            _admin_execute(
+                _created["admin_url"],
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                f'DROP DATABASE IF EXISTS "{name}"',
+            )
+        )
+    shutil.rmtree(_created.get("data_dir", ""), ignore_errors=True)

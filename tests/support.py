@@ -1,0 +1,72 @@
+"""Helpers shared by the tests that use the database or the HTTP app."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+
+
+async def migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    from library.db import prepare_sqlite
+
+    await prepare_sqlite()
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = await run_forwards(app_name="all")
+    assert result.success, result.message
+
+
+def all_tables():
+    from piccolo.conf.apps import Finder
+
+    from library.db import engine
+
+    tables = Finder().get_table_classes()
+    return engine(), tables
+
+
+async def empty_all_tables() -> None:
+    """Every table emptied, children before parents: each test starts from nothing."""
+    from piccolo.table import sort_table_classes
+
+    db, tables = all_tables()
+    ordered = list(reversed(sort_table_classes(tables)))
+    async with db.transaction():
+        for table in ordered:
+            await table.delete(force=True)
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+async def form_token(client: httpx.AsyncClient, path: str = "/signin") -> str:
+    response = await client.get(path)
+    return csrf_token_from(response.text)
+
+
+async def sign_in_patron(client: httpx.AsyncClient, card: str = "ZX10000001", pin: str = "123456") -> httpx.Response:
+    token = await form_token(client, "/signin")
+    return await client.post("/signin", data={"card_number": card, "pin": pin, "_csrf_token": token, "next": "/account"})
+
+
+async def sign_in_staff(client: httpx.AsyncClient, username: str = "librarian",
+                        password: str = "librarian-demo") -> httpx.Response:
+    token = await form_token(client, "/staff/signin")
+    return await client.post("/staff/signin", data={"username": username, "password": password,
+                                                    "_csrf_token": token, "next": "/staff/"})
+
+
+@contextlib.asynccontextmanager
+async def client_for(app) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client

@@ -1,0 +1,62 @@
+import pytest
+
+from library.settings import SETTING_NAMES, PROJECT_ROOT, SettingsError, load_settings
+
+
+def test_defaults_work_on_a_laptop(tmp_path):
+    settings = load_settings({"LIBRARY_DATA_DIR": str(tmp_path)})
+    assert settings.engine == "sqlite"
+    assert settings.sqlite_path == tmp_path / "library.sqlite3"
+    assert (settings.host, settings.port, settings.default_language, settings.node_role) == (
+        "127.0.0.1", 8000, "zh_CN", "branch")
+    assert settings.time_zone == "Asia/Shanghai"
+
+
+def test_the_generated_secret_key_is_kept(tmp_path):
+    first = load_settings({"LIBRARY_DATA_DIR": str(tmp_path)}).secret_key
+    second = load_settings({"LIBRARY_DATA_DIR": str(tmp_path)}).secret_key
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+
+
+def test_postgres_url(tmp_path):
+    settings = load_settings({"LIBRARY_DATA_DIR": str(tmp_path),
+                              "LIBRARY_DATABASE_URL": "postgresql://u:p@db.example:5432/library"})
+    assert settings.engine == "postgres"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LIBRARY_DATABASE_URL", "mysql://x/y"),
+        ("LIBRARY_DATABASE_URL", "sqlite:///"),
+        ("LIBRARY_DATABASE_URL", "postgresql://localhost"),
+        ("LIBRARY_DATABASE_URL", "postgresql://localhost:notaport/db"),
+        ("LIBRARY_PORT", "eighty"),
+        ("LIBRARY_PORT", "70000"),
+        ("LIBRARY_DEFAULT_LANGUAGE", "fr"),
+        ("LIBRARY_NODE_ROLE", "satellite"),
+        ("LIBRARY_TIME_ZONE", "Mars/Olympus"),
+        ("LIBRARY_SECRET_KEY", "short"),
+        ("LIBRARY_SECURE_COOKIES", "perhaps"),
+        ("LIBRARY_MAX_BODY_BYTES", "10"),
+        ("LIBRARY_SIGNIN_FAILURES_PER_MINUTE", "0"),
+    ],
+)
+def test_a_malformed_setting_is_named(tmp_path, name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({"LIBRARY_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [name for name in SETTING_NAMES if name not in readme]
+    assert not missing, f"undocumented settings: {missing}"
+
+
+def test_every_setting_read_is_listed(tmp_path):
+    source = (PROJECT_ROOT / "library" / "settings.py").read_text()
+    import re
+
+    read = set(re.findall(r'"(LIBRARY_[A-Z_]+)"', source))
+    assert read == set(SETTING_NAMES)
