@@ -26,6 +26,7 @@ from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
 from library.web.templating import build_environment
 
+EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
 UNAUTHENTICATED_PATHS = ["^/static/", "^/health$", "^/api/ping$", "^/schema"]
 
 
@@ -53,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     session = CookieBackendConfig(
         secret=_session_key(settings.secret_key),
         key="library_session",
-        max_age=settings.session_minutes * 60,
+        # The cookie outlives the sign-in by a week so that the server, which enforces
+        # the session's own expiry, can tell the reader their session expired.
+        max_age=settings.session_minutes * 60 + EXPIRED_NOTICE_SECONDS,
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,

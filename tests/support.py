@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import re
@@ -65,8 +66,32 @@ async def sign_in_staff(client: httpx.AsyncClient, username: str = "librarian",
 
 
 @contextlib.asynccontextmanager
+async def running(app) -> AsyncIterator[None]:
+    """The app's lifespan, entered and left in one task of its own: pytest-asyncio may set
+    a fixture up and tear it down in different tasks, which anyio's cancel scopes refuse."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def keep_running() -> None:
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(keep_running())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # raises what start-up raised
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+@contextlib.asynccontextmanager
 async def client_for(app) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.lifespan():
+    async with running(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from library.accounts import service
@@ -35,8 +35,8 @@ class SignInPages(Controller):
     include_in_schema = False
 
     @get("/signin", name="signin")
-    async def patron_form(self, request: Request, next_: Annotated[str | None, Parameter(query="next")] = None,
-                          expired: Annotated[str | None, Parameter(query="expired")] = None) -> Template:
+    async def patron_form(self, request: Request, next_: Annotated[str | None, QueryParameter(name="next")] = None,
+                          expired: Annotated[str | None, QueryParameter()] = None) -> Template:
         return page(request, "accounts/signin.html", next=safe_next(next_, "/account"), expired=bool(expired),
                     card_number="", error=None)
 
@@ -54,8 +54,8 @@ class SignInPages(Controller):
         return Redirect(path=target, status_code=303)
 
     @get("/staff/signin", name="staff_signin")
-    async def staff_form(self, request: Request, next_: Annotated[str | None, Parameter(query="next")] = None,
-                         expired: Annotated[str | None, Parameter(query="expired")] = None) -> Template:
+    async def staff_form(self, request: Request, next_: Annotated[str | None, QueryParameter(name="next")] = None,
+                         expired: Annotated[str | None, QueryParameter()] = None) -> Template:
         return page(request, "accounts/staff_signin.html", next=safe_next(next_, "/staff"), expired=bool(expired),
                     username="", error=None)
 
@@ -101,7 +101,7 @@ class StaffPages(Controller):
         return page(request, "staff/home.html", branches=mine)
 
     @get("/patrons", name="staff_patrons")
-    async def patrons(self, request: Request, q: Annotated[str, Parameter(query="q")] = "") -> Template:
+    async def patrons(self, request: Request, q: Annotated[str, QueryParameter()] = "") -> Template:
         today = today_in(request.app.state.settings.time_zone)
         found = await service.find_patrons(principal_of(request), q, today)
         return page(request, "accounts/patrons.html", patrons=found, q=q)
@@ -157,7 +157,7 @@ class AccountsAPI(Controller):
     tags = ["accounts"]
 
     @post("/session", summary="Sign in (reader card + PIN, or staff username + password); sets the session cookie")
-    async def sign_in(self, request: Request, data: SignIn) -> Me:
+    async def sign_in(self, request: Request, data: JSONBody[SignIn]) -> Me:
         if data.kind == "patron":
             principal = await service.sign_in_patron(data.login, data.secret, _client_address(request), now_utc(),
                                                      _limit(request))

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 from litestar import Controller, Request, delete, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from library.branches import service
@@ -26,7 +26,7 @@ class BranchPages(Controller):
     include_in_schema = False
 
     @get("/branches/{code:str}", name="branch")
-    async def branch(self, request: Request, code: str) -> Template:
+    async def branch(self, request: Request, code: FromPath[str]) -> Template:
         return page(request, "branches/branch.html", branch=await service.branch_detail(code, _today(request)))
 
 
@@ -53,11 +53,11 @@ class StaffCalendarPages(Controller):
         )
 
     @get("/", name="staff_calendar")
-    async def show(self, request: Request, code: str) -> Template:
+    async def show(self, request: Request, code: FromPath[str]) -> Template:
         return await self._render(request, code)
 
     @post("/")
-    async def add(self, request: Request, code: str) -> Template | Redirect:
+    async def add(self, request: Request, code: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         values = {key: form.get(key, "") for key in ("day", "is_open", "reason_zh", "reason_en")}
         try:
@@ -75,7 +75,7 @@ class StaffCalendarPages(Controller):
         return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
 
     @post("/{day:str}/delete")
-    async def remove(self, request: Request, code: str, day: str) -> Template | Redirect:
+    async def remove(self, request: Request, code: FromPath[str], day: FromPath[str]) -> Template | Redirect:
         try:
             await service.remove_calendar_exception(principal_of(request), code, parse_date(day, "day"))
         except DomainError as error:
@@ -92,40 +92,40 @@ class BranchesAPI(Controller):
         return [BranchOut.from_view(view) for view in await service.list_branches(_today(request))]
 
     @get("/{code:str}", summary="One branch")
-    async def one(self, request: Request, code: str) -> BranchOut:
+    async def one(self, request: Request, code: FromPath[str]) -> BranchOut:
         today = _today(request)
         detail = await service.branch_detail(code, today, days=1)
         detail["today"] = detail["days"][0]
         return BranchOut.from_view(detail)
 
     @get("/{code:str}/rooms", summary="The rooms of a branch with their capacity")
-    async def rooms(self, code: str) -> list[RoomOut]:
+    async def rooms(self, code: FromPath[str]) -> list[RoomOut]:
         return [RoomOut(**room) for room in await service.rooms_of(code)]
 
     @get("/{code:str}/calendar", summary="Open and closed days, with the reason for each")
     async def calendar(
         self,
         request: Request,
-        code: str,
-        start: Annotated[dt.date | None, Parameter(query="start")] = None,
-        days: Annotated[int, Parameter(query="days", ge=1, le=service.MAX_CALENDAR_SPAN)] = 14,
+        code: FromPath[str],
+        start: Annotated[dt.date | None, QueryParameter()] = None,
+        days: Annotated[int, QueryParameter(ge=1, le=service.MAX_CALENDAR_SPAN)] = 14,
     ) -> list[Day]:
         views = await service.calendar_days(code, start or _today(request), days)
         return [Day.from_view(view) for view in views]
 
     @get("/{code:str}/next-open-day", summary="The first day on or after a date the branch is open")
     async def next_open_day(
-        self, request: Request, code: str, on_or_after: Annotated[dt.date | None, Parameter(query="on_or_after")] = None
+        self, request: Request, code: FromPath[str], on_or_after: Annotated[dt.date | None, QueryParameter()] = None
     ) -> NextOpenDay:
         start = on_or_after or _today(request)
         return NextOpenDay(branch=code, on_or_after=start, next_open_day=await service.next_open_day(code, start))
 
     @get("/{code:str}/calendar-exceptions", summary="Upcoming local closures and special openings")
-    async def exceptions(self, request: Request, code: str) -> list[CalendarExceptionOut]:
+    async def exceptions(self, request: Request, code: FromPath[str]) -> list[CalendarExceptionOut]:
         return [CalendarExceptionOut(**row) for row in await service.upcoming_exceptions(code, _today(request))]
 
     @post("/{code:str}/calendar-exceptions", guards=[requires_staff], summary="Add a local closure or special opening")
-    async def add_exception(self, request: Request, code: str, data: CalendarExceptionIn) -> CalendarExceptionOut:
+    async def add_exception(self, request: Request, code: FromPath[str], data: JSONBody[CalendarExceptionIn]) -> CalendarExceptionOut:
         await service.add_calendar_exception(
             principal_of(request), code, data.day, data.is_open, data.reason_zh, data.reason_en, _today(request)
         )
@@ -133,7 +133,7 @@ class BranchesAPI(Controller):
                                     reason_en=data.reason_en.strip(), created_by=principal_of(request).name)
 
     @delete("/{code:str}/calendar-exceptions/{day:date}", guards=[requires_staff], summary="Remove a calendar entry")
-    async def remove_exception(self, request: Request, code: str, day: dt.date) -> None:
+    async def remove_exception(self, request: Request, code: FromPath[str], day: FromPath[dt.date]) -> None:
         await service.remove_calendar_exception(principal_of(request), code, day)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Request, Response, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from library.branches import service as branches
@@ -27,7 +27,7 @@ async def home(request: Request) -> Template:
 
 @get("/language", include_in_schema=False, name="language")
 async def switch_language(
-    lang: Annotated[str, Parameter(query="lang")], next_: Annotated[str | None, Parameter(query="next")] = None
+    lang: Annotated[str, QueryParameter()], next_: Annotated[str | None, QueryParameter(name="next")] = None
 ) -> Redirect:
     response = Redirect(path=safe_next(next_), status_code=303)
     if lang in LANGUAGES:
