@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from typing import Any
 
@@ -103,6 +104,12 @@ async def branch_detail(code: str, today: dt.date, days: int = 14) -> dict[str, 
     return view
 
 
+def _features(raw: Any) -> list[str]:
+    """JSON columns come back as text from both drivers."""
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return [str(item) for item in value or []]
+
+
 def _room_view(room: dict[str, Any]) -> dict[str, Any]:
     return {
         "uuid": str(room["uuid"]),
@@ -110,7 +117,7 @@ def _room_view(room: dict[str, Any]) -> dict[str, Any]:
         "name_zh": room["name_zh"],
         "name_en": room["name_en"],
         "capacity": room["capacity"],
-        "features": list(room["features"] or []),
+        "features": _features(room["features"]),
     }
 
 

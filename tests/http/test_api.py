@@ -33,7 +33,9 @@ async def test_calendar_days_with_reasons(client):
 
 async def test_rooms(client):
     rooms = (await client.get("/api/branches/ZX/rooms")).json()
-    assert {r["code"]: r["capacity"] for r in rooms}["KIDS"] == 30
+    kids = next(r for r in rooms if r["code"] == "KIDS")
+    assert (kids["name_zh"], kids["capacity"]) == ("邻乐空间", 30)
+    assert kids["features"] == ["picture books", "floor cushions", "projector"]
 
 
 async def test_unknown_branch_is_a_problem_body(client):
