@@ -1,0 +1,71 @@
+"""python -m bench [NAME ...] — run benchmarks against the real server, print JSON lines.
+
+Each benchmark starts a fresh database (migrated, demo data loaded by the `library`
+command), starts uvicorn in a second process, warms up, then measures its endpoint
+and the ceiling endpoint of the same app in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+
+from bench.harness import RequestFn, database, drive, figure, get_json, server
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    description: str
+    request: RequestFn
+    ceiling: RequestFn
+
+
+BENCHMARKS = {
+    b.name: b
+    for b in [
+        Benchmark("system.health", "GET /health (one database round trip) against GET /api/ping",
+                  get_json("/health"), get_json("/api/ping")),
+        Benchmark("branches.next_open_day", "GET /api/branches/ZX/next-open-day (calendar rules over a year "
+                  "of holidays) against GET /api/ping",
+                  get_json("/api/branches/ZX/next-open-day?on_or_after=2026-10-01"), get_json("/api/ping")),
+    ]
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="benchmarks:\n" + "\n".join(
+                                         f"  {b.name:28} {b.description}" for b in BENCHMARKS.values()))
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per figure (default 8)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
+    parser.add_argument("--output", help="also append the JSON lines to this file")
+    args = parser.parse_args(argv)
+
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    chosen = [BENCHMARKS[name] for name in args.names] or list(BENCHMARKS.values())
+    engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
+
+    for engine in engines:
+        with database(engine) as env, server(env) as base:
+            for bench in chosen:
+                ceiling = asyncio.run(drive(base, bench.ceiling, args.concurrency, args.duration))
+                measured = asyncio.run(drive(base, bench.request, args.concurrency, args.duration))
+                line = json.dumps(figure(bench.name, engine, measured, ceiling, args.concurrency))
+                print(line, flush=True)
+                if args.output:
+                    with open(args.output, "a") as handle:
+                        handle.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
