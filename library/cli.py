@@ -17,10 +17,17 @@ os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as error:
         click.secho(f"Configuration error: {error}", fg="red", err=True)
         sys.exit(2)
+    # Messages in the operator's language: LANG (zh_CN.UTF-8, en_US.UTF-8), else the default.
+    from library.i18n import choose_language, current_language
+
+    lang = (os.environ.get("LC_ALL") or os.environ.get("LANG") or "").split(".")[0]
+    current_language.set(choose_language(None, None, lang if lang not in ("C", "POSIX") else None,
+                                         settings.default_language))
+    return settings
 
 
 def _redacted(url: str) -> str:
@@ -144,8 +151,12 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
 
     host, port = host or settings.host, port or settings.port
     click.echo(f"serving on http://{host}:{port} ({settings.engine})")
+    # Behind a reverse proxy the client's address (used to throttle sign-ins) comes from
+    # X-Forwarded-For, trusted only from the proxies named in LIBRARY_FORWARDED_ALLOW_IPS.
+    proxied = settings.forwarded_allow_ips is not None
     uvicorn.run("library.asgi:app", host=host, port=port, workers=workers, reload=reload,
-                proxy_headers=False, server_header=False, log_level="info")
+                proxy_headers=proxied, forwarded_allow_ips=settings.forwarded_allow_ips if proxied else None,
+                server_header=False, log_level="info")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ MESSAGES: dict[str, str] = {
     "username_taken": N_("The username {username} is already in use."),
     "patron_not_found": N_("There is no reader with the card number {card_number}."),
     "pin_format": N_("A PIN is 4 to 12 digits."),
+    "pins_differ": N_("The two new PINs differ."),
+    "current_pin_wrong": N_("The current PIN is not correct."),
     "password_too_short": N_("A password needs at least {length} characters."),
     "guardian_must_be_adult": N_("A guardian must be an adult or senior reader."),
     "guardian_of_self": N_("A reader cannot be their own guardian."),

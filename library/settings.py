@@ -41,6 +41,7 @@ class Settings:
     session_minutes: int
     signin_failures_per_minute: int
     secure_cookies: bool
+    forwarded_allow_ips: str | None
     debug: bool
 
     @property
@@ -174,6 +175,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         session_minutes=_int(env, "LIBRARY_SESSION_MINUTES", 480, 1, 60 * 24 * 30),
         signin_failures_per_minute=_int(env, "LIBRARY_SIGNIN_FAILURES_PER_MINUTE", 5, 1, 1000),
         secure_cookies=_bool(env, "LIBRARY_SECURE_COOKIES", False),
+        forwarded_allow_ips=_env(env, "LIBRARY_FORWARDED_ALLOW_IPS"),
         debug=_bool(env, "LIBRARY_DEBUG", False),
     )
 
@@ -193,5 +195,6 @@ SETTING_NAMES = (
     "LIBRARY_SESSION_MINUTES",
     "LIBRARY_SIGNIN_FAILURES_PER_MINUTE",
     "LIBRARY_SECURE_COOKIES",
+    "LIBRARY_FORWARDED_ALLOW_IPS",
     "LIBRARY_DEBUG",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
 from library.accounts import service
@@ -83,9 +83,25 @@ class AccountPages(Controller):
     guards = [requires_patron]
 
     @get("/account", name="account")
-    async def account(self, request: Request) -> Template:
+    async def account(self, request: Request, done: Annotated[str | None, QueryParameter()] = None) -> Template:
         today = today_in(request.app.state.settings.time_zone)
-        return page(request, "accounts/account.html", household=await service.household(principal_of(request), today))
+        return page(request, "accounts/account.html", household=await service.household(principal_of(request), today),
+                    done=done)
+
+    @get("/account/pin", name="account_pin")
+    async def pin_form(self, request: Request) -> Template:
+        return page(request, "accounts/pin.html", error=None, error_field=None)
+
+    @post("/account/pin")
+    async def change_pin(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        try:
+            await service.change_own_pin(principal_of(request), form.get("current_pin", ""), form.get("new_pin", ""),
+                                         form.get("repeated_pin", ""))
+        except DomainError as error:
+            return page(request, "accounts/pin.html", status_code=error.status, error=error.message(),
+                        error_field=error.field)
+        return Redirect(path="/account?done=pin", status_code=303)
 
 
 class StaffPages(Controller):
@@ -152,6 +168,58 @@ class StaffPages(Controller):
         return Redirect(path=f"/staff/patrons?q={values['card_number'].strip()}", status_code=303)
 
 
+class StaffPatronPages(Controller):
+    """A reader's card at the desk: details, family links, PIN reset, blocks."""
+
+    include_in_schema = False
+    guards = [requires_staff]
+    path = "/staff/patrons/{card:str}"
+
+    async def _render(self, request: Request, card: str, error: DomainError | None = None,
+                      done: str | None = None) -> Template:
+        today = today_in(request.app.state.settings.time_zone)
+        patron = await service.patron_card(principal_of(request), card, today)
+        return page(request, "accounts/patron.html", status_code=error.status if error else 200, patron=patron,
+                    error=error.message() if error else None, error_field=error.field if error else None, done=done)
+
+    @get("/", name="staff_patron")
+    async def show(self, request: Request, card: FromPath[str],
+                   done: Annotated[str | None, QueryParameter()] = None) -> Template:
+        return await self._render(request, card, done=done)
+
+    async def _act(self, request: Request, card: str, action, done: str) -> Template | Redirect:
+        try:
+            await action(await request.form())
+        except DomainError as error:
+            return await self._render(request, card, error)
+        return Redirect(path=f"/staff/patrons/{service.normalise_card_number(card)}?done={done}", status_code=303)
+
+    @post("/pin")
+    async def reset_pin(self, request: Request, card: FromPath[str]) -> Template | Redirect:
+        principal = principal_of(request)
+        return await self._act(request, card, lambda form: service.reset_pin(principal, card, form.get("pin", "")),
+                               "pin")
+
+    @post("/block")
+    async def block(self, request: Request, card: FromPath[str]) -> Template | Redirect:
+        principal = principal_of(request)
+        return await self._act(
+            request, card, lambda form: service.set_block(principal, card, form.get("block_reason", "")), "blocked")
+
+    @post("/unblock")
+    async def unblock(self, request: Request, card: FromPath[str]) -> Template | Redirect:
+        principal = principal_of(request)
+        return await self._act(request, card, lambda form: service.set_block(principal, card, None), "unblocked")
+
+    @post("/children")
+    async def link_child(self, request: Request, card: FromPath[str]) -> Template | Redirect:
+        principal = principal_of(request)
+        return await self._act(
+            request, card,
+            lambda form: service.link_guardian(card, form.get("child_card_number", ""), principal.audit_name),
+            "linked")
+
+
 class AccountsAPI(Controller):
     path = "/api"
     tags = ["accounts"]
@@ -183,4 +251,4 @@ class AccountsAPI(Controller):
         return await self._me(request, principal_of(request))
 
 
-ROUTES = [SignInPages, AccountPages, StaffPages, AccountsAPI]
+ROUTES = [SignInPages, AccountPages, StaffPages, StaffPatronPages, AccountsAPI]

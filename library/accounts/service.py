@@ -327,19 +327,21 @@ async def patron_acted_for(principal: Principal, subject_card: str) -> int:
 
 
 async def find_patrons(principal: Principal, query: str, today: dt.date, limit: int = 50) -> list[dict[str, Any]]:
-    """Staff look readers up by card number or name; librarians see their branches' readers."""
+    """Staff look readers up by card number or name.
+
+    A card number finds its reader wherever they are registered (one card works at
+    every branch); browsing and name search cover the readers of one's own branches.
+    """
     if not principal.is_staff:
         raise NotPermitted("staff_only")
-    select = Patron.select(*_PATRON_COLUMNS).order_by(Patron.name).limit(limit)
-    conditions = []
     query = (query or "").strip()
+    mine = None if principal.all_branches else Patron.home_branch.is_in(list(principal.branch_ids) or [-1])
+    condition = mine
     if query:
-        conditions.append(
-            (Patron.card_number == normalise_card_number(query)) | contains_text(Patron.name, query)
-        )
-    if not principal.all_branches:
-        conditions.append(Patron.home_branch.is_in(list(principal.branch_ids) or [-1]))
-    for condition in conditions:
+        by_name = contains_text(Patron.name, query)
+        condition = (Patron.card_number == normalise_card_number(query)) | (by_name & mine if mine else by_name)
+    select = Patron.select(*_PATRON_COLUMNS).order_by(Patron.name).limit(limit)
+    if condition is not None:
         select = select.where(condition)
     rows = await select
     return [_patron_view(row, today) for row in rows]
@@ -403,3 +405,94 @@ async def create_staff(
         if _is_unique_violation(error):
             raise Conflict("username_taken", field="username", username=username) from None
         raise
+
+
+# --- reader cards at the desk, and the reader's own PIN ----------------------------
+
+BLOCK_REASON_LIMIT = 500
+
+
+async def patron_card(principal: Principal, card_number: str, today: dt.date) -> dict[str, Any]:
+    """What a desk sees of a reader who shows their card: any branch serves any card."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    card = normalise_card_number(card_number)
+    async with read_transaction():
+        row = await Patron.select(*_PATRON_COLUMNS).where(Patron.card_number == card).first()
+        if row is None:
+            raise NotFound("patron_not_found", card_number=card)
+        children = await GuardianLink.select(
+            GuardianLink.child.card_number, GuardianLink.child.name
+        ).where(GuardianLink.guardian == row["id"]).order_by(GuardianLink.child.birth_date)
+        guardians = await GuardianLink.select(
+            GuardianLink.guardian.card_number, GuardianLink.guardian.name
+        ).where(GuardianLink.child == row["id"])
+    view = _patron_view(row, today)
+    view["children"] = [{"card_number": c["child.card_number"], "name": c["child.name"]} for c in children]
+    view["guardians"] = [{"card_number": g["guardian.card_number"], "name": g["guardian.name"]} for g in guardians]
+    return view
+
+
+async def reset_pin(principal: Principal, card_number: str, new_pin: str) -> None:
+    """Staff set a new PIN for a reader who has forgotten theirs (the reader is at the desk)."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    problem = rules.pin_problem(new_pin)
+    if problem:
+        raise InvalidInput(problem, field="pin")
+    card = normalise_card_number(card_number)
+    pin_hash = await hash_secret(new_pin)
+
+    async def work() -> None:
+        updated = await Patron.update({Patron.pin_hash: pin_hash}).where(Patron.card_number == card).returning(
+            Patron.id
+        )
+        if not updated:
+            raise NotFound("patron_not_found", card_number=card)
+        await audit.record(principal.audit_name, "patron.pin_reset", f"patron:{card}")
+
+    await run_in_write_transaction(work)
+
+
+async def set_block(principal: Principal, card_number: str, reason: str | None) -> None:
+    """Block a card with a reason the reader will see, or lift the block (reason None)."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    card = normalise_card_number(card_number)
+    if reason is not None:
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("required", field="block_reason")
+        if len(reason) > BLOCK_REASON_LIMIT:
+            raise InvalidInput("reason_too_long", field="block_reason", limit=BLOCK_REASON_LIMIT)
+
+    async def work() -> None:
+        updated = await Patron.update({Patron.block_reason: reason}).where(Patron.card_number == card).returning(
+            Patron.id
+        )
+        if not updated:
+            raise NotFound("patron_not_found", card_number=card)
+        action = "patron.blocked" if reason is not None else "patron.unblocked"
+        await audit.record(principal.audit_name, action, f"patron:{card}", reason=reason)
+
+    await run_in_write_transaction(work)
+
+
+async def change_own_pin(principal: Principal, current_pin: str, new_pin: str, repeated_pin: str) -> None:
+    if not principal.is_patron:
+        raise NotPermitted("patron_only")
+    problem = rules.pin_problem(new_pin)
+    if problem:
+        raise InvalidInput(problem, field="new_pin")
+    if new_pin != repeated_pin:
+        raise InvalidInput("pins_differ", field="repeated_pin")
+    row = await Patron.select(Patron.pin_hash).where(Patron.id == principal.id).first()
+    if row is None or not await verify_secret(row["pin_hash"], current_pin or ""):
+        raise InvalidInput("current_pin_wrong", field="current_pin")
+    pin_hash = await hash_secret(new_pin)
+
+    async def work() -> None:
+        await Patron.update({Patron.pin_hash: pin_hash}).where(Patron.id == principal.id)
+        await audit.record(principal.audit_name, "patron.pin_changed", f"patron:{principal.uuid}")
+
+    await run_in_write_transaction(work)

@@ -198,3 +198,43 @@ async def test_static_assets_are_served_locally(client):
     for asset in re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text):
         assert (await client.get(asset)).status_code == 200
     assert "http://" not in page.text.replace("http://www.w3.org", "") and "https://" not in page.text
+
+
+async def test_staff_block_a_card_and_the_reader_sees_the_reason(client):
+    await sign_in_staff(client)
+    token = await form_token(client, "/staff/patrons/ZX10000001")
+    response = await client.post("/staff/patrons/ZX10000001/block", data={"_csrf_token": token,
+                                                                        "block_reason": "逾期图书未还"})
+    assert response.status_code == 303 and response.headers["location"].endswith("?done=blocked")
+    client.cookies.clear()
+    await sign_in_patron(client)
+    assert "此读者证已冻结：逾期图书未还" in (await client.get("/account")).text
+
+
+async def test_staff_reset_pin_with_a_bad_pin_is_explained(client):
+    await sign_in_staff(client)
+    token = await form_token(client, "/staff/patrons/ZX10000001")
+    response = await client.post("/staff/patrons/ZX10000001/pin", data={"_csrf_token": token, "pin": "12"})
+    assert response.status_code == 422 and "密码为 4 至 12 位数字" in response.text
+
+
+async def test_an_unknown_card_at_the_desk(client):
+    await sign_in_staff(client)
+    page = await client.get("/staff/patrons/NOSUCH")
+    assert page.status_code == 404 and "没有读者证号为 NOSUCH 的读者" in page.text
+
+
+async def test_a_reader_changes_their_pin_on_the_page(client):
+    await sign_in_patron(client)
+    token = await form_token(client, "/account/pin")
+    response = await client.post("/account/pin", data={"_csrf_token": token, "current_pin": "123456",
+                                                       "new_pin": "2580", "repeated_pin": "2580"})
+    assert response.status_code == 303
+    assert "密码已修改" in (await client.get(response.headers["location"])).text
+
+
+async def test_an_oversized_form_is_refused_with_a_page(client):
+    token = await form_token(client, "/signin")
+    response = await client.post("/signin", data={"_csrf_token": token, "card_number": "x" * (2 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert "提交的数据超过了系统允许的大小" in response.text

@@ -139,3 +139,42 @@ async def test_staff_find_readers_of_their_branches_only(demo):
     admin = await service.sign_in_staff("admin", "admin-demo-pass", "1.2.3.4", NOW, 5)
     assert {p["card_number"] for p in await service.find_patrons(admin, "张", TODAY)} == {"JX20000001"}
     assert [p["name"] for p in await service.find_patrons(admin, "zx10000004", TODAY)] == ["陈静"]
+
+
+async def test_a_desk_finds_any_card_but_browses_only_its_branch(demo):
+    librarian = await service.sign_in_staff("librarian", "librarian-demo", "1.2.3.4", NOW, 5)
+    assert [p["name"] for p in await service.find_patrons(librarian, "JX20000001", TODAY)] == ["张建国"]
+    assert await service.find_patrons(librarian, "张", TODAY) == []
+
+
+async def test_staff_reset_a_pin_and_the_reader_signs_in_with_it(demo):
+    librarian = await service.sign_in_staff("librarian", "librarian-demo", "1.2.3.4", NOW, 5)
+    await service.reset_pin(librarian, "JX20000001", "5555")
+    await service.sign_in_patron("JX20000001", "5555", "1.2.3.4", NOW, 5)
+    with pytest.raises(SignInRefused):
+        await service.sign_in_patron("JX20000001", "123456", "1.2.3.4", NOW, 5)
+    assert await AuditEntry.count().where(AuditEntry.action == "patron.pin_reset") == 1
+
+
+async def test_block_and_unblock(demo):
+    librarian = await service.sign_in_staff("librarian", "librarian-demo", "1.2.3.4", NOW, 5)
+    with pytest.raises(InvalidInput):
+        await service.set_block(librarian, "ZX10000001", "   ")
+    await service.set_block(librarian, "ZX10000001", "逾期未还")
+    assert (await service.patron_card(librarian, "ZX10000001", TODAY))["block_reason"] == "逾期未还"
+    await service.set_block(librarian, "ZX10000001", None)
+    card = await service.patron_card(librarian, "ZX10000001", TODAY)
+    assert card["block_reason"] is None
+    assert [c["name"] for c in card["children"]] == ["李小米", "李小宇"]
+
+
+async def test_a_reader_changes_their_own_pin(demo):
+    reader = await service.sign_in_patron("ZX10000001", "123456", "1.2.3.4", NOW, 5)
+    with pytest.raises(InvalidInput) as refused:
+        await service.change_own_pin(reader, "000000", "4321", "4321")
+    assert refused.value.code == "current_pin_wrong"
+    with pytest.raises(InvalidInput) as refused:
+        await service.change_own_pin(reader, "123456", "4321", "4322")
+    assert refused.value.code == "pins_differ"
+    await service.change_own_pin(reader, "123456", "4321", "4321")
+    await service.sign_in_patron("ZX10000001", "4321", "1.2.3.4", NOW, 5)
