@@ -65,35 +65,36 @@ def _throttle_keys(account_key: str, address: str, limit: int) -> dict[str, int]
     return {account_key: limit, f"address:{address}": limit * rules.ADDRESS_LIMIT_FACTOR}
 
 
+async def _sign_in(kind: str, login: str, secret: str, stored: dict[str, Any] | None, refusal: str,
+                   address: str, now: dt.datetime, limit: int) -> Principal:
+    """Throttle, verify the slow hash (also for an unknown login: same time), record the outcome."""
+    account_key = f"{kind}:{login}"
+    keys = _throttle_keys(account_key, address, limit)
+    await _check_throttle(keys, now)
+    if not login or not await verify_secret(stored["hash"] if stored else None, secret or ""):
+        await _record_failure(list(keys), now)
+        raise SignInRefused(refusal)
+    await _clear_failures(account_key)
+    principal = await load_principal(kind, stored["id"])  # type: ignore[index]
+    if principal is None:
+        raise SignInRefused(refusal)
+    return principal
+
+
 async def sign_in_patron(card_number: str, pin: str, address: str, now: dt.datetime, limit: int) -> Principal:
     card_number = normalise_card_number(card_number)
-    keys = _throttle_keys(f"patron:{card_number}", address, limit)
-    await _check_throttle(keys, now)
-    patron = await Patron.select(Patron.id, Patron.pin_hash).where(Patron.card_number == card_number).first()
-    if not card_number or not await verify_secret(patron["pin_hash"] if patron else None, pin or ""):
-        await _record_failure(list(keys), now)
-        raise SignInRefused("bad_credentials")
-    await _clear_failures(f"patron:{card_number}")
-    principal = await load_principal("patron", patron["id"])
-    assert principal is not None
-    return principal
+    row = await Patron.select(Patron.id, Patron.pin_hash.as_alias("hash")).where(
+        Patron.card_number == card_number
+    ).first()
+    return await _sign_in("patron", card_number, pin, row, "bad_credentials", address, now, limit)
 
 
 async def sign_in_staff(username: str, password: str, address: str, now: dt.datetime, limit: int) -> Principal:
     username = normalise_username(username)
-    keys = _throttle_keys(f"staff:{username}", address, limit)
-    await _check_throttle(keys, now)
-    staff = await StaffMember.select(StaffMember.id, StaffMember.password_hash, StaffMember.active).where(
-        StaffMember.username == username
+    row = await StaffMember.select(StaffMember.id, StaffMember.password_hash.as_alias("hash")).where(
+        (StaffMember.username == username) & (StaffMember.active == True)  # noqa: E712
     ).first()
-    stored = staff["password_hash"] if staff and staff["active"] else None
-    if not username or not await verify_secret(stored, password or ""):
-        await _record_failure(list(keys), now)
-        raise SignInRefused("bad_staff_credentials")
-    await _clear_failures(f"staff:{username}")
-    principal = await load_principal("staff", staff["id"])
-    assert principal is not None
-    return principal
+    return await _sign_in("staff", username, password, row, "bad_staff_credentials", address, now, limit)
 
 
 async def load_principal(kind: str, account_id: int) -> Principal | None:
