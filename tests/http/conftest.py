@@ -3,9 +3,21 @@ import datetime as dt
 import pytest
 
 from library.app import create_app
+from library.clock import set_clock
 from library.demo import load_demo
 from library.settings import load_settings
 from tests.support import client_for, empty_all_tables
+
+
+FROZEN_NOW = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.timezone.utc)  # Saturday 09:00 in Jiaxing
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    """Pages believe it is 28 November 2026, whatever day the suite runs."""
+    set_clock(lambda: FROZEN_NOW)
+    yield
+    set_clock(None)
 
 
 @pytest.fixture

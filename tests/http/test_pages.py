@@ -238,3 +238,15 @@ async def test_an_oversized_form_is_refused_with_a_page(client):
     response = await client.post("/signin", data={"_csrf_token": token, "card_number": "x" * (2 * 1024 * 1024)})
     assert response.status_code == 413
     assert "提交的数据超过了系统允许的大小" in response.text
+
+
+async def test_staff_are_told_next_years_holidays_are_not_published_yet(client):
+    await sign_in_staff(client)
+    page = await client.get("/staff/branches/ZX/calendar")
+    assert 'data-notice="holiday-data"' in page.text and "2027 年的放假安排尚未收录" in page.text
+
+
+async def test_home_shows_today_for_each_branch(client):
+    page = await client.get("/", headers={"Accept-Language": "en"})
+    # Saturday 28 November 2026: the Zhenxing room is open in two periods.
+    assert "8:30 AM–11:30 AM, 1:30 PM–8:30 PM" in page.text.replace("\u202f", " ")
