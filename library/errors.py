@@ -42,6 +42,35 @@ MESSAGES: dict[str, str] = {
     "invalid_category": N_("The category must be adult, child or senior."),
     "invalid_role": N_("The role must be librarian or administrator."),
     "name_too_long": N_("The name may be at most {limit} characters long."),
+    # catalogue
+    "isbn_empty": N_("Scan or type an ISBN."),
+    "isbn_length": N_("An ISBN has 10 or 13 digits; this has {length}."),
+    "isbn_characters": N_("This is not an ISBN: only digits, hyphens and a final X are allowed."),
+    "isbn_check_digit": N_("The check digit is wrong: it should be {expected}. Check the number on the book."),
+    "isbn_prefix": N_("A 13-digit ISBN starts with 978 or 979; this barcode is not a book's ISBN."),
+    "too_long": N_("This may be at most {limit} characters long."),
+    "year_out_of_range": N_("The year must be between 1400 and {latest}."),
+    "age_out_of_range": N_("An age must be between 0 and 18."),
+    "age_range_reversed": N_("The youngest age must not be above the oldest."),
+    "pages_out_of_range": N_("The number of pages must be between 1 and 10000."),
+    "invalid_choice": N_("Choose one of the offered values."),
+    "invalid_role_of_contributor": N_("Unknown contributor role: {role}."),
+    "not_a_number": N_("Enter a whole number."),
+    "not_a_price": N_("Enter a price such as 35.80."),
+    "record_exists": N_("The catalogue already has a record for ISBN {isbn}."),
+    "record_not_found": N_("There is no such record in the catalogue."),
+    "item_not_found": N_("There is no copy with the barcode {barcode}."),
+    "barcode_format": N_("A barcode has 3 to 32 letters, digits or hyphens."),
+    "barcode_check_digit": N_("The barcode {barcode} has a wrong check digit."),
+    "barcode_taken": N_("The barcode {barcode} is already on another copy."),
+    "barcodes_repeated": N_("The barcode {barcode} was scanned twice."),
+    "copies_count": N_("Add between 1 and {limit} copies at a time."),
+    "item_not_withdrawable": N_("This copy cannot be withdrawn while it is {status}."),
+    "withdraw_reason_required": N_("Say why the copy is withdrawn."),
+    "marc_not_marc": N_("This file is not MARC (ISO 2709 or MARCXML)."),
+    "marc_empty": N_("The file holds no records."),
+    "upload_too_large": N_("The file is larger than {limit} MB."),
+    "cover_type": N_("A cover must be a JPEG, PNG or WebP image."),
     # rights
     "sign_in_required": N_("Please sign in first."),
     "staff_only": N_("This page is for library staff."),
@@ -76,6 +105,24 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     status = 422
     title = N_("Some input is not valid")
+
+
+class InvalidRecord(InvalidInput):
+    """Every problem of a record at once, each with its field."""
+
+    def __init__(self, problems: list[tuple[str, str, dict]]) -> None:
+        field, code, params = problems[0]
+        super().__init__(code, field=field, **params)
+        self.problems = [InvalidInput(c, field=f, **p) for f, c, p in problems]
+
+    def message(self) -> str:
+        return " ".join(problem.message() for problem in self.problems)
+
+    def by_field(self) -> dict[str, str]:
+        messages: dict[str, str] = {}
+        for problem in self.problems:
+            messages[problem.field or ""] = (messages.get(problem.field or "", "") + " " + problem.message()).strip()
+        return messages
 
 
 class NotFound(DomainError):

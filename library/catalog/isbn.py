@@ -1,0 +1,94 @@
+"""ISBN intake: what a scanner or a librarian types, read as an ISBN-13 or refused with a reason.
+
+Pure, on top of isbnlib. Accepts ISBN-10 and ISBN-13 with or without hyphens or
+spaces, an EAN-13 from a scanner (also with the 5-digit price add-on that some
+scanners append), and an ISBN inside pasted text ("ISBN 978-7-... (精装)").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import isbnlib
+
+_SEPARATORS = re.compile(r"[\s\-‐‑‒–—_.]")
+_ISBN_LIKE = re.compile(r"(?<![0-9])(97[89][0-9\-\s]{10,16}[0-9]|[0-9][0-9\-\s]{8,12}[0-9Xx])(?![0-9])")
+
+
+@dataclass(frozen=True)
+class Isbn:
+    isbn13: str
+    hyphenated: str
+    isbn10: str | None
+
+
+@dataclass(frozen=True)
+class IsbnRefusal:
+    code: str  # isbn_empty | isbn_length | isbn_characters | isbn_check_digit | isbn_prefix
+    given: str
+    expected_check_digit: str | None = None
+    length: int | None = None
+
+
+def hyphenate(isbn13: str) -> str:
+    try:
+        return isbnlib.mask(isbn13) or isbn13
+    except isbnlib.NotValidISBNError:
+        return isbn13
+
+
+def _accept(digits: str) -> Isbn:
+    isbn13 = digits if len(digits) == 13 else isbnlib.to_isbn13(digits)
+    isbn10 = isbnlib.to_isbn10(isbn13) or None
+    return Isbn(isbn13=isbn13, hyphenated=hyphenate(isbn13), isbn10=isbn10)
+
+
+def _check(digits: str, given: str) -> Isbn | IsbnRefusal:
+    if len(digits) == 10:
+        if not re.fullmatch(r"[0-9]{9}[0-9X]", digits):
+            return IsbnRefusal("isbn_characters", given)
+        expected = isbnlib.check_digit10(digits[:9])
+        if digits[9] != expected:
+            return IsbnRefusal("isbn_check_digit", given, expected_check_digit=expected)
+        return _accept(digits)
+    if len(digits) == 13:
+        if not digits.isdigit():
+            return IsbnRefusal("isbn_characters", given)
+        if not digits.startswith(("978", "979")):
+            return IsbnRefusal("isbn_prefix", given)
+        expected = isbnlib.check_digit13(digits[:12])
+        if digits[12] != expected:
+            return IsbnRefusal("isbn_check_digit", given, expected_check_digit=expected)
+        return _accept(digits)
+    return IsbnRefusal("isbn_length", given, length=len(digits))
+
+
+def parse_isbn(text: str | None) -> Isbn | IsbnRefusal:
+    """The ISBN in `text`, or the reason there is none (with the expected check digit)."""
+    given = (text or "").strip()
+    if not given:
+        return IsbnRefusal("isbn_empty", given)
+    compact = _SEPARATORS.sub("", given).upper()
+    # A scanner's EAN-13 with a 2- or 5-digit add-on (the price) after it.
+    if compact.isdigit() and len(compact) in (15, 18) and compact.startswith(("978", "979")):
+        compact = compact[:13]
+    if re.fullmatch(r"[0-9X]+", compact):
+        return _check(compact, given)
+    # An ISBN in pasted text: "ISBN 978-7-5442-5458-8 (精装)", "0-399-22690-7 (pbk.)".
+    match = _ISBN_LIKE.search(given.upper())
+    if match:
+        return _check(_SEPARATORS.sub("", match.group(0)), given)
+    if re.search(r"[0-9]", compact):
+        return IsbnRefusal("isbn_characters", given)
+    return IsbnRefusal("isbn_characters", given)
+
+
+def isbns_in(text: str | None) -> list[str]:
+    """Every valid ISBN-13 in free text (a MARC 020 with a qualifier, a list), in order, once each."""
+    found: list[str] = []
+    for match in _ISBN_LIKE.finditer((text or "").upper()):
+        result = _check(_SEPARATORS.sub("", match.group(0)), match.group(0))
+        if isinstance(result, Isbn) and result.isbn13 not in found:
+            found.append(result.isbn13)
+    return found

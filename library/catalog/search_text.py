@@ -1,0 +1,156 @@
+"""What the full-text index holds for a record, and how a reader's words become a query.
+
+Pure functions. Chinese has no spaces between words, and readers type the same title
+in simplified or traditional characters, in pinyin, or as pinyin initials. So the
+indexed text (`search_text`, kept on the record and indexed by the database itself:
+FTS5 on SQLite, a GIN index on PostgreSQL) holds, for every searchable field:
+
+- the text folded to simplified characters and lower case, Chinese characters one
+  token each (so a phrase query matches any run of characters: "毛毛虫");
+- the pinyin syllables of the Chinese characters ("mao mao chong");
+- one token of the pinyin initials of the field's Chinese characters ("hedmmc").
+
+A query is folded the same way: a run of Chinese characters becomes a phrase; a Latin
+word matches as a word prefix ("caterp") or, when it reads as pinyin, as the phrase of
+its syllables ("maomaochong" -> "mao mao chong"). All parts must match (AND).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import opencc
+from pypinyin import Style, lazy_pinyin
+
+_to_simplified = opencc.OpenCC("t2s")
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_RUNS = re.compile(rf"([{_CJK}]+)|([0-9a-z]+)")
+
+
+def fold(text: str) -> str:
+    """Simplified characters, compatibility forms unified (full-width letters), lower case."""
+    return _to_simplified.convert(unicodedata.normalize("NFKC", text or "")).casefold()
+
+
+def _cjk_tokens(run: str) -> tuple[list[str], list[str], str]:
+    syllables = lazy_pinyin(run, errors="ignore")
+    initials = "".join(s[0] for s in syllables if s)
+    return list(run), syllables, initials
+
+
+def index_text(fields: Iterable[str | None]) -> str:
+    """The text the database indexes for one record."""
+    parts: list[str] = []
+    for field in fields:
+        if not field:
+            continue
+        characters: list[str] = []
+        latin: list[str] = []
+        for cjk, word in _RUNS.findall(fold(field)):
+            if cjk:
+                characters.append(cjk)
+            else:
+                latin.append(word)
+        if characters:
+            text = "".join(characters)
+            chars, syllables, initials = _cjk_tokens(text)
+            parts.append(" ".join(chars))
+            parts.append(" ".join(syllables))
+            parts.append(initials)
+        if latin:
+            parts.append(" ".join(latin))
+    return " ; ".join(part for part in parts if part)
+
+
+# --- pinyin syllables -------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _syllables() -> frozenset[str]:
+    from pypinyin.contrib.tone_convert import to_normal
+    from pypinyin.pinyin_dict import pinyin_dict
+
+    found: set[str] = set()
+    for readings in pinyin_dict.values():
+        for reading in readings.split(","):
+            found.add(to_normal(reading, v_to_u=False))
+    return frozenset(s for s in found if s.isalpha() and s.isascii())
+
+
+def split_pinyin(word: str) -> list[str] | None:
+    """'maomaochong' -> ['mao', 'mao', 'chong']; None when the word is not all pinyin.
+
+    The fewest syllables win, so 'xian' stays one syllable rather than 'xi an'.
+    """
+    syllables = _syllables()
+    best: list[list[str] | None] = [None] * (len(word) + 1)
+    best[0] = []
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - 6), end):
+            head = best[start]
+            piece = word[start:end]
+            if head is not None and piece in syllables:
+                candidate = head + [piece]
+                if best[end] is None or len(candidate) < len(best[end]):  # type: ignore[arg-type]
+                    best[end] = candidate
+    return best[len(word)]
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    """Alternatives, any of which may match: a prefix word, or a phrase of tokens."""
+
+    prefix: str | None
+    phrases: tuple[tuple[str, ...], ...]
+
+
+def parse_query(text: str) -> list[Term]:
+    terms: list[Term] = []
+    for cjk, word in _RUNS.findall(fold(text)):
+        if cjk:
+            terms.append(Term(prefix=None, phrases=(tuple(cjk),)))
+            continue
+        phrases: tuple[tuple[str, ...], ...] = ()
+        syllables = split_pinyin(word) if word.isalpha() else None
+        if syllables and len(syllables) > 1:
+            phrases = (tuple(syllables),)
+        terms.append(Term(prefix=word, phrases=phrases))
+    return terms[:12]  # a pasted paragraph is not a query
+
+
+def _fts5_quote(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+def fts5_query(terms: list[Term]) -> str:
+    """FTS5 MATCH syntax: "a b c" is a phrase, "w"* a prefix, AND / OR as written."""
+    rendered = []
+    for term in terms:
+        options = [_fts5_quote(" ".join(phrase)) for phrase in term.phrases]
+        if term.prefix:
+            options.append(_fts5_quote(term.prefix) + "*")
+        rendered.append(options[0] if len(options) == 1 else "(" + " OR ".join(options) + ")")
+    return " AND ".join(rendered)
+
+
+def _ts_quote(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def tsquery(terms: list[Term]) -> str:
+    """PostgreSQL to_tsquery('simple', ...) syntax: <-> follows, :* is a prefix, & and |."""
+    rendered = []
+    for term in terms:
+        options = [" <-> ".join(_ts_quote(token) for token in phrase) for phrase in term.phrases]
+        if term.prefix:
+            options.append(_ts_quote(term.prefix) + ":*")
+        options = [f"({option})" if "<->" in option else option for option in options]
+        rendered.append(options[0] if len(options) == 1 else "(" + " | ".join(options) + ")")
+    return " & ".join(rendered)

@@ -1,0 +1,480 @@
+"""Cataloguing: ISBN intake, records, copies, labels, search. One transaction per operation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from library import audit
+from library.accounts.principal import Principal
+from library.branches.tables import Branch
+from library.catalog import rules
+from library.catalog.isbn import Isbn, IsbnRefusal, hyphenate, parse_isbn
+from library.catalog.search_text import fts5_query, index_text, parse_query, tsquery
+from library.catalog.tables import BarcodeSequence, Item, Record
+from library.db import is_sqlite, read_transaction, run_in_write_transaction
+from library.errors import Conflict, InvalidInput, InvalidRecord, NotFound, NotPermitted
+
+PAGE_SIZE_LIMIT = 100
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.IntegrityError):
+        return "UNIQUE" in str(error)
+    return getattr(error, "sqlstate", None) == "23505"
+
+
+def _json_list(raw: Any) -> list:
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return list(value or [])
+
+
+# --- ISBN ---------------------------------------------------------------------------
+
+
+def require_isbn(text: str, field_name: str = "isbn") -> Isbn:
+    result = parse_isbn(text)
+    if isinstance(result, IsbnRefusal):
+        raise InvalidInput(result.code, field=field_name, expected=result.expected_check_digit, length=result.length)
+    return result
+
+
+# --- records ------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordInput:
+    """What a librarian (or an import, or the API) says about an edition."""
+
+    title: str
+    isbn: str | None = None
+    other_isbns: list[str] = field(default_factory=list)
+    control_number: str | None = None
+    subtitle: str = ""
+    parallel_title: str = ""
+    original_title: str = ""
+    contributors: list[dict[str, str]] = field(default_factory=list)
+    publisher: str = ""
+    publication_year: int | None = None
+    language: str = "chi"
+    series: str = ""
+    series_number: str = ""
+    subjects: list[str] = field(default_factory=list)
+    age_min: int | None = None
+    age_max: int | None = None
+    format: str = "picture_book"
+    pages: int | None = None
+    summary: str = ""
+    clc: str = ""
+    call_number: str = ""
+    cover: str = ""
+
+
+def _clean(data: RecordInput) -> RecordInput:
+    text_fields = ("title", "subtitle", "parallel_title", "original_title", "publisher", "series", "series_number",
+                   "summary", "clc", "call_number", "language")
+    for name in text_fields:
+        setattr(data, name, (getattr(data, name) or "").strip())
+    data.contributors = [
+        {"name": c.get("name", "").strip(), "role": (c.get("role") or "author").strip()}
+        for c in data.contributors if (c.get("name") or "").strip()
+    ]
+    data.subjects = [s.strip() for s in data.subjects if s and s.strip()]
+    data.control_number = (data.control_number or "").strip() or None
+    return data
+
+
+def search_text_of(values: dict[str, Any]) -> str:
+    isbns = [values.get("isbn13")] + list(values.get("other_isbns") or [])
+    isbn_tokens = []
+    for isbn13 in filter(None, isbns):
+        isbn_tokens.append(isbn13)
+        parsed = parse_isbn(isbn13)
+        if isinstance(parsed, Isbn) and parsed.isbn10:
+            isbn_tokens.append(parsed.isbn10)
+    return index_text([
+        values.get("title"), values.get("subtitle"), values.get("parallel_title"), values.get("original_title"),
+        *[c.get("name") for c in values.get("contributors") or []],
+        values.get("series"), *list(values.get("subjects") or []), values.get("publisher"), " ".join(isbn_tokens),
+    ])
+
+
+def record_values(data: RecordInput, today: dt.date) -> dict[str, Any]:
+    """Validated column values of a record (every problem reported at once)."""
+    data = _clean(data)
+    problems = rules.record_problems(asdict(data), today.year)
+    isbn13 = None
+    if data.isbn:
+        parsed = parse_isbn(data.isbn)
+        if isinstance(parsed, IsbnRefusal):
+            problems.insert(0, ("isbn", parsed.code, {"expected": parsed.expected_check_digit,
+                                                      "length": parsed.length}))
+        else:
+            isbn13 = parsed.isbn13
+    others = []
+    for other in data.other_isbns:
+        parsed = parse_isbn(other)
+        if isinstance(parsed, Isbn) and parsed.isbn13 != isbn13 and parsed.isbn13 not in others:
+            others.append(parsed.isbn13)
+    if problems:
+        raise InvalidRecord(problems)
+    values = {
+        "isbn13": isbn13,
+        "other_isbns": others,
+        "control_number": data.control_number,
+        "title": data.title,
+        "subtitle": data.subtitle,
+        "parallel_title": data.parallel_title,
+        "original_title": data.original_title,
+        "contributors": data.contributors,
+        "publisher": data.publisher,
+        "publication_year": data.publication_year,
+        "language": data.language or "chi",
+        "series": data.series,
+        "series_number": data.series_number,
+        "subjects": data.subjects,
+        "age_min": data.age_min,
+        "age_max": data.age_max,
+        "format": data.format or "picture_book",
+        "pages": data.pages,
+        "summary": data.summary,
+        "clc": data.clc,
+        "call_number": data.call_number or rules.default_call_number(data.clc, data.contributors),
+        "cover": data.cover,
+    }
+    values["search_text"] = search_text_of(values)
+    return values
+
+
+def _row_values(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON columns go in as text, the same on both drivers."""
+    return {key: json.dumps(value, ensure_ascii=False) if key in ("other_isbns", "contributors", "subjects") else value
+            for key, value in values.items()}
+
+
+async def create_record(data: RecordInput, actor: str, today: dt.date) -> str:
+    values = record_values(data, today)
+
+    async def work() -> str:
+        rows = await Record.insert(Record(**_row_values(values))).returning(Record.uuid)
+        uuid = str(rows[0]["uuid"])
+        await audit.record(actor, "record.created", f"record:{uuid}", isbn=values["isbn13"], title=values["title"])
+        return uuid
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            if values["isbn13"]:
+                raise Conflict("record_exists", field="isbn", isbn=hyphenate(values["isbn13"])) from None
+            raise Conflict("record_exists", field="control_number", isbn=values["control_number"] or "") from None
+        raise
+
+
+async def update_record(uuid: str, data: RecordInput, actor: str, today: dt.date) -> None:
+    values = record_values(data, today)
+
+    async def work() -> None:
+        updated = await Record.update(_row_values(values)).where(Record.uuid == uuid).returning(Record.id)
+        if not updated:
+            raise NotFound("record_not_found")
+        await audit.record(actor, "record.updated", f"record:{uuid}", title=values["title"])
+
+    try:
+        await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            raise Conflict("record_exists", field="isbn", isbn=hyphenate(values["isbn13"] or "")) from None
+        raise
+
+
+def _record_view(row: dict[str, Any]) -> dict[str, Any]:
+    view = dict(row)
+    view["uuid"] = str(row["uuid"])
+    for key in ("other_isbns", "contributors", "subjects"):
+        view[key] = _json_list(row.get(key))
+    view["isbn_hyphenated"] = hyphenate(row["isbn13"]) if row.get("isbn13") else ""
+    view.pop("search_text", None)
+    return view
+
+
+async def _branches_by_id() -> dict[int, dict[str, Any]]:
+    rows = await Branch.select(Branch.id, Branch.code, Branch.name_zh, Branch.name_en)
+    return {row["id"]: row for row in rows}
+
+
+async def record_detail(uuid: str) -> dict[str, Any]:
+    """A record with its copies grouped by the branch where they are."""
+    async with read_transaction():
+        row = await Record.select().where(Record.uuid == uuid).first()
+        if row is None:
+            raise NotFound("record_not_found")
+        items = await Item.select().where(Item.record == row["id"]).order_by(Item.barcode)
+        branches = await _branches_by_id()
+    view = _record_view(row)
+    view["items"] = [_item_view(item, branches) for item in items]
+    view["holdings"] = _holdings(items, branches)
+    return view
+
+
+def _item_view(item: dict[str, Any], branches: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "uuid": str(item["uuid"]),
+        "barcode": item["barcode"],
+        "status": item["status"],
+        "item_type": item["item_type"],
+        "shelf_location": item["shelf_location"],
+        "home_branch": branches[item["home_branch"]]["code"],
+        "current_branch": branches[item["current_branch"]]["code"],
+        "current_branch_name_zh": branches[item["current_branch"]]["name_zh"],
+        "current_branch_name_en": branches[item["current_branch"]]["name_en"],
+        "due_back": item["due_back"],
+        "price_cents": item["price_cents"],
+        "acquired_on": item["acquired_on"],
+        "withdrawn_reason": item["withdrawn_reason"],
+    }
+
+
+def _holdings(items: list[dict[str, Any]], branches: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per branch: copies there, on the shelf, and the soonest due date of those out."""
+    summary: dict[int, dict[str, Any]] = {}
+    for item in items:
+        if item["status"] == "withdrawn":
+            continue
+        branch = branches[item["current_branch"]]
+        entry = summary.setdefault(item["current_branch"], {
+            "branch": branch["code"], "name_zh": branch["name_zh"], "name_en": branch["name_en"],
+            "copies": 0, "available": 0, "next_due": None})
+        entry["copies"] += 1
+        if item["status"] == "available":
+            entry["available"] += 1
+        if item["due_back"] and (entry["next_due"] is None or item["due_back"] < entry["next_due"]):
+            entry["next_due"] = item["due_back"]
+    return sorted(summary.values(), key=lambda entry: entry["branch"])
+
+
+async def intake(isbn_text: str) -> dict[str, Any]:
+    """A scanned ISBN: the network's record with its holdings, or nothing yet (with the ISBN read)."""
+    isbn = require_isbn(isbn_text)
+    async with read_transaction():
+        row = await Record.select(Record.uuid).where(Record.isbn13 == isbn.isbn13).first()
+    uuid = str(row["uuid"]) if row else None
+    if uuid is None:
+        # An edition catalogued under another of its ISBNs (a MARC 020 with several): the
+        # full-text index holds every ISBN of a record.
+        for hit in (await search(isbn.isbn13, SearchFilters(), page_size=5))["hits"]:
+            detail = await record_detail(hit["uuid"])
+            if isbn.isbn13 in detail["other_isbns"]:
+                return {"isbn": isbn, "record": detail}
+    record = await record_detail(uuid) if uuid else None
+    return {"isbn": isbn, "record": record}
+
+
+# --- copies ------------------------------------------------------------------------------
+
+
+async def _branch(code: str) -> dict[str, Any]:
+    row = await Branch.select(Branch.id, Branch.code).where(Branch.code == code).first()
+    if row is None:
+        raise NotFound("branch_not_found", field="branch", code=code)
+    return row
+
+
+async def _take_numbers(prefix: str, count: int) -> range:
+    """Reserve `count` consecutive numbers with one conditional UPDATE (never the same twice)."""
+    await BarcodeSequence.insert(BarcodeSequence(prefix=prefix, next_value=1)).on_conflict(
+        target=BarcodeSequence.prefix, action="DO NOTHING")
+    rows = await BarcodeSequence.update({BarcodeSequence.next_value: BarcodeSequence.next_value + count}).where(
+        BarcodeSequence.prefix == prefix).returning(BarcodeSequence.next_value)
+    end = rows[0]["next_value"]
+    return range(end - count, end)
+
+
+@dataclass
+class NewCopies:
+    branch_code: str
+    count: int = 1
+    barcodes: list[str] = field(default_factory=list)  # scanned; empty: generate
+    shelf_location: str = ""
+    item_type: str = "picture_book"
+    price_cents: int | None = None
+    acquired_on: dt.date | None = None
+
+
+async def add_items(principal: Principal, record_uuid: str, new: NewCopies) -> list[str]:
+    """Add copies to a branch; all or none (a duplicate barcode saves nothing)."""
+    barcodes = [b.strip().upper() for b in new.barcodes if b and b.strip()]
+    count = len(barcodes) or new.count
+    if not 1 <= count <= rules.MAX_COPIES_AT_ONCE:
+        raise InvalidInput("copies_count", field="count", limit=rules.MAX_COPIES_AT_ONCE)
+    if new.item_type not in rules.ITEM_TYPES:
+        raise InvalidInput("invalid_choice", field="item_type")
+    if new.price_cents is not None and new.price_cents < 0:
+        raise InvalidInput("not_a_price", field="price")
+    seen: set[str] = set()
+    for barcode in barcodes:
+        if barcode in seen:
+            raise InvalidInput("barcodes_repeated", field="barcodes", barcode=barcode)
+        seen.add(barcode)
+
+    async def work() -> list[str]:
+        branch = await _branch(new.branch_code)
+        if not principal.works_for(branch["id"]):
+            raise NotPermitted("not_your_branch", code=branch["code"])
+        record = await Record.select(Record.id).where(Record.uuid == record_uuid).first()
+        if record is None:
+            raise NotFound("record_not_found")
+        prefixes = [row["code"] for row in await Branch.select(Branch.code)]
+        for barcode in barcodes:
+            problem = rules.barcode_problem(barcode, prefixes)
+            if problem:
+                raise InvalidInput(problem, field="barcodes", barcode=barcode)
+        chosen = barcodes or [rules.generated_barcode(branch["code"], n)
+                              for n in await _take_numbers(branch["code"], count)]
+        await Item.insert(*[
+            Item(record=record["id"], barcode=barcode, home_branch=branch["id"], current_branch=branch["id"],
+                 shelf_location=new.shelf_location.strip(), item_type=new.item_type, status="available",
+                 price_cents=new.price_cents, acquired_on=new.acquired_on)
+            for barcode in chosen])
+        await audit.record(principal.audit_name, "items.added", f"record:{record_uuid}", barcodes=chosen,
+                           branch=branch["code"])
+        return chosen
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            taken = await Item.select(Item.barcode).where(Item.barcode.is_in(barcodes or ["-"]))
+            barcode = taken[0]["barcode"] if taken else ""
+            raise Conflict("barcode_taken", field="barcodes", barcode=barcode) from None
+        raise
+
+
+async def withdraw_item(principal: Principal, barcode: str, reason: str) -> None:
+    barcode = (barcode or "").strip().upper()
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("withdraw_reason_required", field="reason")
+
+    async def work() -> None:
+        item = await Item.select(Item.id, Item.status, Item.home_branch, Item.current_branch).where(
+            Item.barcode == barcode).first()
+        if item is None:
+            raise NotFound("item_not_found", barcode=barcode)
+        if not (principal.works_for(item["home_branch"]) or principal.works_for(item["current_branch"])):
+            raise NotPermitted("not_your_branch", code=barcode)
+        # Conditional: a copy lent out in the meantime is not withdrawn under the reader's feet.
+        updated = await Item.update({Item.status: "withdrawn", Item.withdrawn_reason: reason[:500]}).where(
+            (Item.id == item["id"]) & Item.status.is_in(list(rules.WITHDRAWABLE))).returning(Item.id)
+        if not updated:
+            raise Conflict("item_not_withdrawable", status=item["status"])
+        await audit.record(principal.audit_name, "item.withdrawn", f"item:{barcode}", reason=reason)
+
+    await run_in_write_transaction(work)
+
+
+async def labels(barcodes: list[str]) -> list[dict[str, Any]]:
+    """Spine labels: call number and barcode of each copy, in the order asked."""
+    wanted = [b.strip().upper() for b in barcodes if b.strip()][:200]
+    if not wanted:
+        return []
+    rows = await Item.select(Item.barcode, Item.record.call_number, Item.record.title, Item.record.clc).where(
+        Item.barcode.is_in(wanted))
+    by_barcode = {row["barcode"]: row for row in rows}
+    return [{"barcode": b, "call_number": by_barcode[b]["record.call_number"],
+             "title": by_barcode[b]["record.title"]} for b in wanted if b in by_barcode]
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@dataclass
+class SearchFilters:
+    age: int | None = None
+    format: str | None = None
+    language: str | None = None
+    branch: str | None = None
+    available: bool = False
+
+
+def _placeholder(values: list[Any], value: Any) -> str:
+    values.append(value)
+    return "{}"
+
+
+async def search(query: str, filters: SearchFilters, sort: str = "relevance", page: int = 1,
+                 page_size: int = 20) -> dict[str, Any]:
+    """Hits (with availability per branch) and the total, from the database's own full-text index."""
+    page = max(1, page)
+    page_size = max(1, min(PAGE_SIZE_LIMIT, page_size))
+    query = (query or "").strip()[:200]
+    isbn = parse_isbn(query) if query else None
+    terms = parse_query(isbn.isbn13 if isinstance(isbn, Isbn) else query)
+    sqlite = is_sqlite()
+    values: list[Any] = []  # in the order their placeholders appear
+    where: list[str] = []
+    source = "record r"
+    if terms and sqlite:
+        source = "record_fts JOIN record r ON r.id = record_fts.rowid"
+        where.append("record_fts MATCH " + _placeholder(values, fts5_query(terms)))
+    elif terms:
+        where.append("r.search_vector @@ to_tsquery('simple', " + _placeholder(values, tsquery(terms)) + ")")
+    if filters.age is not None:
+        where.append(f"(r.age_min IS NULL OR r.age_min <= {_placeholder(values, filters.age)})")
+        where.append(f"(r.age_max IS NULL OR r.age_max >= {_placeholder(values, filters.age)})")
+    if filters.format:
+        where.append("r.format = " + _placeholder(values, filters.format))
+    if filters.language:
+        where.append("r.language = " + _placeholder(values, filters.language))
+    if filters.branch or filters.available:
+        conditions = ["i.record = r.id", "i.status = 'available'" if filters.available else "i.status <> 'withdrawn'"]
+        if filters.branch:
+            conditions.append("i.current_branch = " + _placeholder(values, (await _branch(filters.branch))["id"]))
+        where.append("EXISTS (SELECT 1 FROM item i WHERE " + " AND ".join(conditions) + ")")
+    where_sql = (" WHERE " + " AND ".join(where)) if where else ""
+
+    order_values: list[Any] = []
+    if sort == "newest":
+        order = "r.publication_year IS NULL, r.publication_year DESC, r.id DESC"
+    elif sort == "title":
+        order = "r.title, r.id"
+    elif terms and sqlite:
+        order = "bm25(record_fts), r.id DESC"
+    elif terms:
+        order = "ts_rank(r.search_vector, to_tsquery('simple', {})) DESC, r.id DESC"
+        order_values.append(tsquery(terms))
+    else:
+        order = "r.id DESC"
+    sql = (f"SELECT r.id, r.uuid, r.isbn13, r.title, r.subtitle, r.contributors, r.publisher, r.publication_year, "
+           f"r.format, r.age_min, r.age_max, r.cover, r.call_number, r.language FROM {source}{where_sql} "
+           f"ORDER BY {order} LIMIT {page_size} OFFSET {(page - 1) * page_size}")
+    async with read_transaction():
+        rows = await Record.raw(sql, *values, *order_values)
+        total = (await Record.raw(f"SELECT COUNT(*) AS n FROM {source}{where_sql}", *values))[0]["n"]
+        availability = await _availability([row["id"] for row in rows])
+    hits = []
+    for row in rows:
+        hit = {key: row[key] for key in ("isbn13", "title", "subtitle", "publisher", "publication_year", "format",
+                                         "age_min", "age_max", "cover", "call_number", "language")}
+        hit["uuid"] = str(row["uuid"])
+        hit["contributors"] = _json_list(row["contributors"])
+        hit["holdings"] = availability.get(row["id"], [])
+        hits.append(hit)
+    return {"query": query, "total": total, "page": page, "page_size": page_size, "hits": hits,
+            "isbn": isbn.isbn13 if isinstance(isbn, Isbn) else None}
+
+
+async def _availability(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    if not record_ids:
+        return {}
+    rows = await Item.select(Item.record, Item.current_branch, Item.status, Item.due_back).where(
+        Item.record.is_in(record_ids) & (Item.status != "withdrawn"))
+    branches = await _branches_by_id()
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for record_id in record_ids:
+        items = [row for row in rows if row["record"] == record_id]
+        grouped[record_id] = _holdings(items, branches)
+    return grouped
