@@ -8,6 +8,7 @@ scanners append), and an ISBN inside pasted text ("ISBN 978-7-... (精装)").
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import isbnlib
@@ -66,7 +67,7 @@ def _check(digits: str, given: str) -> Isbn | IsbnRefusal:
 
 def parse_isbn(text: str | None) -> Isbn | IsbnRefusal:
     """The ISBN in `text`, or the reason there is none (with the expected check digit)."""
-    given = (text or "").strip()
+    given = unicodedata.normalize("NFKC", text or "").strip()  # full-width digits from a Chinese IME
     if not given:
         return IsbnRefusal("isbn_empty", given)
     compact = _SEPARATORS.sub("", given).upper()

@@ -1,0 +1,42 @@
+import pytest
+
+from library.catalog.search_text import fold, fts5_query, index_text, parse_query, split_pinyin, tsquery
+
+
+def test_index_text_holds_characters_pinyin_and_initials():
+    text = index_text(["好餓的毛毛蟲", "The Very Hungry Caterpillar"])
+    assert "好 饿 的 毛 毛 虫" in text and "hao e de mao mao chong" in text and " hedmmc " in f" {text} "
+    assert "hungry caterpillar" in text
+
+
+def test_fold_unifies_scripts_and_widths():
+    assert fold("好餓的毛毛蟲 ＡＢＣ") == "好饿的毛毛虫 abc"
+
+
+@pytest.mark.parametrize(
+    ("word", "syllables"),
+    [("maomaochong", ["mao", "mao", "chong"]), ("xian", ["xian"]), ("haoe", ["hao", "e"]),
+     ("lvse", ["lv", "se"]), ("hedmmc", None), ("caterpillar", None)],
+)
+def test_split_pinyin(word, syllables):
+    assert split_pinyin(word) == syllables
+
+
+@pytest.mark.parametrize(
+    ("query", "fts5", "ts"),
+    [
+        ("好餓的毛毛蟲", '"好 饿 的 毛 毛 虫"', "('好' <-> '饿' <-> '的' <-> '毛' <-> '毛' <-> '虫')"),
+        ("hungry cat", '"hungry"* AND "cat"*', "'hungry':* & 'cat':*"),
+        ("maomaochong", '("mao mao chong" OR "maomaochong"*)', "(('mao' <-> 'mao' <-> 'chong') | 'maomaochong':*)"),
+        ('a"b', '"a"* AND "b"*', "'a':* & 'b':*"),
+        ("", "", ""),
+        ("*** OR NEAR(", '"or"* AND "near"*', "'or':* & 'near':*"),
+    ],
+)
+def test_queries_render_for_both_engines(query, fts5, ts):
+    terms = parse_query(query)
+    assert (fts5_query(terms), tsquery(terms)) == (fts5, ts)
+
+
+def test_a_pasted_paragraph_is_cut_to_twelve_terms():
+    assert len(parse_query(" ".join(f"word{n}" for n in range(50)))) == 12
