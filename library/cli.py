@@ -139,6 +139,81 @@ def create_staff(username: str, display_name: str, role: str, branches: tuple[st
     click.secho(f"staff account {username} created", fg="green")
 
 
+@main.group(help="The catalogue: MARC import and export.")
+def catalog() -> None:
+    pass
+
+
+def _count_records(data: bytes) -> int:
+    """For the progress bar: closing record tags in MARCXML, record terminators in ISO 2709."""
+    import re
+
+    if data.lstrip()[:1] == b"<":
+        return max(1, len(re.findall(rb"</(?:\w+:)?record>", data)))
+    return max(1, data.count(b"\x1d"))
+
+
+@catalog.command("import", help="Import MARC21 or CNMARC records with their holdings (ISO 2709 or MARCXML). "
+                                "Importing a file again updates, never duplicates.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "flavour", type=click.Choice(["auto", "marc21", "cnmarc"]), default="auto",
+              show_default=True, help="auto: CNMARC when a record has a 200 field and no 245.")
+@click.option("--branch", help="The branch that gets copies whose holdings name no known branch.")
+def catalog_import(file: str, flavour: str, branch: str | None) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from pathlib import Path
+
+    from library.catalog.exchange import import_marc
+    from library.clock import today_in
+    from library.errors import DomainError
+
+    data = Path(file).read_bytes()
+    with click.progressbar(length=_count_records(data), label="importing", show_pos=True) as bar:
+        done = {"n": 0}
+
+        def progress(report) -> None:
+            bar.update(report.read - done["n"])
+            done["n"] = report.read
+
+        try:
+            report = asyncio.run(import_marc(data, "cli", today_in(settings.time_zone), flavour, branch, progress))
+        except DomainError as error:
+            raise click.ClickException(error.message()) from None
+    click.echo(f"read {report.read} ({report.flavour or 'no'} records): created {report.created}, "
+               f"updated {report.updated}; copies created {report.items_created}, updated {report.items_updated}; "
+               f"skipped {len(report.skipped)}")
+    for skipped in report.skipped[:50]:
+        click.echo(f"  skipped record {skipped.position}: {skipped.reason}", err=True)
+    if len(report.skipped) > 50:
+        click.echo(f"  ... and {len(report.skipped) - 50} more", err=True)
+
+
+@catalog.command("export", help="Export the catalogue (or one branch's part) as MARC21 or MARCXML.")
+@click.argument("file", type=click.Path(dir_okay=False, writable=True))
+@click.option("--format", "fmt", type=click.Choice(["marc21", "marcxml"]), default="marc21", show_default=True)
+@click.option("--branch", help="Only records with copies at this branch, with those copies.")
+def catalog_export(file: str, fmt: str, branch: str | None) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.catalog.exchange import export_marc
+    from library.errors import DomainError
+
+    async def write() -> int:
+        size = 0
+        with open(file, "wb") as handle:
+            async for chunk in export_marc(fmt, branch):
+                handle.write(chunk)
+                size += len(chunk)
+        return size
+
+    try:
+        size = asyncio.run(write())
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+    click.echo(f"wrote {size} bytes to {file}")
+
+
 @main.command(help="Run the web service (uvicorn).")
 @click.option("--host", default=None, help="Default: LIBRARY_HOST or 127.0.0.1.")
 @click.option("--port", type=int, default=None, help="Default: LIBRARY_PORT or 8000.")

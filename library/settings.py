@@ -42,7 +42,13 @@ class Settings:
     signin_failures_per_minute: int
     secure_cookies: bool
     forwarded_allow_ips: str | None
+    metadata_providers: str
+    metadata_timeout: int
     debug: bool
+
+    @property
+    def covers_dir(self) -> Path:
+        return self.data_dir / "covers"
 
     @property
     def engine(self) -> str:
@@ -145,6 +151,21 @@ def _secret_key(environ: dict[str, str], data_dir: Path) -> str:
     return key
 
 
+METADATA_PROVIDERS = ("local", "goob", "openl", "wiki")
+
+
+def _metadata_providers(environ: dict[str, str]) -> str:
+    raw = _env(environ, "LIBRARY_METADATA_PROVIDERS")
+    if raw is None:
+        return "local,openl,goob"
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METADATA_PROVIDERS]
+    if unknown:
+        raise SettingsError(f"LIBRARY_METADATA_PROVIDERS names unknown providers: {', '.join(unknown)} "
+                            f"(known: {', '.join(METADATA_PROVIDERS)})")
+    return ",".join(names)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     data_dir_raw = _env(env, "LIBRARY_DATA_DIR")
@@ -176,6 +197,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         signin_failures_per_minute=_int(env, "LIBRARY_SIGNIN_FAILURES_PER_MINUTE", 5, 1, 1000),
         secure_cookies=_bool(env, "LIBRARY_SECURE_COOKIES", False),
         forwarded_allow_ips=_env(env, "LIBRARY_FORWARDED_ALLOW_IPS"),
+        metadata_providers=_metadata_providers(env),
+        metadata_timeout=_int(env, "LIBRARY_METADATA_TIMEOUT", 4, 1, 60),
         debug=_bool(env, "LIBRARY_DEBUG", False),
     )
 
@@ -196,5 +219,7 @@ SETTING_NAMES = (
     "LIBRARY_SIGNIN_FAILURES_PER_MINUTE",
     "LIBRARY_SECURE_COOKIES",
     "LIBRARY_FORWARDED_ALLOW_IPS",
+    "LIBRARY_METADATA_PROVIDERS",
+    "LIBRARY_METADATA_TIMEOUT",
     "LIBRARY_DEBUG",
 )

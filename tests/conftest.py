@@ -40,6 +40,7 @@ def pytest_configure(config) -> None:
     os.environ["LIBRARY_DATA_DIR"] = data_dir
     os.environ["LIBRARY_SECRET_KEY"] = "test-" + secrets.token_urlsafe(40)
     os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
+    os.environ["LIBRARY_METADATA_PROVIDERS"] = "local"  # no network in tests
     admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
     if admin_url:
         name = f"library_test_{secrets.token_hex(6)}"

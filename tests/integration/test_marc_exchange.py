@@ -1,0 +1,140 @@
+"""MARC in and out, on both engines, with the files other systems really send."""
+
+import datetime as dt
+import io
+
+import pymarc
+import pytest
+from pymarc import Field, Subfield
+
+from library.catalog import service
+from library.catalog.exchange import export_marc, import_marc
+from library.catalog.service import SearchFilters
+from library.catalog.tables import Item, Record
+from library.demo import load_demo
+from library.errors import InvalidInput
+from tests.marc_samples import cnmarc, iso2709, marc21
+
+TODAY = dt.date(2026, 11, 28)
+
+
+@pytest.fixture
+async def demo():
+    await load_demo(TODAY)
+
+
+async def collect(fmt: str, branch: str | None = None) -> bytes:
+    return b"".join([chunk async for chunk in export_marc(fmt, branch)])
+
+
+async def test_real_world_isbn_shapes(demo):
+    data = iso2709(
+        marc21("好饿的毛毛虫", isbns=["9787533278267 (精装)", "7533259599"], author="卡尔, 艾瑞"),  # several, qualifier
+        marc21("Where the Wild Things Are", isbns=["0060254920 (lib. bdg.)"]),  # ISBN-10 only
+        marc21("无 ISBN 的社区自编绘本", control="ZX-LOCAL-0001"),  # no ISBN at all
+    )
+    report = await import_marc(data, "test", TODAY)
+    assert (report.read, report.created, report.updated, report.skipped) == (3, 3, 0, [])
+    assert report.flavour == "marc21"
+    first = (await service.intake("9787533278267"))["record"]
+    assert first["title"] == "好饿的毛毛虫" and first["other_isbns"] == ["9787533259594"]
+    assert first["publisher"] == "明天出版社" and first["publication_year"] == 2008
+    assert first["contributors"] == [{"name": "卡尔, 艾瑞", "role": "author"}]
+    assert (await service.intake("0-06-025492-0"))["record"]["title"] == "Where the Wild Things Are"
+    assert (await service.intake("9787533259594"))["record"]["uuid"] == first["uuid"]  # found by the other ISBN
+    assert (await service.search("社区自编", SearchFilters()))["total"] == 1
+
+
+async def test_importing_twice_updates_and_never_duplicates(demo):
+    holdings = [{"a": "ZX", "b": "ZX", "p": "ZX900001", "y": "picture_book", "c": "邻乐空间"}]
+    first = iso2709(marc21("好饿的毛毛虫", isbns=["9787533278267"], holdings=holdings),
+                    marc21("社区绘本", control="LOCAL-2"))
+    assert (await import_marc(first, "test", TODAY)).created == 2
+    second = iso2709(marc21("好饿的毛毛虫（新版）", isbns=["9787533278267"], holdings=holdings),
+                     marc21("社区绘本 第二版", control="LOCAL-2"))
+    report = await import_marc(second, "test", TODAY)
+    assert (report.created, report.updated, report.items_created, report.items_updated) == (0, 2, 0, 1)
+    assert await Record.count() == 2 and await Item.count() == 1
+    assert (await service.search("新版", SearchFilters()))["total"] == 1
+
+
+async def test_a_broken_record_is_skipped_with_its_position_and_the_rest_imports(demo):
+    good = iso2709(marc21("第一本", isbns=["9787533278267"]))
+    body = b"garbage that is no directory\x1e\x1d"
+    broken = f"{24 + len(body):05d}nam a2200037 i 4500".encode() + body  # right length, no directory
+    no_title = iso2709(marc21("", isbns=["9787533259594"]))
+    last = iso2709(marc21("第四本", control="C4"))
+    report = await import_marc(good + broken + no_title + last, "test", TODAY)
+    assert report.created == 2
+    assert [s.position for s in report.skipped] == [2, 3]
+    assert "title" in report.skipped[1].reason
+    assert await Record.count() == 2
+
+
+async def test_a_truncated_file_keeps_what_came_before(demo):
+    data = iso2709(marc21("第一本", control="T1"), marc21("第二本", control="T2"))
+    report = await import_marc(data[:-40], "test", TODAY)
+    assert report.created == 1 and report.skipped and report.skipped[0].position == 2
+
+
+@pytest.mark.parametrize("data", [b"%PDF-1.4 this is a pdf", b"<html><body>not marc</body></html", b"hello"])
+async def test_a_file_that_is_not_marc(demo, data):
+    with pytest.raises(InvalidInput) as refused:
+        await import_marc(data, "test", TODAY)
+    assert refused.value.code in ("marc_not_marc", "marc_empty")
+    assert await Record.count() == 0
+
+
+async def test_cnmarc_with_holdings(demo):
+    data = iso2709(cnmarc("猜猜我有多爱你", "978-7-5332-5959-4", holdings=[{"a": "JX", "b": "JX0000123", "d": "I561.85/M"}]))
+    report = await import_marc(data, "test", TODAY)
+    assert report.flavour == "cnmarc" and report.created == 1 and report.items_created == 1
+    record = (await service.intake("9787533259594"))["record"]
+    assert (record["title"], record["parallel_title"], record["clc"]) == (
+        "猜猜我有多爱你", "Guess how much I love you", "I561.85")
+    assert (record["age_min"], record["age_max"], record["pages"], record["publication_year"]) == (3, 6, 32, 2013)
+    assert {c["role"] for c in record["contributors"]} == {"author", "translator"}
+    assert [(h["branch"], h["copies"]) for h in record["holdings"]] == [("JX", 1)]
+    assert record["items"][0]["price_cents"] == 2980
+
+
+async def test_marc8_is_read(demo):
+    record = marc21("Cafe\u0301 stories", control="M8")  # an e with a combining acute accent
+    record.leader = record.leader[:9] + " " + record.leader[10:]  # MARC-8
+    record.force_utf8 = False
+    buffer = io.BytesIO()
+    pymarc.MARCWriter(buffer).write(record)
+    report = await import_marc(buffer.getvalue(), "test", TODAY)
+    assert report.created == 1, report.skipped
+    title = (await Record.select(Record.title).first())["title"]
+    assert title.startswith("Caf") and "stories" in title
+
+
+async def test_export_round_trip_marc21_and_marcxml(demo):
+    holdings = [{"a": "ZX", "b": "ZX", "p": "ZX900001", "y": "picture_book", "c": "邻乐空间", "g": "35.80",
+                 "d": "2026-03-01"}]
+    extra = [Field(tag="521", indicators=["1", " "], subfields=[Subfield("a", "2-6")]),
+             Field(tag="650", indicators=[" ", "4"], subfields=[Subfield("a", "昆虫")])]
+    await import_marc(iso2709(marc21("好饿的毛毛虫", isbns=["9787533278267"], author="艾瑞·卡尔", holdings=holdings,
+                                     extra=extra), marc21("社区绘本", control="LOCAL-2")), "test", TODAY)
+    exported = await collect("marc21")
+    records = list(pymarc.MARCReader(exported, to_unicode=True, force_utf8=True))
+    assert len(records) == 2
+    assert b"".join(record.as_marc() for record in records) == exported  # pymarc reads it back unchanged
+    xml = await collect("marcxml")
+    from_xml = pymarc.parse_xml_to_array(io.BytesIO(xml))
+    assert [r.as_marc() for r in from_xml] == [r.as_marc() for r in records]
+    caterpillar = next(r for r in records if r.get_fields("020"))
+    assert caterpillar["952"]["p"] == "ZX900001" and caterpillar["952"]["g"] == "35.80"
+    # Importing our own export changes nothing and duplicates nothing.
+    report = await import_marc(exported, "test", TODAY)
+    assert (report.created, report.updated, report.items_created) == (0, 2, 0)
+    assert await collect("marc21") == exported
+
+
+async def test_export_one_branch(demo):
+    await import_marc(iso2709(
+        marc21("在振兴", control="A", holdings=[{"a": "ZX", "b": "ZX", "p": "ZXA1", "y": "book"}]),
+        marc21("在总馆", control="B", holdings=[{"a": "JX", "b": "JX", "p": "JXB1", "y": "book"}])), "test", TODAY)
+    records = list(pymarc.MARCReader(await collect("marc21", "ZX"), to_unicode=True, force_utf8=True))
+    assert [r["245"]["a"] for r in records] == ["在振兴"]
