@@ -19,6 +19,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine as Jinja
 from library import __version__
 from library.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from library.branches.controllers import ROUTES as BRANCH_ROUTES
+from library.catalog.controllers import ROUTES as CATALOG_ROUTES
 from library.db import engine, prepare_sqlite
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
@@ -27,7 +28,7 @@ from library.web.errors import EXCEPTION_HANDLERS
 from library.web.templating import build_environment
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
-UNAUTHENTICATED_PATHS = ["^/static/", "^/health$", "^/api/ping$", "^/schema"]
+UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema"]
 
 
 def _session_key(secret: str) -> bytes:
@@ -37,6 +38,7 @@ def _session_key(secret: str) -> bytes:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    settings.covers_dir.mkdir(parents=True, exist_ok=True)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,7 +77,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *SHELL_ROUTES,
             *ACCOUNT_ROUTES,
             *BRANCH_ROUTES,
+            *CATALOG_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
+            create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
+                                       name="covers"),
         ],
         middleware=[
             session.middleware,

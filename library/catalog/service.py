@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import uuid as uuid_module
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,6 +26,14 @@ def is_unique_violation(error: BaseException) -> bool:
     if isinstance(error, sqlite3.IntegrityError):
         return "UNIQUE" in str(error)
     return getattr(error, "sqlstate", None) == "23505"
+
+
+def valid_uuid(value: str) -> str:
+    """A record's UUID as text; anything else is simply not a record (never a database error)."""
+    try:
+        return str(uuid_module.UUID(str(value)))
+    except ValueError:
+        raise NotFound("record_not_found") from None
 
 
 def _json_list(raw: Any) -> list:
@@ -175,6 +184,7 @@ async def create_record(data: RecordInput, actor: str, today: dt.date) -> str:
 
 
 async def update_record(uuid: str, data: RecordInput, actor: str, today: dt.date) -> None:
+    uuid = valid_uuid(uuid)
     values = record_values(data, today)
 
     async def work() -> None:
@@ -208,6 +218,7 @@ async def _branches_by_id() -> dict[int, dict[str, Any]]:
 
 async def record_detail(uuid: str) -> dict[str, Any]:
     """A record with its copies grouped by the branch where they are."""
+    uuid = valid_uuid(uuid)
     async with read_transaction():
         row = await Record.select().where(Record.uuid == uuid).first()
         if row is None:
@@ -306,6 +317,7 @@ class NewCopies:
 
 async def add_items(principal: Principal, record_uuid: str, new: NewCopies) -> list[str]:
     """Add copies to a branch; all or none (a duplicate barcode saves nothing)."""
+    record_uuid = valid_uuid(record_uuid)
     barcodes = [b.strip().upper() for b in new.barcodes if b and b.strip()]
     count = len(barcodes) or new.count
     if not 1 <= count <= rules.MAX_COPIES_AT_ONCE:

@@ -1,0 +1,339 @@
+"""Catalogue pages (public search and records; staff intake, records, copies, labels, exchange) and API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+from urllib.parse import urlencode
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post, put
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from litestar.response import Redirect, Stream, Template
+from markupsafe import Markup
+
+from library.branches import service as branches
+from library.catalog import exchange, forms, metadata, service
+from library.catalog.metadata import image_extension, store_cover
+from library.catalog.schemas import CopiesIn, ImportReportOut, IntakeOut, RecordIn, RecordOut, SearchOut, WithdrawIn
+from library.catalog.service import SearchFilters
+from library.clock import now_utc, today_in
+from library.errors import DomainError, InvalidInput, InvalidRecord
+from library.web.auth import principal_of, requires_staff
+from library.web.templating import page
+
+COVER_LIMIT = 2 * 1024 * 1024
+IMPORT_LIMIT = 100 * 1024 * 1024
+
+
+def _today(request: Request) -> dt.date:
+    return today_in(request.app.state.settings.time_zone)
+
+
+def _filters(age: int | None, format_: str | None, language: str | None, branch: str | None,
+             available: bool) -> SearchFilters:
+    return SearchFilters(age=age, format=format_ or None, language=language or None, branch=branch or None,
+                         available=available)
+
+
+@lru_cache(maxsize=2048)
+def barcode_svg(value: str) -> Markup:
+    """A Code 128 barcode as inline SVG (no image files, prints sharp)."""
+    import barcode
+    from barcode.writer import SVGWriter
+
+    svg = barcode.get("code128", value, writer=SVGWriter()).render(
+        {"module_height": 9, "module_width": 0.25, "font_size": 0, "quiet_zone": 1.5, "write_text": False})
+    text = svg.decode()
+    return Markup(text[text.index("<svg"):])
+
+
+async def _my_branches(request: Request) -> list[dict[str, Any]]:
+    principal = principal_of(request)
+    return [b for b in await branches.list_branches(_today(request)) if principal.works_for(b["id"])]
+
+
+# --- public ---------------------------------------------------------------------------------
+
+
+class CataloguePages(Controller):
+    include_in_schema = False
+
+    @get("/catalog", name="catalog_search")
+    async def search(
+        self, request: Request,
+        q: Annotated[str, QueryParameter()] = "",
+        age_text: Annotated[str | None, QueryParameter(name="age")] = None,
+        format_: Annotated[str | None, QueryParameter(name="format")] = None,
+        language: Annotated[str | None, QueryParameter()] = None,
+        branch: Annotated[str | None, QueryParameter()] = None,
+        available: Annotated[bool, QueryParameter()] = False,
+        sort: Annotated[str, QueryParameter()] = "relevance",
+        page_number: Annotated[int, QueryParameter(name="page", ge=1, le=10000)] = 1,
+    ) -> Template:
+        # A form sends every field: an empty age is "any age", a nonsense one too.
+        age = int(age_text) if age_text and age_text.isdigit() and int(age_text) <= 18 else None
+        filters = _filters(age, format_, language, branch, available)
+        result = await service.search(q, filters, sort, page_number, 20) if (q or any(
+            [age is not None, format_, language, branch, available])) else None
+        base_query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+        return page(request, "catalog/search.html", result=result, q=q, filters=filters, sort=sort,
+                    base_query=base_query, branches=await branches.list_branches(_today(request)))
+
+    @get("/catalog/records/{uuid:str}", name="catalog_record")
+    async def record(self, request: Request, uuid: FromPath[str]) -> Template:
+        return page(request, "catalog/record.html", record=await service.record_detail(uuid))
+
+
+# --- staff ----------------------------------------------------------------------------------
+
+
+class StaffCataloguePages(Controller):
+    include_in_schema = False
+    guards = [requires_staff]
+    path = "/staff/catalog"
+
+    @get("/", name="staff_catalog")
+    async def intake_form(self, request: Request, isbn: Annotated[str | None, QueryParameter()] = None) -> Template | Redirect:
+        """Scanning is a look-up (GET): the ISBN read, and the network's record or a form to make one."""
+        if isbn is None:
+            return page(request, "catalog/intake.html", isbn="", error=None)
+        try:
+            found = await service.intake(isbn)
+        except DomainError as error:
+            return page(request, "catalog/intake.html", status_code=error.status, isbn=isbn, error=error.message())
+        if found["record"]:
+            return Redirect(path=f"/staff/catalog/records/{found['record']['uuid']}?scanned=1", status_code=303)
+        return Redirect(path=f"/staff/catalog/records/new?isbn={found['isbn'].isbn13}", status_code=303)
+
+    @get("/records/new", name="staff_record_new")
+    async def new_record(self, request: Request, isbn: Annotated[str | None, QueryParameter()] = None) -> Template:
+        settings = request.app.state.settings
+        prefill, source = {}, None
+        if isbn:
+            parsed = service.require_isbn(isbn)
+            found = await metadata.lookup(parsed.isbn13, metadata.providers_from(
+                settings.metadata_providers, settings.metadata_timeout), now_utc())
+            if found:
+                source = found.pop("source")
+                prefill = found
+            prefill["isbn"] = parsed.hyphenated
+        return page(request, "catalog/record_form.html", values=forms.form_values_of(prefill), errors={},
+                    error=None, source=source, looked_up=bool(isbn), record=None)
+
+    @post("/records/new")
+    async def create_record(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        try:
+            data, values = forms.record_input(form)
+            uuid = await service.create_record(data, principal_of(request).audit_name, _today(request))
+        except DomainError as error:
+            return self._form_error(request, form, error, None)
+        return Redirect(path=f"/staff/catalog/records/{uuid}?created=1", status_code=303)
+
+    def _form_error(self, request: Request, form: Any, error: DomainError, record: dict | None) -> Template:
+        try:
+            values = forms.record_input(form)[1]
+        except InvalidRecord:
+            values = {key: form.get(key, "") for key in form.keys()}
+        errors = error.by_field() if isinstance(error, InvalidRecord) else {error.field or "": error.message()}
+        return page(request, "catalog/record_form.html", status_code=error.status, values=values, errors=errors,
+                    error=error.message(), source=None, looked_up=False, record=record)
+
+    @get("/records/{uuid:str}", name="staff_record")
+    async def record(self, request: Request, uuid: FromPath[str],
+                     scanned: Annotated[bool, QueryParameter()] = False,
+                     created: Annotated[bool, QueryParameter()] = False) -> Template:
+        return await self._record_page(request, uuid, scanned=scanned, created=created)
+
+    async def _record_page(self, request: Request, uuid: str, error: DomainError | None = None,
+                           **context: Any) -> Template:
+        record = await service.record_detail(uuid)
+        mine = await _my_branches(request)
+        rooms = {b["code"]: await branches.rooms_of(b["code"]) for b in mine}
+        here = [h for h in record["holdings"] if any(b["code"] == h["branch"] for b in mine)]
+        return page(request, "catalog/staff_record.html", status_code=error.status if error else 200, record=record,
+                    branches=mine, rooms=rooms, here=here, error=error.message() if error else None,
+                    error_field=error.field if error else None, today=_today(request), **context)
+
+    @get("/records/{uuid:str}/edit", name="staff_record_edit")
+    async def edit_form(self, request: Request, uuid: FromPath[str]) -> Template:
+        record = await service.record_detail(uuid)
+        return page(request, "catalog/record_form.html", values=forms.form_values_of(record), errors={},
+                    error=None, source=None, looked_up=False, record=record)
+
+    @post("/records/{uuid:str}/edit", request_max_body_size=COVER_LIMIT + 65536)
+    async def edit(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        record = await service.record_detail(uuid)
+        try:
+            data, _ = forms.record_input(form)
+            data.cover = await self._cover(request, form, uuid) or record["cover"]
+            await service.update_record(uuid, data, principal_of(request).audit_name, _today(request))
+        except DomainError as error:
+            return self._form_error(request, form, error, record)
+        return Redirect(path=f"/staff/catalog/records/{uuid}", status_code=303)
+
+    async def _cover(self, request: Request, form: Any, uuid: str) -> str | None:
+        upload = form.get("cover")
+        if not isinstance(upload, UploadFile):
+            return None
+        data = await upload.read(COVER_LIMIT + 1)
+        if not data:
+            return None
+        if len(data) > COVER_LIMIT:
+            raise InvalidInput("upload_too_large", field="cover", limit=2)
+        extension = image_extension(data)
+        if extension is None:
+            raise InvalidInput("cover_type", field="cover")
+        return store_cover(request.app.state.settings.covers_dir, uuid, data, extension)
+
+    @post("/records/{uuid:str}/items")
+    async def add_items(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        try:
+            barcodes = await service.add_items(principal_of(request), uuid, forms.copies_input(form))
+        except DomainError as error:
+            return await self._record_page(request, uuid, error, values=dict(form))
+        return Redirect(path="/staff/catalog/labels?barcodes=" + ",".join(barcodes), status_code=303)
+
+    @post("/items/{barcode:str}/withdraw")
+    async def withdraw(self, request: Request, barcode: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        uuid = form.get("record", "")
+        try:
+            await service.withdraw_item(principal_of(request), barcode, form.get("reason", ""))
+        except DomainError as error:
+            if not re.fullmatch(r"[0-9a-f\-]{36}", uuid):
+                raise
+            return await self._record_page(request, uuid, error)
+        return Redirect(path=f"/staff/catalog/records/{uuid}" if uuid else "/staff/catalog/", status_code=303)
+
+    @get("/labels", name="staff_labels")
+    async def labels(self, request: Request, barcodes: Annotated[str, QueryParameter()] = "") -> Template:
+        rows = await service.labels(barcodes.split(","))
+        for row in rows:
+            row["svg"] = barcode_svg(row["barcode"])
+        return page(request, "catalog/labels.html", labels=rows)
+
+    @get("/exchange", name="staff_exchange")
+    async def exchange_page(self, request: Request) -> Template:
+        return page(request, "catalog/exchange.html", report=None, error=None, branches=await _my_branches(request))
+
+    @post("/exchange", request_max_body_size=IMPORT_LIMIT)
+    async def import_file(self, request: Request) -> Template:
+        form = await request.form()
+        upload = form.get("file")
+        mine = await _my_branches(request)
+        try:
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("marc_empty", field="file")
+            data = await upload.read()
+            branch = form.get("branch") or None
+            if branch and branch not in {b["code"] for b in mine}:
+                raise InvalidInput("invalid_choice", field="branch")
+            report = await exchange.import_marc(data, principal_of(request).audit_name, _today(request),
+                                                form.get("flavour", "auto"), branch)
+        except DomainError as error:
+            return page(request, "catalog/exchange.html", status_code=error.status, report=None,
+                        error=error.message(), branches=mine)
+        return page(request, "catalog/exchange.html", report=report, error=None, branches=mine)
+
+    @get("/export", name="staff_export")
+    async def export(self, fmt: Annotated[str, QueryParameter(name="format")] = "marc21",
+                     branch: Annotated[str | None, QueryParameter()] = None) -> Stream:
+        return _export_stream(fmt, branch)
+
+
+def _export_stream(fmt: str, branch: str | None) -> Stream:
+    fmt = "marcxml" if fmt == "marcxml" else "marc21"
+    name = f"catalog{'-' + branch if branch else ''}.{'xml' if fmt == 'marcxml' else 'mrc'}"
+    return Stream(exchange.export_marc(fmt, branch or None),
+                  media_type="application/marcxml+xml" if fmt == "marcxml" else "application/marc",
+                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+
+class CatalogueAPI(Controller):
+    path = "/api"
+    tags = ["catalogue"]
+
+    @get("/catalog/isbn/{text:str}", summary="Read an ISBN; the network's record for it, or metadata to start one")
+    async def isbn(self, request: Request, text: FromPath[str],
+                   lookup: Annotated[bool, QueryParameter()] = True) -> IntakeOut:
+        found = await service.intake(text)
+        prefill = None
+        if found["record"] is None and lookup:
+            settings = request.app.state.settings
+            prefill = await metadata.lookup(found["isbn"].isbn13, metadata.providers_from(
+                settings.metadata_providers, settings.metadata_timeout), now_utc())
+        return IntakeOut(isbn13=found["isbn"].isbn13, hyphenated=found["isbn"].hyphenated,
+                         isbn10=found["isbn"].isbn10,
+                         record=RecordOut.from_view(found["record"]) if found["record"] else None, metadata=prefill)
+
+    @get("/records", summary="Search the catalogue (keywords, ISBN, pinyin, initials) with filters and paging")
+    async def search(
+        self,
+        q: Annotated[str, QueryParameter()] = "",
+        age: Annotated[int | None, QueryParameter(ge=0, le=18)] = None,
+        format_: Annotated[str | None, QueryParameter(name="format")] = None,
+        language: Annotated[str | None, QueryParameter()] = None,
+        branch: Annotated[str | None, QueryParameter()] = None,
+        available: Annotated[bool, QueryParameter()] = False,
+        sort: Annotated[str, QueryParameter(pattern="^(relevance|newest|title)$")] = "relevance",
+        page_number: Annotated[int, QueryParameter(name="page", ge=1, le=10000)] = 1,
+        page_size: Annotated[int, QueryParameter(ge=1, le=service.PAGE_SIZE_LIMIT)] = 20,
+    ) -> SearchOut:
+        result = await service.search(q, _filters(age, format_, language, branch, available), sort, page_number,
+                                      page_size)
+        return msgspec.convert(result, SearchOut, from_attributes=False, strict=False)
+
+    @get("/records/{uuid:str}", summary="One record with its copies and holdings per branch")
+    async def record(self, uuid: FromPath[str]) -> RecordOut:
+        return RecordOut.from_view(await service.record_detail(uuid))
+
+    @post("/records", guards=[requires_staff], summary="Catalogue a new record")
+    async def create(self, request: Request, data: JSONBody[RecordIn]) -> RecordOut:
+        uuid = await service.create_record(data.to_input(), principal_of(request).audit_name, _today(request))
+        return RecordOut.from_view(await service.record_detail(uuid))
+
+    @put("/records/{uuid:str}", guards=[requires_staff], summary="Change a record")
+    async def update(self, request: Request, uuid: FromPath[str], data: JSONBody[RecordIn]) -> RecordOut:
+        await service.update_record(uuid, data.to_input(), principal_of(request).audit_name, _today(request))
+        return RecordOut.from_view(await service.record_detail(uuid))
+
+    @post("/records/{uuid:str}/items", guards=[requires_staff], summary="Add copies (scanned or generated barcodes)")
+    async def add_items(self, request: Request, uuid: FromPath[str], data: JSONBody[CopiesIn]) -> list[str]:
+        return await service.add_items(principal_of(request), uuid, data.to_input())
+
+    @post("/items/{barcode:str}/withdraw", guards=[requires_staff], summary="Withdraw a copy, with the reason",
+          status_code=204)
+    async def withdraw(self, request: Request, barcode: FromPath[str], data: JSONBody[WithdrawIn]) -> None:
+        await service.withdraw_item(principal_of(request), barcode, data.reason)
+
+    @post("/catalog/import", guards=[requires_staff], request_max_body_size=IMPORT_LIMIT,
+          summary="Import a MARC file (multipart field 'file'; 'format' auto|marc21|cnmarc; 'branch')")
+    async def import_file(
+        self, request: Request,
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> ImportReportOut:
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("marc_empty", field="file")
+        report = await exchange.import_marc(await upload.read(), principal_of(request).audit_name, _today(request),
+                                            data.get("format", "auto"), data.get("branch") or None)
+        return ImportReportOut.from_report(report)
+
+    @get("/catalog/export", guards=[requires_staff], summary="Export MARC21 (format=marc21) or MARCXML")
+    async def export(self, fmt: Annotated[str, QueryParameter(name="format")] = "marc21",
+                     branch: Annotated[str | None, QueryParameter()] = None) -> Stream:
+        return _export_stream(fmt, branch)
+
+
+ROUTES = [CataloguePages, StaffCataloguePages, CatalogueAPI]

@@ -1,0 +1,127 @@
+"""Catalogue pages and API over HTTP."""
+
+import pytest
+
+from tests.marc_samples import iso2709, marc21
+from tests.support import form_token, sign_in_staff
+
+
+async def csrf_header(client) -> dict[str, str]:
+    await client.get("/")
+    return {"X-CSRFToken": client.cookies["library_csrf"]}
+
+
+async def staff_api(client) -> dict[str, str]:
+    headers = await csrf_header(client)
+    await client.post("/api/session", json={"kind": "staff", "login": "librarian", "secret": "librarian-demo"},
+                      headers=headers)
+    return headers
+
+
+async def test_isbn_lookup_explains_a_bad_check_digit(client):
+    response = await client.get("/api/catalog/isbn/9787533278261", headers={"Accept-Language": "en"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "The check digit is wrong: it should be 7. Check the number on the book."
+
+
+async def test_isbn_lookup_offers_metadata_from_the_local_provider(client):
+    answer = (await client.get("/api/catalog/isbn/7533278267")).json()
+    assert answer["hyphenated"] == "978-7-5332-7826-7" and answer["record"] is None
+    assert answer["metadata"]["title"] == "好饿的毛毛虫" and answer["metadata"]["source"] == "local"
+
+
+async def test_unknown_isbn_gives_an_empty_form_not_an_error(client):
+    await sign_in_staff(client)
+    page = await client.get("/staff/catalog/records/new", params={"isbn": "9780060254926"})
+    assert page.status_code == 200 and 'data-source="none"' in page.text
+    assert 'value="978-0-06-025492-6"' in page.text
+
+
+async def test_create_search_add_copies_withdraw_through_the_api(client):
+    headers = await staff_api(client)
+    created = await client.post("/api/records", headers=headers, json={
+        "title": "猜猜我有多爱你", "isbn": "9787533259594", "contributors": [{"name": "山姆·麦克布雷尼"}],
+        "age_min": 3, "age_max": 6, "clc": "I561.85"})
+    assert created.status_code == 201, created.text
+    uuid = created.json()["uuid"]
+    assert created.json()["call_number"] == "I561.85/SMMK"
+    barcodes = (await client.post(f"/api/records/{uuid}/items", headers=headers,
+                                  json={"branch": "ZX", "count": 2, "shelf_location": "邻乐空间"})).json()
+    assert len(barcodes) == 2
+    found = (await client.get("/api/records", params={"q": "cc wyddan"})).json()
+    assert found["total"] == 0  # initials are one token: a prefix of it matches, not pieces
+    found = (await client.get("/api/records", params={"q": "ccwyd"})).json()
+    assert [hit["uuid"] for hit in found["hits"]] == [uuid]
+    assert found["hits"][0]["holdings"][0]["available"] == 2
+    withdrawn = await client.post(f"/api/items/{barcodes[0]}/withdraw", headers=headers, json={"reason": "破损"})
+    assert withdrawn.status_code == 204
+    record = (await client.get(f"/api/records/{uuid}")).json()
+    assert record["holdings"][0]["copies"] == 1
+    duplicate = await client.post("/api/records", headers=headers, json={"title": "x", "isbn": "7533259599"})
+    assert duplicate.status_code == 409 and duplicate.json()["code"] == "record_exists"
+
+
+async def test_a_record_without_a_title_lists_every_problem(client):
+    headers = await staff_api(client)
+    response = await client.post("/api/records", headers=headers, json={"title": "", "age_min": 9, "age_max": 2})
+    assert response.status_code == 422  # in the librarian's own language (her account says zh_CN)
+    assert response.json()["detail"] == "此项为必填项。 最小年龄不能大于最大年龄。"
+
+
+async def test_titles_are_shown_escaped(client):
+    headers = await staff_api(client)
+    uuid = (await client.post("/api/records", headers=headers,
+                              json={"title": "<script>alert(1)</script>绘本"})).json()["uuid"]
+    page = await client.get(f"/catalog/records/{uuid}")
+    assert "<script>alert(1)</script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;绘本" in page.text
+    search = await client.get("/catalog", params={"q": "绘本"})
+    assert "&lt;script&gt;" in search.text and "<script>alert" not in search.text
+
+
+async def test_search_page_filters_and_empty_fields(client):
+    page = await client.get("/catalog", params={"q": "", "age": "", "format": "", "branch": "", "sort": "relevance"})
+    assert page.status_code == 200
+
+
+async def test_a_reader_cannot_catalogue(client):
+    headers = await csrf_header(client)
+    await client.post("/api/session", json={"kind": "patron", "login": "ZX10000001", "secret": "123456"},
+                      headers=headers)
+    response = await client.post("/api/records", headers=headers, json={"title": "x"})
+    assert response.status_code == 403
+    assert (await client.get("/staff/catalog/")).status_code == 403
+
+
+async def test_import_page_reports_skips_and_export_downloads(client):
+    await sign_in_staff(client)
+    token = await form_token(client, "/staff/catalog/exchange")
+    data = iso2709(marc21("第一本", control="P1"), marc21("", control="P2"))
+    response = await client.post("/staff/catalog/exchange", data={"_csrf_token": token, "flavour": "auto"},
+                                 files={"file": ("books.mrc", data, "application/marc")})
+    assert response.status_code == 200
+    assert "新增 1 条" in response.text and "第 2 条记录" in response.text
+    exported = await client.get("/staff/catalog/export", params={"format": "marc21"})
+    assert exported.status_code == 200 and exported.headers["content-disposition"].endswith('.mrc"')
+    assert b"\xe7\xac\xac\xe4\xb8\x80\xe6\x9c\xac" in exported.content  # 第一本
+
+
+async def test_a_file_that_is_not_marc_is_explained(client):
+    await sign_in_staff(client)
+    token = await form_token(client, "/staff/catalog/exchange")
+    response = await client.post("/staff/catalog/exchange", data={"_csrf_token": token},
+                                 files={"file": ("photo.jpg", b"\xff\xd8\xff\xe0 not marc", "image/jpeg")})
+    assert response.status_code == 422 and "该文件不是 MARC 格式" in response.text
+
+
+async def test_a_200_mb_upload_is_refused_before_it_is_read(client):
+    headers = await staff_api(client)
+    body = b"0" * (101 * 1024 * 1024)
+    response = await client.post("/api/catalog/import", headers={**headers, "Content-Type": "application/marc"},
+                                 content=body)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/api/records/not-a-uuid", "/catalog/records/00000000-0000-0000-0000-000000000000"])
+async def test_unknown_records(client, path):
+    response = await client.get(path)
+    assert response.status_code in (404, 400)
