@@ -99,3 +99,25 @@ def contains_text(column, text: str):
         return column.like("%" + text.replace("%", "").replace("_", "") + "%")
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return column.ilike(f"%{escaped}%")
+
+
+async def executemany(sql: str, rows: list[tuple]) -> None:
+    """One statement for many rows on the current transaction's connection (bulk imports).
+
+    `sql` uses {} placeholders, as Piccolo's raw queries do. Piccolo builds one query
+    object per row, which is what made a 50,000-record import slower than reading it.
+    """
+    if not rows:
+        return
+    db = engine()
+    transaction = db.current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("executemany needs a write transaction")
+    if isinstance(db, SQLiteEngine):
+        await transaction.connection.executemany(sql.replace("{}", "?"), rows)
+        return
+    numbered, count = [], 0
+    for part in sql.split("{}")[:-1]:
+        count += 1
+        numbered.append(f"{part}${count}")
+    await transaction.connection.executemany("".join(numbered) + sql.split("{}")[-1], rows)

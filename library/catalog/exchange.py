@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import uuid as uuid_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +15,7 @@ from library.catalog import marc
 from library.catalog.marc import Holding, ImportReport, Skipped
 from library.catalog.service import _json_list, is_unique_violation
 from library.catalog.tables import Item, Record
-from library.db import read_transaction, run_in_write_transaction
+from library.db import executemany, read_transaction, run_in_write_transaction
 from library.errors import DomainError, InvalidInput, InvalidRecord
 
 BATCH = 500
@@ -25,73 +27,121 @@ def _row(values: dict[str, Any]) -> dict[str, Any]:
             for key, value in values.items()}
 
 
+RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title",
+                  "original_title", "contributors", "publisher", "publication_year", "language", "series",
+                  "series_number", "subjects", "age_min", "age_max", "format", "pages", "summary", "cover", "clc",
+                  "call_number", "search_text", "created_at", "updated_at")
+ITEM_COLUMNS = ("uuid", "record", "barcode", "home_branch", "current_branch", "shelf_location", "item_type", "status",
+                "price_cents", "acquired_on", "withdrawn_reason", "created_at", "updated_at")
+ITEM_UPDATE = ("record", "home_branch", "current_branch", "shelf_location", "item_type", "status", "price_cents",
+               "acquired_on", "updated_at")
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("{}" for _ in columns)})'
+
+
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f'UPDATE "{table}" SET {", ".join(f"{c} = {{}}" for c in columns)} WHERE id = {{}}'
+
+
+def _merge(entries: list[tuple[int, dict[str, Any], list[Holding]]]) -> list[tuple[dict[str, Any], list[Holding]]]:
+    """The same ISBN or control number twice in one batch is one record: the later values win."""
+    merged: dict[Any, tuple[dict[str, Any], list[Holding]]] = {}
+    for position, values, holdings in entries:
+        key = ("isbn", values["isbn13"]) if values["isbn13"] else ("number", values["control_number"]) \
+            if values["control_number"] else ("position", position)
+        if key in merged:
+            merged[key] = (values, merged[key][1] + holdings)
+        else:
+            merged[key] = (values, holdings)
+    return list(merged.values())
+
+
 async def _apply(entries: list[tuple[int, dict[str, Any], list[Holding]]], branches: dict[str, int],
                  default_branch: str | None, report: ImportReport, actor: str) -> None:
-    """Write one batch: match on ISBN, then control number; update what exists, insert the rest."""
+    """Write one batch: match on ISBN, then control number; update what exists, insert the rest.
 
-    async def work() -> tuple[int, int, int, int]:
-        created = updated = items_created = items_updated = 0
-        isbns = [values["isbn13"] for _, values, _ in entries if values["isbn13"]]
-        numbers = [values["control_number"] for _, values, _ in entries if values["control_number"]]
-        existing_rows = []
+    Rows go in with one statement per kind (executemany), not one query object per row.
+    """
+    batch = _merge(entries)
+    now = dt.datetime.now(dt.timezone.utc)
+
+    async def find(values_list: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+        isbns = [v["isbn13"] for v in values_list if v["isbn13"]]
+        numbers = [v["control_number"] for v in values_list if v["control_number"]]
+        rows = []
         if isbns:
-            existing_rows += await Record.select(Record.id, Record.isbn13, Record.control_number).where(
+            rows += await Record.select(Record.id, Record.isbn13, Record.control_number).where(
                 Record.isbn13.is_in(isbns))
         if numbers:
-            existing_rows += await Record.select(Record.id, Record.isbn13, Record.control_number).where(
+            rows += await Record.select(Record.id, Record.isbn13, Record.control_number).where(
                 Record.control_number.is_in(numbers))
-        by_isbn = {row["isbn13"]: row["id"] for row in existing_rows if row["isbn13"]}
-        by_number = {row["control_number"]: row["id"] for row in existing_rows if row["control_number"]}
-        record_ids: list[int] = []
-        for _, values, _ in entries:
-            record_id = by_isbn.get(values["isbn13"]) if values["isbn13"] else None
-            if record_id is None and values["control_number"]:
-                record_id = by_number.get(values["control_number"])
-            if record_id is None:
-                rows = await Record.insert(Record(**_row(values))).returning(Record.id)
-                record_id = rows[0]["id"]
-                created += 1
-            else:
-                update = dict(values)
-                if not update["control_number"]:
-                    update.pop("control_number")  # a file without 001 keeps the number we have
-                if not update["isbn13"]:
-                    update.pop("isbn13")
-                await Record.update(_row(update)).where(Record.id == record_id)
-                updated += 1
-            if values["isbn13"]:
-                by_isbn[values["isbn13"]] = record_id
-            if values["control_number"]:
-                by_number[values["control_number"]] = record_id
-            record_ids.append(record_id)
+        return ({r["isbn13"]: r["id"] for r in rows if r["isbn13"]},
+                {r["control_number"]: r["id"] for r in rows if r["control_number"]})
 
-        barcodes = [h.barcode for _, _, holdings in entries for h in holdings]
-        existing_items = {}
+    def match(values: dict[str, Any], by_isbn: dict[str, int], by_number: dict[str, int]) -> int | None:
+        if values["isbn13"] and values["isbn13"] in by_isbn:
+            return by_isbn[values["isbn13"]]
+        if values["control_number"] and values["control_number"] in by_number:
+            return by_number[values["control_number"]]
+        return None
+
+    def record_row(values: dict[str, Any]) -> tuple:
+        row = {**_row(values), "uuid": uuid_module.uuid4(), "created_at": now, "updated_at": now}
+        return tuple(row.get(column) for column in RECORD_COLUMNS)
+
+    async def work() -> tuple[int, int, int, int]:
+        by_isbn, by_number = await find([values for values, _ in batch])
+        new, updates = [], []
+        for values, _ in batch:
+            record_id = match(values, by_isbn, by_number)
+            if record_id is None:
+                new.append(values)
+            else:
+                changed = {key: value for key, value in _row(values).items()
+                           if not (key in ("isbn13", "control_number") and not value)}
+                changed["updated_at"] = now
+                updates.append((changed, record_id))
+        keyed = [values for values in new if values["isbn13"] or values["control_number"]]
+        await executemany(_insert_sql("record", RECORD_COLUMNS), [record_row(values) for values in keyed])
+        for values in new:
+            if not (values["isbn13"] or values["control_number"]):  # nothing to find it by: one at a time
+                rows = await Record.insert(Record(**_row(values))).returning(Record.id)
+                values["_id"] = rows[0]["id"]
+        grouped: dict[tuple[str, ...], list[tuple]] = {}
+        for changed, record_id in updates:
+            grouped.setdefault(tuple(changed), []).append(tuple(changed.values()) + (record_id,))
+        for columns, rows in grouped.items():
+            await executemany(_update_sql("record", columns), rows)
+        by_isbn, by_number = await find([values for values, _ in batch])
+
+        item_rows, item_updates = [], []
+        barcodes = [h.barcode for _, holdings in batch for h in holdings]
+        existing = {}
         if barcodes:
-            existing_items = {row["barcode"]: row["id"] for row in await Item.select(Item.id, Item.barcode).where(
+            existing = {row["barcode"]: row["id"] for row in await Item.select(Item.id, Item.barcode).where(
                 Item.barcode.is_in(barcodes))}
-        new_items = []
-        for record_id, (_, _, holdings) in zip(record_ids, entries):
+        for values, holdings in batch:
+            record_id = values.get("_id") or match(values, by_isbn, by_number)
             for holding in holdings:
                 home = branches.get(holding.home_branch or "") or branches.get(default_branch or "")
-                current = branches.get(holding.current_branch or "") or home
                 if home is None:
                     continue
-                fields = {
-                    "record": record_id, "home_branch": home, "current_branch": current,
-                    "shelf_location": holding.shelf_location[:100], "item_type": marc.valid_item_type(holding.item_type),
-                    "status": holding.status, "price_cents": holding.price_cents, "acquired_on": holding.acquired_on,
-                }
-                if holding.barcode in existing_items:
-                    await Item.update(fields).where(Item.id == existing_items[holding.barcode])
-                    items_updated += 1
+                current = branches.get(holding.current_branch or "") or home
+                fields = (record_id, home, current, holding.shelf_location[:100],
+                          marc.valid_item_type(holding.item_type), holding.status, holding.price_cents,
+                          holding.acquired_on, now)
+                if holding.barcode in existing:
+                    item_updates.append(fields + (existing[holding.barcode],))
                 else:
-                    new_items.append(Item(barcode=holding.barcode, **fields))
-                    existing_items[holding.barcode] = -1
-        if new_items:
-            await Item.insert(*new_items)
-            items_created += len(new_items)
-        return created, updated, items_created, items_updated
+                    existing[holding.barcode] = -1
+                    item_rows.append((uuid_module.uuid4(), record_id, holding.barcode, home, current,
+                                      holding.shelf_location[:100], marc.valid_item_type(holding.item_type),
+                                      holding.status, holding.price_cents, holding.acquired_on, "", now, now))
+        await executemany(_insert_sql("item", ITEM_COLUMNS), item_rows)
+        await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
+        return len(new), len(updates), len(item_rows), len(item_updates)
 
     created, updated, items_created, items_updated = await run_in_write_transaction(work)
     report.created += created
@@ -124,30 +174,49 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
     branches = {row["code"]: row["id"] for row in await Branch.select(Branch.id, Branch.code)}
     report = ImportReport()
     entries: list[tuple[int, dict[str, Any], list[Holding]]] = []
-    for position, record, reason in marc.read_marc(data):
-        report.read += 1
-        if record is None:
-            report.skipped.append(Skipped(position, reason))
-            continue
-        record_flavour = marc.detect_flavour(record) if flavour == "auto" else flavour
-        report.flavour = report.flavour or record_flavour
-        try:
-            converted = marc.convert(record, record_flavour)
-            values = marc.values_of(converted, today)
-        except InvalidRecord as error:
-            report.skipped.append(Skipped(position, marc.describe_problems(error),
-                                          converted.record.control_number or ""))
-            continue
-        except (DomainError, ValueError, KeyError, IndexError, AttributeError) as error:
-            report.skipped.append(Skipped(position, f"{type(error).__name__}: {error}"))
-            continue
-        entries.append((position, values, converted.holdings))
-        if len(entries) >= BATCH:
-            await _apply_safely(entries, branches, default_branch, report, actor)
-            entries = []
+    writing: asyncio.Task | None = None
+
+    async def flush(batch: list) -> None:
+        # One batch is written (in the database's thread) while the next is being read and
+        # converted here: on two cores the import runs at the pace of the slower of the two.
+        nonlocal writing
+        if writing is not None:
+            await writing
             progress(report)
-    if entries:
-        await _apply_safely(entries, branches, default_branch, report, actor)
+        writing = asyncio.create_task(_apply_safely(batch, branches, default_branch, report, actor))
+
+    try:
+        for position, record, reason in marc.read_marc(data):
+            report.read += 1
+            if position % 50 == 0:
+                await asyncio.sleep(0)  # let the writing task take its next step
+            if record is None:
+                report.skipped.append(Skipped(position, reason))
+                continue
+            record_flavour = marc.detect_flavour(record) if flavour == "auto" else flavour
+            report.flavour = report.flavour or record_flavour
+            try:
+                converted = marc.convert(record, record_flavour)
+                values = marc.values_of(converted, today)
+            except InvalidRecord as error:
+                report.skipped.append(Skipped(position, marc.describe_problems(error),
+                                              converted.record.control_number or ""))
+                continue
+            except (DomainError, ValueError, KeyError, IndexError, AttributeError) as error:
+                report.skipped.append(Skipped(position, f"{type(error).__name__}: {error}"))
+                continue
+            entries.append((position, values, converted.holdings))
+            if len(entries) >= BATCH:
+                await flush(entries)
+                entries = []
+        if entries:
+            await flush(entries)
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+    report.skipped.sort(key=lambda skipped: skipped.position)
     progress(report)
     if report.read == 0:
         raise InvalidInput("marc_empty")

@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pypinyin import Style, lazy_pinyin
 
 BARCODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9\-]{2,31}$")
 ROLES = ("author", "illustrator", "translator", "editor", "adapter")
@@ -55,9 +54,11 @@ def barcode_problem(barcode: str, known_prefixes: Iterable[str] = ()) -> str | N
 
 def author_mark(contributors: list[dict[str, str]]) -> str:
     """Initials of the first author's name in pinyin (or Latin), upper case: 艾瑞·卡尔 -> ARKE."""
+    from library.catalog.search_text import CJK_RUNS, pinyin_of
+
     for contributor in contributors:
         if contributor.get("role", "author") == "author" and contributor.get("name"):
-            letters = [s[0] for s in lazy_pinyin(contributor["name"], style=Style.NORMAL, errors="ignore") if s]
+            letters = [s[0] for run in CJK_RUNS.findall(contributor["name"]) for s in pinyin_of(run) if s]
             mark = "".join(letters).upper()
             if not mark:
                 mark = "".join(word[0] for word in contributor["name"].split() if word[:1].isalpha()).upper()

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sqlite3
 import uuid as uuid_module
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from library import audit
@@ -101,9 +101,9 @@ def search_text_of(values: dict[str, Any]) -> str:
     isbn_tokens = []
     for isbn13 in filter(None, isbns):
         isbn_tokens.append(isbn13)
-        parsed = parse_isbn(isbn13)
-        if isinstance(parsed, Isbn) and parsed.isbn10:
-            isbn_tokens.append(parsed.isbn10)
+        isbn10 = Isbn(isbn13).isbn10
+        if isbn10:
+            isbn_tokens.append(isbn10)
     return index_text([
         values.get("title"), values.get("subtitle"), values.get("parallel_title"), values.get("original_title"),
         *[c.get("name") for c in values.get("contributors") or []],
@@ -114,7 +114,7 @@ def search_text_of(values: dict[str, Any]) -> str:
 def record_values(data: RecordInput, today: dt.date) -> dict[str, Any]:
     """Validated column values of a record (every problem reported at once)."""
     data = _clean(data)
-    problems = rules.record_problems(asdict(data), today.year)
+    problems = rules.record_problems(vars(data), today.year)
     isbn13 = None
     if data.isbn:
         parsed = parse_isbn(data.isbn)
@@ -460,12 +460,20 @@ async def search(query: str, filters: SearchFilters, sort: str = "relevance", pa
         order_values.append(tsquery(terms))
     else:
         order = "r.id DESC"
-    sql = (f"SELECT r.id, r.uuid, r.isbn13, r.title, r.subtitle, r.contributors, r.publisher, r.publication_year, "
-           f"r.format, r.age_min, r.age_max, r.cover, r.call_number, r.language FROM {source}{where_sql} "
-           f"ORDER BY {order} LIMIT {page_size} OFFSET {(page - 1) * page_size}")
+    columns = ("r.id, r.uuid, r.isbn13, r.title, r.subtitle, r.contributors, r.publisher, r.publication_year, "
+               "r.format, r.age_min, r.age_max, r.cover, r.call_number, r.language")
+    limit = f"LIMIT {page_size} OFFSET {(page - 1) * page_size}"
+    sql = f"SELECT {columns} FROM {source}{where_sql} ORDER BY {order} {limit}"
+    count_sql = f"SELECT COUNT(*) AS n FROM {source}{where_sql}"
+    if sqlite and terms and len(where) == 1 and sort not in ("newest", "title"):
+        # Only words, ranked: the index alone finds the page and counts (as a bare FTS5 query
+        # would), and only the page's records are read. Filters or another order need the join.
+        sql = (f"SELECT {columns} FROM (SELECT rowid AS id, rank FROM record_fts WHERE record_fts MATCH {{}} "
+               f"ORDER BY rank {limit}) AS page JOIN record r ON r.id = page.id ORDER BY page.rank, r.id DESC")
+        count_sql = "SELECT COUNT(*) AS n FROM record_fts WHERE record_fts MATCH {}"
     async with read_transaction():
         rows = await Record.raw(sql, *values, *order_values)
-        total = (await Record.raw(f"SELECT COUNT(*) AS n FROM {source}{where_sql}", *values))[0]["n"]
+        total = (await Record.raw(count_sql, *values))[0]["n"]
         availability = await _availability([row["id"] for row in rows])
     hits = []
     for row in rows:

@@ -40,3 +40,12 @@ def test_queries_render_for_both_engines(query, fts5, ts):
 
 def test_a_pasted_paragraph_is_cut_to_twelve_terms():
     assert len(parse_query(" ".join(f"word{n}" for n in range(50)))) == 12
+
+
+@pytest.mark.parametrize("text", ["好饿的毛毛虫", "睡觉的小熊", "长颈鹿去银行", "快乐的音乐会", "重新出发", "一只重要的小熊"])
+def test_fast_pinyin_agrees_with_pypinyin(text):
+    from pypinyin import lazy_pinyin
+
+    from library.catalog.search_text import pinyin_of
+
+    assert pinyin_of(text) == lazy_pinyin(text)

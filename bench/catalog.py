@@ -1,0 +1,232 @@
+"""Catalogue benchmarks: search over a generated catalogue, and a 50,000-record MARC import.
+
+catalog.search: 200,000 records with Chinese titles and 400,000 copies are written into a
+fresh database (cached between runs for SQLite under bench/.cache); the real server is
+started; each query of a fixed list is sent through GET /api/records one at a time, and
+the same full-text query is run bare against the same database file in the same run.
+The figure is the API's p95 latency; the ceiling is the bare query's p95 (lower is better).
+
+catalog.marc_import: a 50,000-record MARC21 file is generated; pymarc alone reads it (the
+ceiling); then `library catalog import` imports it into a fresh database as a user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from bench import generate
+from bench.harness import ROOT, Measurement, database, server
+
+CACHE = ROOT / "bench" / ".cache"
+
+
+def _schema_key() -> str:
+    names = sorted(p.name for p in (ROOT / "library").glob("*/piccolo_migrations/*.py"))
+    return hashlib.sha1("|".join(names).encode()).hexdigest()[:10]
+
+
+async def _populate(count: int) -> None:
+    """Records and two copies each, written with the import's own bulk statements."""
+    from library.branches.tables import Branch
+    from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
+    from library.catalog.service import search_text_of
+    from library.db import executemany, run_in_write_transaction
+
+    branches = [row["id"] for row in await Branch.select(Branch.id).order_by(Branch.id)]
+    now = dt.datetime.now(dt.timezone.utc)
+    batch: list[dict] = []
+
+    async def write(rows: list[dict], first_id: int) -> None:
+        async def work() -> None:
+            record_rows, item_rows = [], []
+            for offset, values in enumerate(rows):
+                values = {**values, "other_isbns": [], "control_number": None, "parallel_title": "",
+                          "series_number": "", "language": "chi", "pages": 32, "summary": "", "cover": "",
+                          "call_number": values["clc"] + "/X"}
+                values["search_text"] = search_text_of(values)
+                full = {**values, "uuid": uuid.uuid4(), "created_at": now, "updated_at": now}
+                for key in ("other_isbns", "contributors", "subjects"):
+                    full[key] = json.dumps(full[key], ensure_ascii=False)
+                record_rows.append(tuple(full.get(column) for column in RECORD_COLUMNS))
+                record_id = first_id + offset
+                for copy in range(2):
+                    branch = branches[(record_id + copy) % len(branches)]
+                    status = "available" if (record_id * 7 + copy) % 5 else "on_loan"
+                    item_rows.append((uuid.uuid4(), record_id, f"G{record_id:07d}{copy}", branch, branch, "", "book",
+                                      status, 2980, None, "", now, now))
+            await executemany(_insert_sql("record", RECORD_COLUMNS), record_rows)
+            await executemany(_insert_sql("item", ITEM_COLUMNS), item_rows)
+
+        await run_in_write_transaction(work)
+
+    next_id = 1
+    for values in generate.records(count):
+        batch.append(values)
+        if len(batch) == 2000:
+            await write(batch, next_id)
+            next_id += len(batch)
+            batch = []
+    if batch:
+        await write(batch, next_id)
+
+
+def populate(env: dict[str, str], count: int) -> None:
+    """Fill the bench database: in a child process, so it uses the bench database's settings."""
+    code = ("import asyncio, sys; from bench.catalog import _populate; asyncio.run(_populate(int(sys.argv[1])))")
+    subprocess.run([sys.executable, "-c", code, str(count)], env={**env, "PICCOLO_CONF": "piccolo_conf"},
+                   cwd=ROOT, check=True)
+
+
+def sqlite_file(env: dict[str, str]) -> Path:
+    return Path(env["LIBRARY_DATABASE_URL"][len("sqlite:///"):])
+
+
+def prepared(env: dict[str, str], engine: str, count: int) -> None:
+    """A populated database; for SQLite the populated file is kept and copied next time."""
+    if engine != "sqlite":
+        populate(env, count)
+        return
+    cached = CACHE / f"catalog-{count}-{_schema_key()}.sqlite3"
+    target = sqlite_file(env)
+    if not cached.exists():
+        populate(env, count)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(target) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copyfile(target, cached)
+    else:
+        for suffix in ("-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(cached, target)
+
+
+def bare_latencies(env: dict[str, str], engine: str, queries: list[str], rounds: int) -> Measurement:
+    """The full-text query alone, first page by relevance, straight on the database."""
+    from library.catalog.isbn import Isbn, parse_isbn
+    from library.catalog.search_text import fts5_query, parse_query, tsquery
+
+    def terms(query: str):
+        isbn = parse_isbn(query)
+        return parse_query(isbn.isbn13 if isinstance(isbn, Isbn) else query)
+
+    result = Measurement(0, 0, 0.0)
+    started = time.perf_counter()
+    if engine == "sqlite":
+        connection = sqlite3.connect(sqlite_file(env))
+        sql = "SELECT rowid FROM record_fts WHERE record_fts MATCH ? ORDER BY bm25(record_fts) LIMIT 20"
+        for _ in range(rounds):
+            for query in queries:
+                began = time.perf_counter()
+                connection.execute(sql, (fts5_query(terms(query)),)).fetchall()
+                result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                result.requests += 1
+        connection.close()
+    else:
+        import asyncpg
+
+        async def run() -> None:
+            connection = await asyncpg.connect(env["LIBRARY_DATABASE_URL"])
+            sql = ("SELECT id FROM record WHERE search_vector @@ to_tsquery('simple', $1) "
+                   "ORDER BY ts_rank(search_vector, to_tsquery('simple', $1)) DESC LIMIT 20")
+            for _ in range(rounds):
+                for query in queries:
+                    began = time.perf_counter()
+                    await connection.fetch(sql, tsquery(terms(query)))
+                    result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                    result.requests += 1
+            await connection.close()
+
+        asyncio.run(run())
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
+async def api_latencies(base: str, queries: list[str], rounds: int, concurrency: int = 1) -> tuple[Measurement, int]:
+    result = Measurement(0, 0, 0.0)
+    hits = 0
+    work = [query for _ in range(rounds) for query in queries]
+    async with aiohttp.ClientSession() as session:
+        async def worker() -> None:
+            nonlocal hits
+            while work:
+                query = work.pop()
+                began = time.perf_counter()
+                async with session.get(f"{base}/api/records", params={"q": query}) as response:
+                    body = await response.json()
+                result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                result.requests += 1
+                if response.status != 200:
+                    result.errors += 1
+                else:
+                    hits += body["total"] > 0
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.duration_s = time.perf_counter() - started
+    return result, hits
+
+
+def search(engine: str, records: int = 200_000, rounds: int = 5) -> list[dict]:
+    with database(engine) as env:
+        began = time.perf_counter()
+        prepared(env, engine, records)
+        prepare_s = time.perf_counter() - began
+        with server(env) as base:
+            queries = list(generate.QUERIES)
+            asyncio.run(api_latencies(base, queries, 1))  # warm up caches and the pinyin tables
+            bare = bare_latencies(env, engine, queries, rounds)
+            api, hits = asyncio.run(api_latencies(base, queries, rounds))
+            loaded, _ = asyncio.run(api_latencies(base, queries, rounds * 2, concurrency=8))
+    p95, bare_p95 = api.percentile(0.95), bare.percentile(0.95)
+    return [{
+        "bench": "catalog.search", "engine": engine, "value": round(p95, 2), "unit": "ms p95 (lower is better)",
+        "ceiling": round(bare_p95, 2), "ceiling_is": "the bare full-text query, same database, same run",
+        "ratio": round(p95 / bare_p95, 2) if bare_p95 else None,
+        "p50_ms": round(api.percentile(0.5), 2), "p95_ms": round(p95, 2), "p99_ms": round(api.percentile(0.99), 2),
+        "bare_p50_ms": round(bare.percentile(0.5), 2), "errors": api.errors + loaded.errors,
+        "requests": api.requests, "queries_with_hits": f"{hits}/{api.requests}",
+        "throughput_rps_at_8": round(loaded.rate, 1), "records": records, "items": records * 2,
+        "prepare_s": round(prepare_s, 1),
+    }]
+
+
+def marc_import(engine: str, records: int = 50_000) -> list[dict]:
+    import pymarc
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"marc-{records}.mrc"
+    if not path.exists():
+        path.write_bytes(generate.marc_file(records))
+    data = path.read_bytes()
+    began = time.perf_counter()
+    read = sum(1 for _ in pymarc.MARCReader(io.BytesIO(data), to_unicode=True, force_utf8=True, permissive=True))
+    pymarc_s = time.perf_counter() - began
+    with database(engine) as env:
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "library.cli", "catalog", "import", str(path)], env=env,
+                              cwd=ROOT, capture_output=True, text=True)
+        import_s = time.perf_counter() - began
+    ok = done.returncode == 0 and f"created {records}" in done.stdout
+    return [{
+        "bench": "catalog.marc_import", "engine": engine, "value": round(records / import_s, 1),
+        "unit": "records/s", "ceiling": round(read / pymarc_s, 1), "ceiling_is": "pymarc alone reading the file",
+        "ratio": round(import_s / pymarc_s, 2), "ratio_is": "import time / pymarc read time (lower is better)",
+        "import_s": round(import_s, 2), "pymarc_s": round(pymarc_s, 2), "records": records,
+        "errors": 0 if ok else 1, "output": done.stdout.strip().splitlines()[-1:] if done.stdout else done.stderr[-300:],
+    }]
+
+
+os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
