@@ -93,9 +93,9 @@ def demo() -> None:
     settings = _settings()
     _require_database(settings)
     from library.clock import today_in
-    from library.demo import BRANCHES, PATRONS, STAFF, load_demo
+    from library.demo import BOOKS, BRANCHES, PATRONS, STAFF, load_demo
 
-    total = len(BRANCHES) + len(STAFF) + len(PATRONS)
+    total = len(BRANCHES) + len(STAFF) + len(PATRONS) + len(BOOKS)
     with click.progressbar(length=total, label="demo data", show_pos=True) as bar:
 
         def progress(label: str, created: bool) -> None:

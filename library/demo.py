@@ -118,6 +118,17 @@ PATRONS = [
 
 ACTOR = "demo"
 
+# Catalogued in the demo, with copies (branch, copies, on loan); 好饿的毛毛虫 is left for the
+# librarian to scan in (it is in the local metadata file, so the form fills itself).
+BOOKS = [
+    ("9787533259594", [("ZX", 2, 1), ("JX", 3, 0)]),
+    ("9787543464650", [("ZX", 1, 0), ("XZ", 1, 0)]),
+    ("9787539109619", [("JX", 2, 2)]),
+    ("9787533291204", [("ZX", 2, 0)]),
+    ("9787202026458", [("ZX", 1, 0), ("JX", 2, 1)]),
+    ("9780399226908", [("XZ", 1, 0)]),
+]
+
 _hashes: dict[str, str] = {}
 
 
@@ -206,8 +217,36 @@ async def _ensure_patron(patron: DemoPatron, today: dt.date) -> bool:
     return True
 
 
-async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lambda label, created: None) -> dict[str, int]:
-    """Create what is missing; returns how many things were created and how many were there."""
+async def _ensure_book(isbn13: str, copies: list[tuple[str, int, int]], today: dt.date) -> bool:
+    from library.accounts.principal import Principal
+    from library.catalog import service as catalog
+    from library.catalog.metadata import LocalProvider
+    from library.catalog.tables import Item, Record
+
+    if await Record.exists().where(Record.isbn13 == isbn13):
+        return False
+    metadata = await LocalProvider().lookup(isbn13) or {}
+    uuid = await catalog.create_record(catalog.RecordInput(isbn=isbn13, **metadata), ACTOR, today)
+    network = Principal(kind="staff", id=0, uuid="demo", name="demo", language="zh_CN", role="administrator",
+                        all_branches=True)
+    for branch, count, on_loan in copies:
+        barcodes = await catalog.add_items(network, uuid, catalog.NewCopies(
+            branch_code=branch, count=count, shelf_location="邻乐空间" if branch == "ZX" else "少儿阅览室",
+            item_type=metadata.get("format", "picture_book") if metadata.get("format") in ("picture_book",
+                                                                                          "board_book") else "book",
+            price_cents=3280, acquired_on=today - dt.timedelta(days=30)))
+        for barcode in barcodes[:on_loan]:  # until circulation lands, a copy "out" is set here
+            await Item.update({Item.status: "on_loan", Item.due_back: today + dt.timedelta(days=12)}).where(
+                Item.barcode == barcode)
+    return True
+
+
+async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lambda label, created: None,
+                    books: bool = True) -> dict[str, int]:
+    """Create what is missing; returns how many things were created and how many were there.
+
+    `books=False` leaves the catalogue empty (tests that build their own catalogue).
+    """
     counts = {"created": 0, "existing": 0}
 
     def note(label: str, created: bool) -> None:
@@ -220,4 +259,6 @@ async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lamb
         note(f"staff {staff.username}", await _ensure_staff(staff))
     for patron in PATRONS:
         note(f"reader {patron.card_number}", await _ensure_patron(patron, today))
+    for isbn13, copies in BOOKS if books else []:
+        note(f"book {isbn13}", await _ensure_book(isbn13, copies, today))
     return counts

@@ -133,6 +133,13 @@ class StaffCataloguePages(Controller):
             uuid = await service.create_record(data, principal_of(request).audit_name, _today(request))
         except DomainError as error:
             return self._form_error(request, form, error, None)
+        settings = request.app.state.settings
+        parsed = service.parse_isbn(data.isbn or "")
+        if form.get("fetch_cover") and isinstance(parsed, service.Isbn):
+            # Online, the metadata service's cover is fetched and kept locally; offline, none.
+            cover = await metadata.fetch_cover(parsed.isbn13, settings.covers_dir, settings.metadata_timeout)
+            if cover:
+                await service.set_cover(uuid, cover, principal_of(request).audit_name)
         return Redirect(path=f"/staff/catalog/records/{uuid}?created=1", status_code=303)
 
     def _form_error(self, request: Request, form: Any, error: DomainError, record: dict | None) -> Template:

@@ -201,6 +201,14 @@ async def update_record(uuid: str, data: RecordInput, actor: str, today: dt.date
         raise
 
 
+async def set_cover(uuid: str, cover: str, actor: str) -> None:
+    async def work() -> None:
+        await Record.update({Record.cover: cover}).where(Record.uuid == valid_uuid(uuid))
+        await audit.record(actor, "record.cover_set", f"record:{uuid}", cover=cover)
+
+    await run_in_write_transaction(work)
+
+
 def _record_view(row: dict[str, Any]) -> dict[str, Any]:
     view = dict(row)
     view["uuid"] = str(row["uuid"])

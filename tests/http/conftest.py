@@ -23,7 +23,7 @@ def frozen_clock():
 @pytest.fixture
 async def demo():
     await empty_all_tables()
-    await load_demo(dt.date(2026, 11, 28))
+    await load_demo(dt.date(2026, 11, 28), books=False)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.timezone.utc)
 
 @pytest.fixture
 async def demo():
-    await load_demo(TODAY)
+    await load_demo(TODAY, books=False)
 
 
 def child(card: str, guardian: str | None = "ZX10000001", **changes) -> service.NewPatron:

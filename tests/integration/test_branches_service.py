@@ -23,7 +23,7 @@ async def branch_id(code: str) -> int:
 
 @pytest.fixture
 async def demo():
-    await load_demo(TODAY)
+    await load_demo(TODAY, books=False)
 
 
 async def test_next_open_day_skips_the_golden_week_and_mondays(demo):

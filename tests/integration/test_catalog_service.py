@@ -26,7 +26,7 @@ async def staff_of(*codes: str) -> Principal:
 
 @pytest.fixture
 async def demo():
-    await load_demo(TODAY)
+    await load_demo(TODAY, books=False)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ TODAY = dt.date(2026, 11, 28)
 
 @pytest.fixture
 async def demo():
-    await load_demo(TODAY)
+    await load_demo(TODAY, books=False)
 
 
 async def collect(fmt: str, branch: str | None = None) -> bytes:
