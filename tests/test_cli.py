@@ -60,3 +60,15 @@ def test_create_staff_refuses_a_short_password():
     result = library("create-staff", "--username", "shorty", "--name", "x", "--all-branches", "--password-stdin",
                      stdin="short\n")
     assert result.returncode != 0 and "at least 10 characters" in result.stderr
+
+
+def test_every_command_is_in_the_readme():
+    from library.cli import main
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    names = []
+    for name, command in main.commands.items():
+        sub = getattr(command, "commands", None)
+        names += [f"library {name} {child}" for child in sub] if sub else [f"library {name}"]
+    missing = [name for name in names if name not in readme]
+    assert not missing, f"undocumented commands: {missing}"
