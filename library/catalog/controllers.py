@@ -19,7 +19,8 @@ from markupsafe import Markup
 from library.branches import service as branches
 from library.catalog import exchange, forms, metadata, service
 from library.catalog.metadata import image_extension, store_cover
-from library.catalog.schemas import CopiesIn, ImportReportOut, IntakeOut, RecordIn, RecordOut, SearchOut, WithdrawIn
+from library.catalog.schemas import (CopiesIn, ImportReportOut, IntakeOut, ItemDetailOut, RecordIn, RecordOut,
+                                     SearchOut, WithdrawIn)
 from library.catalog.service import SearchFilters
 from library.clock import now_utc, today_in
 from library.errors import DomainError, InvalidInput, InvalidRecord
@@ -318,6 +319,10 @@ class CatalogueAPI(Controller):
     @post("/records/{uuid:str}/items", guards=[requires_staff], summary="Add copies (scanned or generated barcodes)")
     async def add_items(self, request: Request, uuid: FromPath[str], data: JSONBody[CopiesIn]) -> list[str]:
         return await service.add_items(principal_of(request), uuid, data.to_input())
+
+    @get("/items/{barcode:str}", summary="A copy by its barcode, with its record")
+    async def item(self, barcode: FromPath[str]) -> ItemDetailOut:
+        return msgspec.convert(await service.item_detail(barcode), ItemDetailOut, strict=False)
 
     @post("/items/{barcode:str}/withdraw", guards=[requires_staff], summary="Withdraw a copy, with the reason",
           status_code=204)

@@ -65,7 +65,7 @@ class IsbnlibProvider:
         self.timeout = timeout
 
     async def lookup(self, isbn13: str) -> dict[str, Any] | None:
-        isbnlib.config.setsocketstimeout(self.timeout)
+        isbnlib.config.seturlopentimeout(self.timeout)
         found = await asyncio.wait_for(asyncio.to_thread(isbnlib.meta, isbn13, self.name), self.timeout + 1)
         if not found or not found.get("Title"):
             return None
@@ -133,7 +133,7 @@ async def lookup(isbn13: str, providers: list[MetadataProvider], now: dt.datetim
 async def fetch_cover(isbn13: str, covers_dir: Path, timeout: float) -> str | None:
     """A cover from isbnlib's services, stored locally; None offline or when there is none."""
     try:
-        isbnlib.config.setsocketstimeout(timeout)
+        isbnlib.config.seturlopentimeout(timeout)
         links = await asyncio.wait_for(asyncio.to_thread(isbnlib.cover, isbn13), timeout + 1)
         url = (links or {}).get("thumbnail") or (links or {}).get("smallThumbnail")
         if not url:

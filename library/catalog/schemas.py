@@ -66,6 +66,13 @@ class ItemOut(msgspec.Struct):
     acquired_on: dt.date | None
 
 
+class ItemDetailOut(ItemOut):
+    record_uuid: str
+    title: str
+    call_number: str
+    withdrawn_reason: str
+
+
 class RecordOut(msgspec.Struct):
     uuid: str
     isbn13: str | None

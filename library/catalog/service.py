@@ -396,6 +396,21 @@ async def withdraw_item(principal: Principal, barcode: str, reason: str) -> None
     await run_in_write_transaction(work)
 
 
+async def item_detail(barcode: str) -> dict[str, Any]:
+    """A copy by its barcode, with the record it belongs to (what a desk scan shows)."""
+    barcode = (barcode or "").strip().upper()
+    async with read_transaction():
+        item = await Item.select().where(Item.barcode == barcode).first()
+        if item is None:
+            raise NotFound("item_not_found", barcode=barcode)
+        record = await Record.select(Record.uuid, Record.title, Record.call_number).where(
+            Record.id == item["record"]).first()
+        branches = await _branches_by_id()
+    view = _item_view(item, branches)
+    view.update({"record_uuid": str(record["uuid"]), "title": record["title"], "call_number": record["call_number"]})
+    return view
+
+
 async def labels(barcodes: list[str]) -> list[dict[str, Any]]:
     """Spine labels: call number and barcode of each copy, in the order asked."""
     wanted = [b.strip().upper() for b in barcodes if b.strip()][:200]

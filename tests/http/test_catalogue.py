@@ -125,3 +125,24 @@ async def test_a_200_mb_upload_is_refused_before_it_is_read(client):
 async def test_unknown_records(client, path):
     response = await client.get(path)
     assert response.status_code in (404, 400)
+
+
+async def test_a_copy_by_its_barcode_and_a_cover_upload(client):
+    headers = await staff_api(client)
+    uuid = (await client.post("/api/records", headers=headers, json={"title": "团圆", "isbn": "9787202026458"})).json()["uuid"]
+    [barcode] = (await client.post(f"/api/records/{uuid}/items", headers=headers, json={"branch": "ZX"})).json()
+    item = (await client.get(f"/api/items/{barcode.lower()}")).json()
+    assert (item["title"], item["current_branch"], item["status"]) == ("团圆", "ZX", "available")
+    assert (await client.get("/api/items/NOPE123")).status_code == 404
+
+    token = await form_token(client, f"/staff/catalog/records/{uuid}/edit")
+    form = {"_csrf_token": token, "title": "团圆", "isbn": "9787202026458"}
+    not_image = await client.post(f"/staff/catalog/records/{uuid}/edit", data=form,
+                                  files={"cover": ("x.png", b"<svg onload=alert(1)>", "image/png")})
+    assert not_image.status_code == 422 and "封面须为 JPEG、PNG 或 WebP 图片" in not_image.text
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    saved = await client.post(f"/staff/catalog/records/{uuid}/edit", data=form, files={"cover": ("c.png", png, "image/png")})
+    assert saved.status_code == 303
+    record = (await client.get(f"/api/records/{uuid}")).json()
+    assert record["cover"] == f"{uuid}.png"
+    assert (await client.get(f"/covers/{uuid}.png")).content == png
