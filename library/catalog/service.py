@@ -488,15 +488,13 @@ async def search(query: str, filters: SearchFilters, sort: str = "relevance", pa
     limit = f"LIMIT {page_size} OFFSET {(page - 1) * page_size}"
     sql = f"SELECT {columns} FROM {source}{where_sql} ORDER BY {order} {limit}"
     count_sql = f"SELECT COUNT(*) AS n FROM {source}{where_sql}"
-    if sqlite and terms and len(where) == 1 and sort not in ("newest", "title"):
-        # Only words, ranked: the index alone finds the page and counts (as a bare FTS5 query
-        # would), and only the page's records are read. Filters or another order need the join.
-        sql = (f"SELECT {columns} FROM (SELECT rowid AS id, rank FROM record_fts WHERE record_fts MATCH {{}} "
-               f"ORDER BY rank {limit}) AS page JOIN record r ON r.id = page.id ORDER BY page.rank, r.id DESC")
-        count_sql = "SELECT COUNT(*) AS n FROM record_fts WHERE record_fts MATCH {}"
+    fast = bool(terms) and len(where) == 1 and sort not in ("newest", "title")
     async with read_transaction():
-        rows = await Record.raw(sql, *values, *order_values)
-        total = (await Record.raw(count_sql, *values))[0]["n"]
+        if fast:
+            rows, total = await _ranked_page(columns, values[0], query, page, page_size)
+        else:
+            rows = await Record.raw(sql, *values, *order_values)
+            total = (await Record.raw(count_sql, *values))[0]["n"]
         availability = await _availability([row["id"] for row in rows])
     hits = []
     for row in rows:
@@ -508,6 +506,78 @@ async def search(query: str, filters: SearchFilters, sort: str = "relevance", pa
         hits.append(hit)
     return {"query": query, "total": total, "page": page, "page_size": page_size, "hits": hits,
             "isbn": isbn.isbn13 if isinstance(isbn, Isbn) else None}
+
+
+# Ranking every match of a very broad search ("小熊" in a big catalogue) costs more than a
+# reader should wait; beyond this many matches, the newest-catalogued ones are ranked.
+RANK_ALL_UP_TO = 5000
+
+
+# The statements of a plain ranked search, per engine: {m} is the match condition on `src`.
+_RANKED = {
+    "sqlite": {
+        "count": "SELECT COUNT(*) AS n FROM record_fts WHERE record_fts MATCH {}",
+        "exact": "SELECT r.id FROM record r JOIN record_fts ON record_fts.rowid = r.id "
+                 "WHERE r.title = {} AND record_fts MATCH {} ORDER BY r.id DESC LIMIT 5",
+        "nth_newest": "SELECT rowid AS id FROM record_fts WHERE record_fts MATCH {} ORDER BY rowid DESC "
+                      "LIMIT 1 OFFSET %(n)d",
+        "window": "SELECT %(columns)s FROM (SELECT rowid AS id, rank FROM record_fts WHERE record_fts MATCH {} "
+                  "AND rowid >= %(threshold)d AND rowid NOT IN (%(skip)s) ORDER BY rank LIMIT %(limit)d "
+                  "OFFSET %(offset)d) AS page JOIN record r ON r.id = page.id ORDER BY page.rank, r.id DESC",
+        "tail": "SELECT %(columns)s FROM (SELECT rowid AS id FROM record_fts WHERE record_fts MATCH {} "
+                "AND rowid < %(threshold)d AND rowid NOT IN (%(skip)s) ORDER BY rowid DESC LIMIT %(limit)d "
+                "OFFSET %(offset)d) AS page JOIN record r ON r.id = page.id ORDER BY r.id DESC",
+        "window_values": 1,
+    },
+    "postgres": {
+        "count": "SELECT COUNT(*) AS n FROM record WHERE search_vector @@ to_tsquery('simple', {})",
+        "exact": "SELECT r.id FROM record r WHERE r.title = {} AND r.search_vector @@ to_tsquery('simple', {}) "
+                 "ORDER BY r.id DESC LIMIT 5",
+        "nth_newest": "SELECT id FROM record WHERE search_vector @@ to_tsquery('simple', {}) ORDER BY id DESC "
+                      "LIMIT 1 OFFSET %(n)d",
+        "window": "SELECT %(columns)s FROM record r WHERE r.search_vector @@ to_tsquery('simple', {}) "
+                  "AND r.id >= %(threshold)d AND r.id NOT IN (%(skip)s) "
+                  "ORDER BY ts_rank(r.search_vector, to_tsquery('simple', {})) DESC, r.id DESC "
+                  "LIMIT %(limit)d OFFSET %(offset)d",
+        "tail": "SELECT %(columns)s FROM record r WHERE r.search_vector @@ to_tsquery('simple', {}) "
+                "AND r.id < %(threshold)d AND r.id NOT IN (%(skip)s) ORDER BY r.id DESC "
+                "LIMIT %(limit)d OFFSET %(offset)d",
+        "window_values": 2,
+    },
+}
+
+
+async def _ranked_page(columns: str, match: str, query: str, page: int, page_size: int) -> tuple[list[dict], int]:
+    """Words only, by relevance: found, ordered and counted by the full-text index alone.
+
+    The order: records whose title is exactly the query; then the matches ranked (bm25 on
+    SQLite, ts_rank on PostgreSQL) — all of them up to RANK_ALL_UP_TO, otherwise the
+    RANK_ALL_UP_TO most recently catalogued; then any older matches, newest first. Every
+    match is on some page exactly once.
+    """
+    sql = _RANKED["sqlite" if is_sqlite() else "postgres"]
+    total = (await Record.raw(sql["count"], match))[0]["n"]
+    exact = [row["id"] for row in await Record.raw(sql["exact"], query, match)]
+    threshold = 0
+    if total > RANK_ALL_UP_TO:
+        row = await Record.raw(sql["nth_newest"] % {"n": RANK_ALL_UP_TO - 1}, match)
+        threshold = row[0]["id"] if row else 0
+    skip = ",".join(str(int(i)) for i in exact) or "0"
+    in_window = (total if total <= RANK_ALL_UP_TO else RANK_ALL_UP_TO) - sum(1 for i in exact if i >= threshold)
+    start, end = (page - 1) * page_size, page * page_size
+    rows: list[dict] = []
+    if start < len(exact):
+        head = await Record.raw(f"SELECT {columns} FROM record r WHERE r.id IN ({skip}) ORDER BY r.id DESC")
+        rows += head[start:end]
+    window_from, window_to = max(0, start - len(exact)), min(in_window, end - len(exact))
+    parts = {"columns": columns, "threshold": int(threshold), "skip": skip}
+    if window_to > window_from:
+        rows += await Record.raw(sql["window"] % {**parts, "limit": window_to - window_from, "offset": window_from},
+                                 *[match] * sql["window_values"])
+    tail_from, tail_to = max(0, start - len(exact) - in_window), end - len(exact) - in_window
+    if threshold and tail_to > tail_from:
+        rows += await Record.raw(sql["tail"] % {**parts, "limit": tail_to - tail_from, "offset": tail_from}, match)
+    return rows, total
 
 
 async def _availability(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

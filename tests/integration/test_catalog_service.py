@@ -168,3 +168,17 @@ async def test_intake_finds_a_record_by_its_other_isbn(demo):
     uuid = await service.create_record(RecordInput(title="小猪佩奇", isbn="9787533278267",
                                                    other_isbns=["9787533259594 (pbk.)"]), "t", TODAY)
     assert (await service.intake("978-7-5332-5959-4"))["record"]["uuid"] == uuid
+
+
+@pytest.mark.parametrize("window", [3, 5000])
+async def test_broad_searches_page_through_every_match_once_with_the_exact_title_first(demo, monkeypatch, window):
+    monkeypatch.setattr(service, "RANK_ALL_UP_TO", window)
+    exact = await service.create_record(RecordInput(title="小熊"), "t", TODAY)  # the oldest
+    others = [await service.create_record(RecordInput(title=f"小熊和朋友 第{n}册"), "t", TODAY) for n in range(7)]
+    seen = []
+    for page in (1, 2, 3):
+        result = await service.search("小熊", SearchFilters(), page=page, page_size=3)
+        assert result["total"] == 8
+        seen += [hit["uuid"] for hit in result["hits"]]
+    assert seen[0] == exact
+    assert sorted(seen) == sorted([exact, *others]) and len(seen) == 8
