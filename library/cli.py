@@ -189,28 +189,6 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
         click.echo(f"  ... and {len(report.skipped) - 50} more", err=True)
 
 
-@catalog.command("reindex", help="Rebuild the search text of every record (after an upgrade that changes it).")
-def catalog_reindex() -> None:
-    settings = _settings()
-    _require_database(settings)
-    from library.catalog.service import reindex
-
-    async def run() -> int:
-        from library.catalog.tables import Record
-
-        total = await Record.count()
-        with click.progressbar(length=max(total, 1), label="reindexing", show_pos=True) as bar:
-            seen = {"n": 0}
-
-            def progress(done: int, _: int) -> None:
-                bar.update(done - seen["n"])
-                seen["n"] = done
-
-            return await reindex(progress=progress)
-
-    click.echo(f"reindexed {asyncio.run(run())} records")
-
-
 @catalog.command("export", help="Export the catalogue (or one branch's part) as MARC21 or MARCXML.")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 @click.option("--format", "fmt", type=click.Choice(["marc21", "marcxml"]), default="marc21", show_default=True)

@@ -6,15 +6,13 @@ indexed text (`search_text`, kept on the record and indexed by the database itse
 FTS5 on SQLite, a GIN index on PostgreSQL) holds, for every searchable field:
 
 - the text folded to simplified characters and lower case, Chinese characters one
-  token each, and every pair of neighbouring characters as a token too ("毛毛 毛虫");
+  token each (so a phrase query matches any run of characters: "毛毛虫");
 - the pinyin syllables of the Chinese characters ("mao mao chong");
 - one token of the pinyin initials of the field's Chinese characters ("hedmmc").
 
 A query is folded the same way: a run of Chinese characters becomes a phrase; a Latin
 word matches as a word prefix ("caterp") or, when it reads as pinyin, as the phrase of
-its syllables ("maomaochong" -> "mao mao chong"). A run of Chinese characters matches
-as all of its character pairs ("毛毛虫" -> 毛毛 AND 毛虫), which are indexed too. All parts
-must match (AND).
+its syllables ("maomaochong" -> "mao mao chong"). All parts must match (AND).
 """
 
 from __future__ import annotations
@@ -98,9 +96,6 @@ def index_text(fields: Iterable[str | None]) -> str:
                 characters.append(cjk)
             else:
                 latin.append(word)
-        for run in characters:
-            if len(run) > 1:
-                parts.append(" ".join(bigrams(run)))
         if characters:
             text = "".join(characters)
             chars, syllables, initials = _cjk_tokens(text)
@@ -110,16 +105,6 @@ def index_text(fields: Iterable[str | None]) -> str:
         if latin:
             parts.append(" ".join(latin))
     return " ; ".join(part for part in parts if part)
-
-
-def bigrams(run: str) -> list[str]:
-    """Overlapping pairs of characters: 毛毛虫 -> 毛毛 毛虫.
-
-    Indexed beside the single characters so that a Chinese word is one token (or an AND of
-    tokens) rather than a phrase: PostgreSQL answers those from its GIN index without
-    re-reading every matching row to check positions.
-    """
-    return [run[i:i + 2] for i in range(len(run) - 1)]
 
 
 # --- pinyin syllables -------------------------------------------------------------------
@@ -161,22 +146,17 @@ def split_pinyin(word: str) -> list[str] | None:
 
 @dataclass(frozen=True)
 class Term:
-    """Alternatives, any of which may match: a prefix word, a phrase of tokens, or all of
-    some tokens (a Chinese run as its character pairs)."""
+    """Alternatives, any of which may match: a prefix word, or a phrase of tokens."""
 
     prefix: str | None
     phrases: tuple[tuple[str, ...], ...]
-    all_of: tuple[str, ...] = ()
 
 
 def parse_query(text: str) -> list[Term]:
     terms: list[Term] = []
     for cjk, word in _RUNS.findall(fold(text)):
         if cjk:
-            if len(cjk) == 1:
-                terms.append(Term(prefix=None, phrases=((cjk,),)))
-            else:
-                terms.append(Term(prefix=None, phrases=(), all_of=tuple(dict.fromkeys(bigrams(cjk)))))
+            terms.append(Term(prefix=None, phrases=(tuple(cjk),)))
             continue
         phrases: tuple[tuple[str, ...], ...] = ()
         syllables = split_pinyin(word) if word.isalpha() else None
@@ -194,9 +174,6 @@ def fts5_query(terms: list[Term]) -> str:
     """FTS5 MATCH syntax: "a b c" is a phrase, "w"* a prefix, AND / OR as written."""
     rendered = []
     for term in terms:
-        if term.all_of:
-            rendered.append(" AND ".join(_fts5_quote(token) for token in term.all_of))
-            continue
         options = [_fts5_quote(" ".join(phrase)) for phrase in term.phrases]
         if term.prefix:
             options.append(_fts5_quote(term.prefix) + "*")
@@ -212,9 +189,6 @@ def tsquery(terms: list[Term]) -> str:
     """PostgreSQL to_tsquery('simple', ...) syntax: <-> follows, :* is a prefix, & and |."""
     rendered = []
     for term in terms:
-        if term.all_of:
-            rendered.append(" & ".join(_ts_quote(token) for token in term.all_of))
-            continue
         options = [" <-> ".join(_ts_quote(token) for token in phrase) for phrase in term.phrases]
         if term.prefix:
             options.append(_ts_quote(term.prefix) + ":*")

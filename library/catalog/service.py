@@ -591,25 +591,3 @@ async def _availability(record_ids: list[int]) -> dict[int, list[dict[str, Any]]
         items = [row for row in rows if row["record"] == record_id]
         grouped[record_id] = _holdings(items, branches)
     return grouped
-
-
-async def reindex(batch: int = 1000, progress=lambda done, total: None) -> int:
-    """Recompute every record's search text (after the way it is built has changed)."""
-    total = await Record.count()
-    done, last_id = 0, 0
-    while True:
-        rows = await Record.select().where(Record.id > last_id).order_by(Record.id).limit(batch)
-        if not rows:
-            return done
-
-        async def work(rows=rows) -> None:
-            for row in rows:
-                values = {**row, **{key: _json_list(row[key]) for key in ("other_isbns", "contributors", "subjects")}}
-                text = search_text_of(values)
-                if text != row["search_text"]:
-                    await Record.update({Record.search_text: text}).where(Record.id == row["id"])
-
-        await run_in_write_transaction(work)
-        done += len(rows)
-        last_id = rows[-1]["id"]
-        progress(done, total)

@@ -182,10 +182,3 @@ async def test_broad_searches_page_through_every_match_once_with_the_exact_title
         seen += [hit["uuid"] for hit in result["hits"]]
     assert seen[0] == exact
     assert sorted(seen) == sorted([exact, *others]) and len(seen) == 8
-
-
-async def test_reindex_rebuilds_the_search_text(caterpillar):
-    await Record.update({Record.search_text: "stale"}).where(Record.uuid == caterpillar)
-    assert (await service.search("毛毛虫", SearchFilters()))["total"] == 0
-    assert await service.reindex() == 1
-    assert (await service.search("毛毛虫", SearchFilters()))["total"] == 1
