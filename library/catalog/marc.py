@@ -90,7 +90,8 @@ def _looks_like_utf8(data: bytes) -> bool:
     return True
 
 
-def read_marc(data: bytes) -> Iterator[tuple[int, pymarc.Record | None, str]]:
+def read_marc(data: bytes, force_utf8: bool | None = None,
+              first_position: int = 1) -> Iterator[tuple[int, pymarc.Record | None, str]]:
     """(position from 1, record or None, reason when None), for ISO 2709 or MARCXML."""
     head = data.lstrip()[:200]
     if head.startswith(b"<"):
@@ -98,22 +99,40 @@ def read_marc(data: bytes) -> Iterator[tuple[int, pymarc.Record | None, str]]:
             records = pymarc.parse_xml_to_array(io.BytesIO(data), strict=False)
         except Exception as error:  # noqa: BLE001 - any XML error means the file is unreadable as a whole
             raise InvalidInput("marc_not_marc") from error
-        for position, record in enumerate(records, start=1):
+        for position, record in enumerate(records, start=first_position):
             yield position, record, ""
         return
     if len(data) < 24 or not data[:5].isdigit():
         raise InvalidInput("marc_not_marc")
     # Files from Chinese systems are often UTF-8 without saying so in leader/09; MARC-8
     # files are (almost never) valid UTF-8, so the bytes themselves decide.
-    force_utf8 = _looks_like_utf8(data)
+    if force_utf8 is None:
+        force_utf8 = _looks_like_utf8(data)
     reader = pymarc.MARCReader(io.BytesIO(data), to_unicode=True, force_utf8=force_utf8,
                                utf8_handling="replace", permissive=True, hide_utf8_warnings=True)
-    for position, record in enumerate(reader, start=1):
+    for position, record in enumerate(reader, start=first_position):
         if record is None:
             error = reader.current_exception
             yield position, None, f"{type(error).__name__}: {error}".strip() if error else "unreadable record"
         else:
             yield position, record, ""
+
+
+def iso2709_chunks(data: bytes, records_per_chunk: int) -> Iterator[tuple[int, bytes]]:
+    """(first position, bytes) of consecutive runs of records, cut at record terminators."""
+    start, position, count = 0, 1, 0
+    cursor = 0
+    while True:
+        end = data.find(b"\x1d", cursor)
+        if end < 0:
+            break
+        count += 1
+        cursor = end + 1
+        if count == records_per_chunk:
+            yield position, data[start:cursor]
+            start, position, count = cursor, position + count, 0
+    if start < len(data) and data[start:].strip():
+        yield position, data[start:]
 
 
 def detect_flavour(record: pymarc.Record) -> str:
