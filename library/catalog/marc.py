@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,13 +420,6 @@ def values_of(converted: Converted, today: dt.date) -> dict[str, Any]:
 
 def describe_problems(error: InvalidRecord) -> str:
     return "; ".join(f"{problem.field}: {problem.code}" for problem in error.problems)
-
-
-ProgressFn = Callable[[int], None]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 def valid_item_type(value: str) -> str:
