@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import io
-import json
 import os
 import shutil
 import sqlite3
@@ -43,7 +42,7 @@ async def _populate(count: int) -> None:
     """Records and two copies each, written with the import's own bulk statements."""
     from library.branches.tables import Branch
     from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
-    from library.catalog.service import search_text_of
+    from library.catalog.service import row_values, search_text_of
     from library.db import executemany, run_in_write_transaction
 
     branches = [row["id"] for row in await Branch.select(Branch.id).order_by(Branch.id)]
@@ -58,9 +57,7 @@ async def _populate(count: int) -> None:
                           "series_number": "", "language": "chi", "pages": 32, "summary": "", "cover": "",
                           "call_number": values["clc"] + "/X"}
                 values["search_text"] = search_text_of(values)
-                full = {**values, "uuid": uuid.uuid4(), "created_at": now, "updated_at": now}
-                for key in ("other_isbns", "contributors", "subjects"):
-                    full[key] = json.dumps(full[key], ensure_ascii=False)
+                full = {**row_values(values), "uuid": uuid.uuid4(), "created_at": now, "updated_at": now}
                 record_rows.append(tuple(full.get(column) for column in RECORD_COLUMNS))
                 record_id = first_id + offset
                 for copy in range(2):

@@ -121,3 +121,18 @@ async def executemany(sql: str, rows: list[tuple]) -> None:
         count += 1
         numbered.append(f"{part}${count}")
     await transaction.connection.executemany("".join(numbered) + sql.split("{}")[-1], rows)
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    """A unique constraint refused the write, on either engine."""
+    if isinstance(error, sqlite3.IntegrityError):
+        return "UNIQUE" in str(error)
+    return getattr(error, "sqlstate", None) == "23505"
+
+
+def json_list(raw) -> list:
+    """JSON columns come back as text from both drivers."""
+    import json
+
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return list(value or [])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,7 @@ from library.accounts.hashing import hash_secret, verify_secret
 from library.accounts.principal import Principal
 from library.accounts.tables import GuardianLink, Patron, SignInFailure, StaffBranch, StaffMember
 from library.branches.tables import Branch
-from library.db import contains_text, read_transaction, run_in_write_transaction
+from library.db import contains_text, is_unique_violation, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, SignInRefused, TooManyAttempts
 from library.settings import LANGUAGES
 
@@ -26,12 +25,6 @@ def normalise_card_number(card_number: str) -> str:
 
 def normalise_username(username: str) -> str:
     return (username or "").strip().lower()
-
-
-def _is_unique_violation(error: BaseException) -> bool:
-    if isinstance(error, sqlite3.IntegrityError):
-        return "UNIQUE" in str(error)
-    return getattr(error, "sqlstate", None) == "23505"
 
 
 # --- signing in -------------------------------------------------------------
@@ -226,7 +219,7 @@ async def create_patron(new: NewPatron, actor: str, today: dt.date, pin_hash: st
     try:
         return await run_in_write_transaction(work)
     except Exception as error:
-        if _is_unique_violation(error):
+        if is_unique_violation(error):
             raise Conflict("card_number_taken", field="card_number", card_number=card_number) from None
         raise
 
@@ -403,7 +396,7 @@ async def create_staff(
     try:
         return await run_in_write_transaction(work)
     except Exception as error:
-        if _is_unique_violation(error):
+        if is_unique_violation(error):
             raise Conflict("username_taken", field="username", username=username) from None
         raise
 

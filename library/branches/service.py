@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import sqlite3
 from typing import Any
 
 from library import audit
@@ -12,7 +10,7 @@ from library.accounts.principal import Principal
 from library.branches import rules
 from library.branches.public_holidays import public_calendar
 from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
-from library.db import read_transaction, run_in_write_transaction
+from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
 
 REASON_LIMIT = 200
@@ -104,12 +102,6 @@ async def branch_detail(code: str, today: dt.date, days: int = 14) -> dict[str, 
     return view
 
 
-def _features(raw: Any) -> list[str]:
-    """JSON columns come back as text from both drivers."""
-    value = json.loads(raw) if isinstance(raw, str) else raw
-    return [str(item) for item in value or []]
-
-
 def _room_view(room: dict[str, Any]) -> dict[str, Any]:
     return {
         "uuid": str(room["uuid"]),
@@ -117,7 +109,7 @@ def _room_view(room: dict[str, Any]) -> dict[str, Any]:
         "name_zh": room["name_zh"],
         "name_en": room["name_en"],
         "capacity": room["capacity"],
-        "features": _features(room["features"]),
+        "features": [str(feature) for feature in json_list(room["features"])],
     }
 
 
@@ -211,8 +203,7 @@ async def add_calendar_exception(
     try:
         await run_in_write_transaction(work)
     except Exception as error:
-        unique = isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
-        if unique or getattr(error, "sqlstate", None) == "23505":
+        if is_unique_violation(error):
             raise Conflict("calendar_exception_exists", field="day", day=day.isoformat()) from None
         raise
 

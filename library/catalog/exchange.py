@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,18 +12,12 @@ from library import audit
 from library.branches.tables import Branch
 from library.catalog import marc
 from library.catalog.marc import Holding, ImportReport, Skipped
-from library.catalog.service import _json_list, is_unique_violation
+from library.catalog.service import JSON_COLUMNS, row_values
 from library.catalog.tables import Item, Record
-from library.db import executemany, read_transaction, run_in_write_transaction
+from library.db import executemany, is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import DomainError, InvalidInput, InvalidRecord
 
 BATCH = 500
-JSON_COLUMNS = ("other_isbns", "contributors", "subjects")
-
-
-def _row(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: json.dumps(value, ensure_ascii=False) if key in JSON_COLUMNS else value
-            for key, value in values.items()}
 
 
 RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title",
@@ -88,7 +81,7 @@ async def _apply(entries: list[tuple[int, dict[str, Any], list[Holding]]], branc
         return None
 
     def record_row(values: dict[str, Any]) -> tuple:
-        row = {**_row(values), "uuid": uuid_module.uuid4(), "created_at": now, "updated_at": now}
+        row = {**row_values(values), "uuid": uuid_module.uuid4(), "created_at": now, "updated_at": now}
         return tuple(row.get(column) for column in RECORD_COLUMNS)
 
     async def work() -> tuple[int, int, int, int]:
@@ -99,7 +92,7 @@ async def _apply(entries: list[tuple[int, dict[str, Any], list[Holding]]], branc
             if record_id is None:
                 new.append(values)
             else:
-                changed = {key: value for key, value in _row(values).items()
+                changed = {key: value for key, value in row_values(values).items()
                            if not (key in ("isbn13", "control_number") and not value)}
                 changed["updated_at"] = now
                 updates.append((changed, record_id))
@@ -107,7 +100,7 @@ async def _apply(entries: list[tuple[int, dict[str, Any], list[Holding]]], branc
         await executemany(_insert_sql("record", RECORD_COLUMNS), [record_row(values) for values in keyed])
         for values in new:
             if not (values["isbn13"] or values["control_number"]):  # nothing to find it by: one at a time
-                rows = await Record.insert(Record(**_row(values))).returning(Record.id)
+                rows = await Record.insert(Record(**row_values(values))).returning(Record.id)
                 values["_id"] = rows[0]["id"]
         grouped: dict[tuple[str, ...], list[tuple]] = {}
         for changed, record_id in updates:
@@ -311,7 +304,7 @@ async def export_marc(fmt: str = "marc21", branch_code: str | None = None, page:
         for row in rows:
             view = dict(row)
             for key in JSON_COLUMNS:
-                view[key] = _json_list(row[key])
+                view[key] = json_list(row[key])
             chunk.append(marc.to_marc21(view, by_record.get(row["id"], [])))
         if fmt == "marcxml":
             yield b"".join(_xml_record(record) for record in chunk)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,16 +15,10 @@ from library.catalog import rules
 from library.catalog.isbn import Isbn, IsbnRefusal, hyphenate, parse_isbn
 from library.catalog.search_text import fts5_query, index_text, parse_query, tsquery
 from library.catalog.tables import BarcodeSequence, Item, Record
-from library.db import is_sqlite, read_transaction, run_in_write_transaction
+from library.db import is_sqlite, is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, InvalidRecord, NotFound, NotPermitted
 
 PAGE_SIZE_LIMIT = 100
-
-
-def is_unique_violation(error: BaseException) -> bool:
-    if isinstance(error, sqlite3.IntegrityError):
-        return "UNIQUE" in str(error)
-    return getattr(error, "sqlstate", None) == "23505"
 
 
 def valid_uuid(value: str) -> str:
@@ -34,11 +27,6 @@ def valid_uuid(value: str) -> str:
         return str(uuid_module.UUID(str(value)))
     except ValueError:
         raise NotFound("record_not_found") from None
-
-
-def _json_list(raw: Any) -> list:
-    value = json.loads(raw) if isinstance(raw, str) else raw
-    return list(value or [])
 
 
 # --- ISBN ---------------------------------------------------------------------------
@@ -158,9 +146,12 @@ def record_values(data: RecordInput, today: dt.date) -> dict[str, Any]:
     return values
 
 
-def _row_values(values: dict[str, Any]) -> dict[str, Any]:
+JSON_COLUMNS = ("other_isbns", "contributors", "subjects")
+
+
+def row_values(values: dict[str, Any]) -> dict[str, Any]:
     """JSON columns go in as text, the same on both drivers."""
-    return {key: json.dumps(value, ensure_ascii=False) if key in ("other_isbns", "contributors", "subjects") else value
+    return {key: json.dumps(value, ensure_ascii=False) if key in JSON_COLUMNS else value
             for key, value in values.items()}
 
 
@@ -168,7 +159,7 @@ async def create_record(data: RecordInput, actor: str, today: dt.date) -> str:
     values = record_values(data, today)
 
     async def work() -> str:
-        rows = await Record.insert(Record(**_row_values(values))).returning(Record.uuid)
+        rows = await Record.insert(Record(**row_values(values))).returning(Record.uuid)
         uuid = str(rows[0]["uuid"])
         await audit.record(actor, "record.created", f"record:{uuid}", isbn=values["isbn13"], title=values["title"])
         return uuid
@@ -188,7 +179,7 @@ async def update_record(uuid: str, data: RecordInput, actor: str, today: dt.date
     values = record_values(data, today)
 
     async def work() -> None:
-        updated = await Record.update(_row_values(values)).where(Record.uuid == uuid).returning(Record.id)
+        updated = await Record.update(row_values(values)).where(Record.uuid == uuid).returning(Record.id)
         if not updated:
             raise NotFound("record_not_found")
         await audit.record(actor, "record.updated", f"record:{uuid}", title=values["title"])
@@ -212,8 +203,8 @@ async def set_cover(uuid: str, cover: str, actor: str) -> None:
 def _record_view(row: dict[str, Any]) -> dict[str, Any]:
     view = dict(row)
     view["uuid"] = str(row["uuid"])
-    for key in ("other_isbns", "contributors", "subjects"):
-        view[key] = _json_list(row.get(key))
+    for key in JSON_COLUMNS:
+        view[key] = json_list(row.get(key))
     view["isbn_hyphenated"] = hyphenate(row["isbn13"]) if row.get("isbn13") else ""
     view.pop("search_text", None)
     return view
@@ -501,7 +492,7 @@ async def search(query: str, filters: SearchFilters, sort: str = "relevance", pa
         hit = {key: row[key] for key in ("isbn13", "title", "subtitle", "publisher", "publication_year", "format",
                                          "age_min", "age_max", "cover", "call_number", "language")}
         hit["uuid"] = str(row["uuid"])
-        hit["contributors"] = _json_list(row["contributors"])
+        hit["contributors"] = json_list(row["contributors"])
         hit["holdings"] = availability.get(row["id"], [])
         hits.append(hit)
     return {"query": query, "total": total, "page": page, "page_size": page_size, "hits": hits,
