@@ -13,7 +13,7 @@ from library.accounts.principal import Principal
 from library.accounts.schemas import Me, SignIn
 from library.branches import service as branches
 from library.clock import now_utc, today_in
-from library.errors import DomainError, InvalidInput
+from library.errors import DomainError
 from library.web.auth import principal_of, requires_patron, requires_signed_in, requires_staff, session_for
 from library.web.forms import parse_optional_date, safe_next
 from library.web.templating import page
@@ -143,9 +143,6 @@ class StaffPages(Controller):
         principal: Principal = principal_of(request)
         today = today_in(request.app.state.settings.time_zone)
         try:
-            mine = {b["code"] for b in await branches.list_branches(today) if principal.works_for(b["id"])}
-            if values["home_branch"] not in mine:
-                raise InvalidInput("required", field="home_branch")
             await service.create_patron(
                 service.NewPatron(
                     card_number=values["card_number"],
@@ -161,6 +158,7 @@ class StaffPages(Controller):
                 ),
                 actor=principal.audit_name,
                 today=today,
+                registered_by=principal,
             )
         except DomainError as error:
             values["pin"] = ""

@@ -168,12 +168,18 @@ def _validate_new_patron(new: NewPatron) -> None:
         raise InvalidInput(problem, field="pin")
 
 
-async def create_patron(new: NewPatron, actor: str, today: dt.date, pin_hash: str | None = None) -> int:
+async def create_patron(new: NewPatron, actor: str, today: dt.date, pin_hash: str | None = None,
+                        registered_by: Principal | None = None) -> int:
     """Register a reader; a child may be linked to a guardian in the same step.
 
     `pin_hash` carries a PIN already hashed elsewhere (a reader moved from another
     system or node keeps their PIN); otherwise `new.pin` is checked and hashed.
+    `registered_by`: staff register readers only into the branches they work for.
     """
+    if registered_by is not None:
+        branch = await Branch.select(Branch.id).where(Branch.code == new.home_branch_code).first()
+        if branch is None or not registered_by.works_for(branch["id"]):
+            raise InvalidInput("required", field="home_branch")
     if pin_hash is None:
         _validate_new_patron(new)
         pin_hash = await hash_secret(new.pin)

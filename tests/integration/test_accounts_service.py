@@ -178,3 +178,13 @@ async def test_a_reader_changes_their_own_pin(demo):
     assert refused.value.code == "pins_differ"
     await service.change_own_pin(reader, "123456", "4321", "4321")
     await service.sign_in_patron("ZX10000001", "4321", "1.2.3.4", NOW, 5)
+
+
+async def test_staff_register_readers_only_into_their_branches(demo):
+    librarian = await service.sign_in_staff("librarian", "librarian-demo", "1.2.3.4", NOW, 5)
+    with pytest.raises(InvalidInput) as refused:
+        await service.create_patron(child("JX20000099", guardian=None, home_branch_code="JX"), actor="t",
+                                    today=TODAY, registered_by=librarian)
+    assert refused.value.field == "home_branch"
+    assert not await Patron.exists().where(Patron.card_number == "JX20000099")
+    await service.create_patron(child("ZX20000099", guardian=None), actor="t", today=TODAY, registered_by=librarian)
