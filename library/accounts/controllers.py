@@ -127,9 +127,7 @@ class StaffPages(Controller):
         return await self._patron_form(request, {}, None)
 
     async def _patron_form(self, request: Request, values: dict[str, Any], error: DomainError | None) -> Template:
-        principal: Principal = principal_of(request)
-        today = today_in(request.app.state.settings.time_zone)
-        mine = [b for b in await branches.list_branches(today) if principal.works_for(b["id"])]
+        mine = await branches.branch_choices(principal_of(request))
         return page(request, "accounts/patron_new.html", status_code=error.status if error else 200,
                     branches=mine, values=values, error=error.message() if error else None,
                     error_field=error.field if error else None)

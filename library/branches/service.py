@@ -26,21 +26,30 @@ async def _branch_row(code: str) -> dict[str, Any]:
     return row
 
 
-async def _calendar_for(branch: dict[str, Any], start: dt.date, end: dt.date) -> rules.BranchCalendar:
-    periods = await OpeningPeriod.select().where(OpeningPeriod.branch == branch["id"]).order_by(OpeningPeriod.opens)
-    weekly: dict[int, list[rules.Period]] = {}
-    for period in periods:
-        weekly.setdefault(period["weekday"], []).append(rules.Period(period["opens"], period["closes"]))
+async def _calendars_for(branches: list[dict[str, Any]], start: dt.date,
+                         end: dt.date) -> dict[int, rules.BranchCalendar]:
+    """The calendars of several branches from two queries, whatever their number."""
+    ids = [branch["id"] for branch in branches] or [-1]
+    periods = await OpeningPeriod.select().where(OpeningPeriod.branch.is_in(ids)).order_by(OpeningPeriod.opens)
     exceptions = await CalendarException.select().where(
-        (CalendarException.branch == branch["id"]) & (CalendarException.day >= start) & (CalendarException.day <= end)
+        CalendarException.branch.is_in(ids) & (CalendarException.day >= start) & (CalendarException.day <= end)
     )
-    return rules.BranchCalendar(
-        weekly={day: tuple(items) for day, items in weekly.items()},
-        exceptions={
-            row["day"]: rules.LocalException(row["is_open"], row["reason_zh"], row["reason_en"]) for row in exceptions
-        },
-        closes_on_public_holidays=branch["closes_on_public_holidays"],
-    )
+    calendars = {}
+    for branch in branches:
+        weekly: dict[int, list[rules.Period]] = {}
+        for period in (p for p in periods if p["branch"] == branch["id"]):
+            weekly.setdefault(period["weekday"], []).append(rules.Period(period["opens"], period["closes"]))
+        calendars[branch["id"]] = rules.BranchCalendar(
+            weekly={day: tuple(items) for day, items in weekly.items()},
+            exceptions={row["day"]: rules.LocalException(row["is_open"], row["reason_zh"], row["reason_en"])
+                        for row in exceptions if row["branch"] == branch["id"]},
+            closes_on_public_holidays=branch["closes_on_public_holidays"],
+        )
+    return calendars
+
+
+async def _calendar_for(branch: dict[str, Any], start: dt.date, end: dt.date) -> rules.BranchCalendar:
+    return (await _calendars_for([branch], start, end))[branch["id"]]
 
 
 def _branch_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -74,13 +83,19 @@ async def list_branches(today: dt.date) -> list[dict[str, Any]]:
     public = public_calendar(today, today)
     async with read_transaction():
         branches = await Branch.select().order_by(Branch.kind, Branch.code)
-        result = []
-        for branch in branches:
-            calendar = await _calendar_for(branch, today, today)
-            view = _branch_view(branch)
-            view["today"] = _day_view(rules.day_status(today, calendar, public))
-            result.append(view)
+        calendars = await _calendars_for(branches, today, today)
+    result = []
+    for branch in branches:
+        view = _branch_view(branch)
+        view["today"] = _day_view(rules.day_status(today, calendars[branch["id"]], public))
+        result.append(view)
     return result
+
+
+async def branch_choices(principal: Principal | None = None) -> list[dict[str, Any]]:
+    """Branches to choose from in a form (no calendars): all, or those a staff member works for."""
+    rows = await Branch.select().order_by(Branch.kind, Branch.code)
+    return [_branch_view(row) for row in rows if principal is None or principal.works_for(row["id"])]
 
 
 async def branch_detail(code: str, today: dt.date, days: int = 14) -> dict[str, Any]:
@@ -111,6 +126,16 @@ def _room_view(room: dict[str, Any]) -> dict[str, Any]:
         "capacity": room["capacity"],
         "features": [str(feature) for feature in json_list(room["features"])],
     }
+
+
+async def rooms_by_branch(codes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The rooms of several branches in one query, by branch code."""
+    rows = await Room.select(*Room.all_columns(), Room.branch.code.as_alias("branch_code")).where(
+        Room.branch.code.is_in(list(codes) or ["-"])).order_by(Room.code)
+    found: dict[str, list[dict[str, Any]]] = {code: [] for code in codes}
+    for row in rows:
+        found[row["branch_code"]].append(_room_view(row))
+    return found
 
 
 async def rooms_of(code: str) -> list[dict[str, Any]]:

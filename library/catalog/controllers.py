@@ -55,7 +55,7 @@ def barcode_svg(value: str) -> Markup:
 
 async def _my_branches(request: Request) -> list[dict[str, Any]]:
     principal = principal_of(request)
-    return [b for b in await branches.list_branches(_today(request)) if principal.works_for(b["id"])]
+    return await branches.branch_choices(principal)
 
 
 # --- public ---------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ class CataloguePages(Controller):
             [age is not None, format_, language, branch, available])) else None
         base_query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
         return page(request, "catalog/search.html", result=result, q=q, filters=filters, sort=sort,
-                    base_query=base_query, branches=await branches.list_branches(_today(request)))
+                    base_query=base_query, branches=await branches.branch_choices())
 
     @get("/catalog/records/{uuid:str}", name="catalog_record")
     async def record(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -162,7 +162,7 @@ class StaffCataloguePages(Controller):
                            **context: Any) -> Template:
         record = await service.record_detail(uuid)
         mine = await _my_branches(request)
-        rooms = {b["code"]: await branches.rooms_of(b["code"]) for b in mine}
+        rooms = await branches.rooms_by_branch([b["code"] for b in mine])
         here = [h for h in record["holdings"] if any(b["code"] == h["branch"] for b in mine)]
         return page(request, "catalog/staff_record.html", status_code=error.status if error else 200, record=record,
                     branches=mine, rooms=rooms, here=here, error=error.message() if error else None,
