@@ -241,11 +241,9 @@ class StaffCataloguePages(Controller):
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("marc_empty", field="file")
             data = await upload.read()
-            branch = form.get("branch") or None
-            if branch and branch not in {b["code"] for b in mine}:
-                raise InvalidInput("invalid_choice", field="branch")
             report = await exchange.import_marc(data, principal_of(request).audit_name, _today(request),
-                                                form.get("flavour", "auto"), branch)
+                                                form.get("flavour", "auto"), form.get("branch") or None,
+                                                imported_by=principal_of(request))
         except DomainError as error:
             return page(request, "catalog/exchange.html", status_code=error.status, report=None,
                         error=error.message(), branches=mine)
@@ -339,7 +337,8 @@ class CatalogueAPI(Controller):
         if not isinstance(upload, UploadFile):
             raise InvalidInput("marc_empty", field="file")
         report = await exchange.import_marc(await upload.read(), principal_of(request).audit_name, _today(request),
-                                            data.get("format", "auto"), data.get("branch") or None)
+                                            data.get("format", "auto"), data.get("branch") or None,
+                                            imported_by=principal_of(request))
         return ImportReportOut.from_report(report)
 
     @get("/catalog/export", guards=[requires_staff], summary="Export MARC21 (format=marc21) or MARCXML")

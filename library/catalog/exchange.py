@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from library import audit
+from library.accounts.principal import Principal
 from library.branches.tables import Branch
 from library.catalog import marc
 from library.catalog.marc import Holding, ImportReport, Skipped
-from library.catalog.service import JSON_COLUMNS, row_values
+from library.catalog.service import JSON_COLUMNS, record_values, row_values
 from library.catalog.tables import Item, Record
 from library.db import executemany, is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import DomainError, InvalidInput, InvalidRecord
@@ -182,7 +183,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
         converted = None
         try:
             converted = marc.convert(record, record_flavour)
-            values = marc.values_of(converted, today)
+            values = record_values(converted.record, today)
         except InvalidRecord as error:
             skipped.append(Skipped(position, marc.describe_problems(error),
                                    (converted.record.control_number if converted else "") or ""))
@@ -233,11 +234,18 @@ async def _converted_chunks(data: bytes, flavour: str, today: dt.date):
 
 async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "auto",
                       default_branch: str | None = None,
-                      progress: Callable[[ImportReport], None] = lambda report: None) -> ImportReport:
-    """Import every readable record; report what was created, updated and skipped (and why)."""
+                      progress: Callable[[ImportReport], None] = lambda report: None,
+                      imported_by: Principal | None = None) -> ImportReport:
+    """Import every readable record; report what was created, updated and skipped (and why).
+
+    `imported_by`: a staff member may send copies with an unknown branch only to a branch
+    they work for.
+    """
     if not data.strip():
         raise InvalidInput("marc_empty")
     branches = {row["code"]: row["id"] for row in await Branch.select(Branch.id, Branch.code)}
+    if default_branch and imported_by is not None and not imported_by.works_for(branches.get(default_branch, -1)):
+        raise InvalidInput("invalid_choice", field="branch")
     report = ImportReport()
     writing: asyncio.Task | None = None
 

@@ -21,7 +21,7 @@ from pymarc import Field, Subfield
 
 from library.catalog import rules
 from library.catalog.isbn import isbns_in
-from library.catalog.service import RecordInput, record_values
+from library.catalog.service import RecordInput
 from library.errors import InvalidInput, InvalidRecord
 
 ROLE_FROM_RELATOR = {
@@ -411,11 +411,6 @@ def write_marcxml(records: list[pymarc.Record]) -> bytes:
         writer.write(record)
     writer.close(close_fh=False)
     return buffer.getvalue()
-
-
-def values_of(converted: Converted, today: dt.date) -> dict[str, Any]:
-    """Validated column values, or InvalidRecord with every problem."""
-    return record_values(converted.record, today)
 
 
 def describe_problems(error: InvalidRecord) -> str:

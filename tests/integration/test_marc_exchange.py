@@ -153,3 +153,18 @@ async def test_a_big_file_is_converted_in_a_worker_process_with_the_same_result(
     assert (report.read, report.created, report.items_created) == (8, 7, 7)
     assert [(s.position, "title" in s.reason) for s in report.skipped] == [(4, True)]
     assert (await service.search("第5本", SearchFilters()))["total"] == 1
+
+
+async def test_a_librarian_sends_unplaced_copies_only_to_her_branch(demo):
+    from library.accounts.principal import Principal
+    from library.branches.tables import Branch
+
+    zx = (await Branch.select(Branch.id).where(Branch.code == "ZX").first())["id"]
+    librarian = Principal(kind="staff", id=1, uuid="s", name="馆员", language="zh_CN", role="librarian",
+                          branch_ids=frozenset([zx]))
+    data = iso2709(marc21("无馆藏地", control="U1", holdings=[{"p": "U0001", "y": "book"}]))
+    with pytest.raises(InvalidInput) as refused:
+        await import_marc(data, "test", TODAY, default_branch="JX", imported_by=librarian)
+    assert refused.value.field == "branch" and await Record.count() == 0
+    report = await import_marc(data, "test", TODAY, default_branch="ZX", imported_by=librarian)
+    assert report.items_created == 1
