@@ -118,6 +118,16 @@ PATRONS = [
 
 ACTOR = "demo"
 
+
+def _network_admin():
+    from library.accounts.principal import Principal
+
+    return Principal(kind="staff", id=0, uuid="demo", name="demo", language="zh_CN", role="administrator",
+                     all_branches=True)
+
+
+_NETWORK_ADMIN = _network_admin()
+
 # Catalogued in the demo, with copies (branch, copies, on loan); 好饿的毛毛虫 is left for the
 # librarian to scan in (it is in the local metadata file, so the form fills itself).
 BOOKS = [
@@ -218,27 +228,75 @@ async def _ensure_patron(patron: DemoPatron, today: dt.date) -> bool:
 
 
 async def _ensure_book(isbn13: str, copies: list[tuple[str, int, int]], today: dt.date) -> bool:
-    from library.accounts.principal import Principal
     from library.catalog import service as catalog
     from library.catalog.metadata import LocalProvider
-    from library.catalog.tables import Item, Record
+    from library.catalog.tables import Record
 
     if await Record.exists().where(Record.isbn13 == isbn13):
         return False
     metadata = await LocalProvider().lookup(isbn13) or {}
     uuid = await catalog.create_record(catalog.RecordInput(isbn=isbn13, **metadata), ACTOR, today)
-    network = Principal(kind="staff", id=0, uuid="demo", name="demo", language="zh_CN", role="administrator",
-                        all_branches=True)
     for branch, count, on_loan in copies:
-        barcodes = await catalog.add_items(network, uuid, catalog.NewCopies(
+        barcodes = await catalog.add_items(_NETWORK_ADMIN, uuid, catalog.NewCopies(
             branch_code=branch, count=count, shelf_location="邻乐空间" if branch == "ZX" else "少儿阅览室",
             item_type=metadata.get("format", "picture_book") if metadata.get("format") in ("picture_book",
                                                                                           "board_book") else "book",
             price_cents=3280, acquired_on=today - dt.timedelta(days=30)))
-        for barcode in barcodes[:on_loan]:  # until circulation lands, a copy "out" is set here
-            await Item.update({Item.status: "on_loan", Item.due_back: today + dt.timedelta(days=12)}).where(
-                Item.barcode == barcode)
+        for barcode in barcodes[:on_loan]:
+            _lend_later.append((branch, barcode))
     return True
+
+
+# (branch, barcode) of copies the demo lends once its rules exist, to these readers in turn.
+_lend_later: list[tuple[str, str]] = []
+BORROWERS = ["ZX10000001", "ZX10000002", "ZX10000001", "ZX10000003"]
+# Rules of the demo network: the last-resort rule, children's own limit, reference copies
+# stay in the library, and the smart study room lends picture books for three weeks.
+RULES = [
+    dict(name="全馆通用 / Network default"),
+    dict(patron_category="child", name="少儿读者 / Children", max_loans=5, loan_days=21, renewal_days=21),
+    dict(item_type="reference", name="工具书 / Reference", loanable=False, holds_allowed=False),
+    dict(branch_code="ZX", item_type="picture_book", name="振兴绘本 / Zhenxing picture books", loan_days=21,
+         renewal_days=14),
+    dict(branch_code="ZX", patron_category="child", name="振兴少儿 / Zhenxing children", max_loans=5, loan_days=21,
+         renewal_days=14),
+]
+HOLDS = [("9787539109619", "JX20000001", "JX")]
+
+
+async def _ensure_rules() -> int:
+    from library.loans import policy
+    from library.loans.tables import CirculationRule
+
+    created = 0
+    for spec in RULES:
+        data = policy.RuleInput(**spec)
+        scope = policy.rules.scope_of(data.branch_code, data.patron_category, data.item_type)
+        if not await CirculationRule.exists().where(CirculationRule.scope == scope):
+            await policy.save_rule(_NETWORK_ADMIN, data)
+            created += 1
+    return created
+
+
+async def _lend_demo_copies(today: dt.date) -> int:
+    """Real loans, made sixteen days ago, so 'My account' and the desk have something to show."""
+    from zoneinfo import ZoneInfo
+
+    from library.catalog.tables import Record
+    from library.loans import service as loans
+
+    lent_at = dt.datetime.combine(today - dt.timedelta(days=16), T(10, 0), tzinfo=ZoneInfo("Asia/Shanghai"))
+    for index, (branch, barcode) in enumerate(_lend_later):
+        await loans.checkout(_NETWORK_ADMIN, branch, BORROWERS[index % len(BORROWERS)], barcode,
+                             lent_at + dt.timedelta(minutes=index))
+    for isbn13, card, pickup in HOLDS:
+        record = await Record.select(Record.uuid).where(Record.isbn13 == isbn13).first()
+        if record is not None:
+            await loans.place_hold(_NETWORK_ADMIN, str(record["uuid"]), pickup, lent_at + dt.timedelta(days=2),
+                                   card_number=card)
+    lent = len(_lend_later)
+    _lend_later.clear()
+    return lent
 
 
 async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lambda label, created: None,
@@ -259,6 +317,9 @@ async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lamb
         note(f"staff {staff.username}", await _ensure_staff(staff))
     for patron in PATRONS:
         note(f"reader {patron.card_number}", await _ensure_patron(patron, today))
+    note("circulation rules", bool(await _ensure_rules()))
     for isbn13, copies in BOOKS if books else []:
         note(f"book {isbn13}", await _ensure_book(isbn13, copies, today))
+    if _lend_later:
+        note("loans", bool(await _lend_demo_copies(today)))
     return counts

@@ -71,6 +71,38 @@ MESSAGES: dict[str, str] = {
     "marc_empty": N_("The file holds no records."),
     "upload_too_large": N_("The file is larger than {limit} MB."),
     "cover_type": N_("A cover must be a JPEG, PNG or WebP image."),
+    # circulation
+    "card_blocked": N_("The card is blocked: {reason}"),
+    "card_expired": N_("The card expired on {day}; it can be renewed at the desk."),
+    "loan_limit": N_("The reader already has {limit} books out, the most this card allows."),
+    "item_not_loanable": N_("This copy is for use in the library only."),
+    "item_held_for_other": N_("This copy is set aside for another reader's hold."),
+    "item_on_loan": N_("This copy is already on loan; return it first."),
+    "item_in_transit": N_("This copy is in transit; receive it first."),
+    "item_withdrawn": N_("This copy has been withdrawn."),
+    "item_unavailable": N_("This copy is not available for loan."),
+    "hold_waiting": N_("Someone is waiting for this book."),
+    "renewal_limit": N_("Renewed {count} times already; the limit is {limit}."),
+    "too_overdue": N_("{days} days overdue; a loan more than {limit} days overdue cannot be renewed."),
+    "renewal_not_needed": N_("Renewing now would not extend the loan beyond {day}."),
+    "holds_not_allowed": N_("This book cannot be placed on hold."),
+    "no_copies_to_hold": N_("The library has no copy of this book that can be lent."),
+    "already_borrowed": N_("You have a copy of this book on loan already."),
+    "hold_exists": N_("You already have a hold on this book."),
+    "no_circulation_rule": N_("No circulation rule covers this loan; an administrator must add one."),
+    "loan_not_found": N_("There is no such loan."),
+    "not_on_loan": N_("The copy {barcode} was not on loan."),
+    "hold_not_found": N_("There is no such hold."),
+    "hold_not_cancellable": N_("This hold is already {status}."),
+    "transit_not_found": N_("The copy {barcode} is not in transit."),
+    "transit_elsewhere": N_("The copy {barcode} is travelling to {branch}, not to this branch."),
+    "override_comment_required": N_("Write why you override: {reasons}"),
+    "comment_too_long": N_("A comment may be at most {limit} characters long."),
+    "rule_scope_taken": N_("A rule for {scope} exists already."),
+    "rule_not_found": N_("There is no such circulation rule."),
+    "network_rule_required": N_("The network-wide rule cannot be removed: every loan needs a rule."),
+    "number_out_of_range": N_("Enter a number from {low} to {high}."),
+    "refused": N_("Refused."),
     # rights
     "sign_in_required": N_("Please sign in first."),
     "staff_only": N_("This page is for library staff."),
@@ -157,3 +189,28 @@ class TooManyAttempts(DomainError):
     def __init__(self, reason: str, /, *, retry_after: int, **params: Any) -> None:
         super().__init__(reason, seconds=retry_after, **params)
         self.retry_after = retry_after
+
+
+class CirculationRefused(Conflict):
+    """A checkout, renewal or hold refused for one or more reasons, all of them listed."""
+
+    title = N_("Refused")
+
+    def __init__(self, refusals, /, **params: Any) -> None:
+        super().__init__("refused", **params)
+        self.refusals = list(refusals)
+
+    def reasons(self) -> list[dict[str, Any]]:
+        return reason_views(self.refusals)
+
+    def message(self) -> str:
+        return " ".join(reason["message"] for reason in self.reasons())
+
+
+def reason_views(refusals) -> list[dict[str, Any]]:
+    """Refusals (anything with code, params, overridable) as messages in the current language."""
+    return [
+        {"code": refusal.code, "message": gettext(MESSAGES[refusal.code]).format(**refusal.params),
+         "overridable": refusal.overridable}
+        for refusal in refusals
+    ]

@@ -1,0 +1,725 @@
+"""Circulation: checkout, return anywhere, transits, renewals, holds. One transaction per operation.
+
+Each operation loads what the pure rules in `library.loans.rules` need, asks them, and
+writes the outcome. The database keeps what concurrency could break: a second open loan
+of a copy fails on a partial unique index, a renewal is a conditional UPDATE on the
+renewal count, a copy is assigned to one hold at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid as uuid_module
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from library import audit
+from library.accounts.principal import Principal
+from library.accounts.service import normalise_card_number
+from library.accounts.tables import Patron
+from library.branches.public_holidays import public_calendar
+from library.branches.rules import BranchCalendar, PublicCalendar
+from library.branches.service import _calendars_for
+from library.branches.tables import Branch
+from library.catalog.tables import Item, Record
+from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
+from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
+from library.loans import notices, rules
+from library.loans.tables import CirculationRule, Hold, Loan, Transit
+
+COMMENT_LIMIT = 500
+# Calendars are loaded this far ahead of a due date: enough to step over the longest closure.
+CALENDAR_REACH_DAYS = 400
+ACTIVE_HOLD = ("waiting", "in_transit", "ready")
+
+
+def _uuid(value: str, missing: str) -> str:
+    try:
+        return str(uuid_module.UUID(str(value)))
+    except ValueError:
+        raise NotFound(missing) from None
+
+
+def normalise_barcode(barcode: str) -> str:
+    return (barcode or "").strip().upper()
+
+
+def _clean_comment(comment: str | None) -> str | None:
+    comment = (comment or "").strip()
+    if len(comment) > COMMENT_LIMIT:
+        raise InvalidInput("comment_too_long", field="override_comment", limit=COMMENT_LIMIT)
+    return comment or None
+
+
+def end_of_day(day: dt.date, time_zone: str) -> dt.datetime:
+    """A due date is the end of that day where the branch is, stored in UTC."""
+    local = dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=ZoneInfo(time_zone))
+    return local.astimezone(dt.timezone.utc)
+
+
+def local_today(now: dt.datetime, time_zone: str) -> dt.date:
+    return now.astimezone(ZoneInfo(time_zone)).date()
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def _terms(row: dict[str, Any]) -> rules.Terms:
+    return rules.Terms(
+        id=row["id"], scope=row["scope"], branch_id=row["branch"], patron_category=row["patron_category"],
+        item_type=row["item_type"], loanable=row["loanable"], loan_days=row["loan_days"],
+        max_loans=row["max_loans"], renewal_days=row["renewal_days"], max_renewals=row["max_renewals"],
+        renew_from=row["renew_from"], holds_allowed=row["holds_allowed"], hold_shelf_days=row["hold_shelf_days"],
+        renewal_refused_after_overdue_days=row["renewal_refused_after_overdue_days"],
+        fine_cents_per_day=row["fine_cents_per_day"],
+    )
+
+
+async def _all_terms() -> list[rules.Terms]:
+    return [_terms(row) for row in await CirculationRule.select()]
+
+
+def _choose(all_terms: list[rules.Terms], branch_id: int, category: str, item_type: str) -> rules.ChosenRule:
+    chosen = rules.choose_rule(all_terms, branch_id, category, item_type)
+    if chosen is None:
+        raise Conflict("no_circulation_rule")
+    return chosen
+
+
+_BRANCH_COLUMNS = (Branch.id, Branch.code, Branch.name_zh, Branch.name_en, Branch.time_zone,
+                   Branch.closes_on_public_holidays)
+
+
+async def _branch(code: str) -> dict[str, Any]:
+    row = await Branch.select(*_BRANCH_COLUMNS).where(Branch.code == (code or "").strip().upper()).first()
+    if row is None:
+        raise NotFound("branch_not_found", field="branch", code=code)
+    return row
+
+
+async def _branch_by_id(branch_id: int) -> dict[str, Any]:
+    return await Branch.select(*_BRANCH_COLUMNS).where(Branch.id == branch_id).first()
+
+
+async def _calendar(branch: dict[str, Any], start: dt.date) -> tuple[BranchCalendar, PublicCalendar]:
+    end = start + dt.timedelta(days=CALENDAR_REACH_DAYS)
+    calendars = await _calendars_for([branch], start, end)
+    return calendars[branch["id"]], public_calendar(start, end)
+
+
+async def _patron_by_card(card_number: str) -> dict[str, Any]:
+    card = normalise_card_number(card_number)
+    patron = await Patron.select(
+        Patron.id, Patron.uuid, Patron.card_number, Patron.name, Patron.category, Patron.expires_on,
+        Patron.block_reason, Patron.language, Patron.email,
+    ).where(Patron.card_number == card).first()
+    if patron is None:
+        raise NotFound("patron_not_found", field="card_number", card_number=card)
+    return patron
+
+
+async def _open_loan_count(patron_id: int) -> int:
+    # Counted on the partial index of open loans: a reader with 200 loans costs no more.
+    return await Loan.count().where((Loan.patron == patron_id) & Loan.returned_at.is_null())
+
+
+def _patron_facts(patron: dict[str, Any], open_loans: int = 0) -> rules.PatronFacts:
+    return rules.PatronFacts(patron["id"], patron["category"], patron["expires_on"], patron["block_reason"],
+                             open_loans)
+
+
+_ITEM_COLUMNS = (Item.id, Item.uuid, Item.barcode, Item.status, Item.item_type, Item.record, Item.home_branch,
+                 Item.current_branch, Item.record.title, Item.record.uuid, Item.record.call_number)
+
+
+async def _item_by_barcode(barcode: str) -> dict[str, Any]:
+    barcode = normalise_barcode(barcode)
+    item = await Item.select(*_ITEM_COLUMNS).where(Item.barcode == barcode).first()
+    if item is None:
+        raise NotFound("item_not_found", field="barcode", barcode=barcode)
+    return item
+
+
+def _refuse_unless_overridden(refusals: list[rules.Refusal], comment: str | None) -> list[dict[str, Any]]:
+    """Raise with every reason unless staff overrode all that stand; return what was overridden."""
+    if rules.blocking(refusals, comment):
+        raise CirculationRefused(refusals)
+    return [{"code": refusal.code, "params": refusal.params} for refusal in refusals]
+
+
+# --- checkout ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedOut:
+    loan_uuid: str
+    barcode: str
+    title: str
+    due_on: dt.date
+    rule_scope: str
+    overridden: tuple[str, ...]
+
+
+async def checkout(principal: Principal, branch_code: str, card_number: str, barcode: str, now: dt.datetime,
+                   override_comment: str | None = None) -> CheckedOut:
+    """Lend a copy at a branch's desk; refused with every reason, or overridden by staff with a comment."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    comment = _clean_comment(override_comment)
+
+    async def work() -> CheckedOut:
+        branch = await _branch(branch_code)
+        if not principal.works_for(branch["id"]):
+            raise NotPermitted("not_your_branch", code=branch["code"])
+        today = local_today(now, branch["time_zone"])
+        patron = await _patron_by_card(card_number)
+        item = await _item_by_barcode(barcode)
+        held_for = None
+        if item["status"] == "on_hold_shelf":
+            hold = await Hold.select(Hold.patron).where((Hold.item == item["id"]) & (Hold.status == "ready")).first()
+            held_for = hold["patron"] if hold else None
+        chosen = _choose(await _all_terms(), branch["id"], patron["category"], item["item_type"])
+        refusals = rules.checkout_refusals(
+            _patron_facts(patron, await _open_loan_count(patron["id"])),
+            rules.ItemFacts(item["status"], item["item_type"], held_for), chosen.terms, today)
+        overridden = _refuse_unless_overridden(refusals, comment)
+        calendar, public = await _calendar(branch, today)
+        due_on = rules.due_date(today, chosen.terms.loan_days, calendar, public)
+        loan_uuid = str(uuid_module.uuid4())
+        await Loan.insert(Loan(
+            uuid=loan_uuid, item=item["id"], patron=patron["id"], patron_category=patron["category"],
+            branch=branch["id"], rule=chosen.terms.id, rule_scope=chosen.terms.scope, checked_out_at=now,
+            due_on=due_on, due_at=end_of_day(due_on, branch["time_zone"]),
+            overrides=[{**entry, "comment": comment, "by": principal.name} for entry in overridden],
+            created_by=principal.audit_name,
+        ))
+        updated = await Item.update({Item.status: "on_loan", Item.due_back: due_on,
+                                     Item.current_branch: branch["id"]}).where(
+            (Item.id == item["id"]) & Item.status.is_in(["available", "in_processing", "on_hold_shelf"])
+        ).returning(Item.id)
+        if not updated:
+            raise CirculationRefused([rules.Refusal("item_on_loan")])
+        # The reader's own hold on this book is fulfilled by borrowing any copy of it.
+        await Hold.update({Hold.status: "fulfilled", Hold.closed_at: now}).where(
+            (Hold.patron == patron["id"]) & (Hold.record == item["record"]) & Hold.status.is_in(["waiting", "ready"]))
+        if overridden:
+            await audit.record(principal.audit_name, "loan.override", f"item:{item['barcode']}",
+                               reasons=[entry["code"] for entry in overridden], comment=comment)
+        return CheckedOut(loan_uuid, item["barcode"], item["record.title"], due_on, chosen.terms.scope,
+                          tuple(entry["code"] for entry in overridden))
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            # Another desk lent the same copy a moment earlier.
+            raise CirculationRefused([rules.Refusal("item_on_loan")]) from None
+        raise
+
+
+# --- return anywhere ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedIn:
+    barcode: str
+    title: str
+    was_on_loan: bool
+    days_overdue: int
+    fine_cents: int
+    route: str  # shelve | transit_home | hold_shelf | hold_transit | still_in_transit
+    to_branch_code: str
+    to_branch_name_zh: str
+    to_branch_name_en: str
+    hold_patron_name: str = ""
+    hold_patron_card: str = ""
+    received_transit: bool = False
+
+
+async def _waiting_holds(record_id: int) -> list[dict[str, Any]]:
+    return await Hold.select(Hold.id, Hold.patron, Hold.pickup_branch, Hold.placed_at,
+                             Hold.patron.category).where(
+        (Hold.record == record_id) & (Hold.status == "waiting")).order_by(Hold.placed_at).order_by(Hold.id)
+
+
+async def _assign_to_hold(item: dict[str, Any], here: dict[str, Any], route: rules.Route, all_terms,
+                          now: dt.datetime) -> dict[str, Any] | None:
+    """Set the copy aside for the hold; None when the hold was closed in the meantime."""
+    hold = await Hold.select(Hold.id, Hold.uuid, Hold.patron, Hold.patron.name, Hold.patron.card_number,
+                             Hold.patron.category, Hold.record.title).where(
+        (Hold.id == route.hold_id) & (Hold.status == "waiting")).first()
+    if hold is None:
+        return None
+    if route.kind == "hold_shelf":
+        today = local_today(now, here["time_zone"])
+        terms = _choose(all_terms, here["id"], hold["patron.category"], item["item_type"]).terms
+        calendar, public = await _calendar(here, today)
+        expires_on = rules.hold_shelf_expiry(today, terms, calendar, public)
+        changed = await Hold.update({Hold.status: "ready", Hold.item: item["id"], Hold.ready_at: now,
+                                     Hold.expires_on: expires_on}).where(
+            (Hold.id == hold["id"]) & (Hold.status == "waiting")).returning(Hold.id)
+        if changed:
+            await notices.queue_hold_ready(hold["patron"], hold["uuid"], hold["record.title"], here, expires_on, now)
+    else:
+        changed = await Hold.update({Hold.status: "in_transit", Hold.item: item["id"]}).where(
+            (Hold.id == hold["id"]) & (Hold.status == "waiting")).returning(Hold.id)
+    return hold if changed else None
+
+
+async def _route_copy(item: dict[str, Any], here: dict[str, Any], now: dt.datetime,
+                      all_terms: list[rules.Terms]) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """Send a copy that is physically at `here` on its way: hold shelf, transit, or shelf."""
+    loanable = _choose(all_terms, here["id"], "adult", item["item_type"]).terms.loanable
+    waiting = [] if item["status"] in ("withdrawn", "lost") else await _waiting_holds(item["record"])
+    queue = [rules.WaitingHold(h["id"], h["patron"], h["pickup_branch"], h["placed_at"]) for h in waiting]
+    while True:
+        route = rules.route_returned_copy(here["id"], item["home_branch"], queue, holds_allowed=loanable)
+        hold = None
+        if route.hold_id is not None:
+            hold = await _assign_to_hold(item, here, route, all_terms, now)
+            if hold is None:  # cancelled a moment ago: the next reader in the queue
+                queue = [entry for entry in queue if entry.id != route.hold_id]
+                continue
+        break
+    destination = here if route.to_branch_id == here["id"] else await _branch_by_id(route.to_branch_id)
+    if route.kind in ("shelve", "hold_shelf"):
+        status = "available" if route.kind == "shelve" else "on_hold_shelf"
+        await Item.update({Item.status: status, Item.current_branch: here["id"], Item.due_back: None}).where(
+            Item.id == item["id"])
+    else:
+        await Item.update({Item.status: "in_transit", Item.current_branch: here["id"], Item.due_back: None}).where(
+            Item.id == item["id"])
+        await Transit.insert(Transit(item=item["id"], from_branch=here["id"], to_branch=route.to_branch_id,
+                                     hold=route.hold_id, sent_at=now))
+    return route.kind, destination, hold
+
+
+async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.datetime) -> CheckedIn:
+    """A copy handed in at any branch (通借通还): close its loan, then shelve, send home, or trap for a hold."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+
+    async def work() -> CheckedIn:
+        here = await _branch(branch_code)
+        if not principal.works_for(here["id"]):
+            raise NotPermitted("not_your_branch", code=here["code"])
+        today = local_today(now, here["time_zone"])
+        item = await _item_by_barcode(barcode)
+        loan = await Loan.select(Loan.id, Loan.due_on, Loan.rule.fine_cents_per_day).where(
+            (Loan.item == item["id"]) & Loan.returned_at.is_null()).first()
+        days_overdue = fine = 0
+        if loan is not None:
+            days_overdue = rules.overdue_days(loan["due_on"], today)
+            fine = days_overdue * (loan["rule.fine_cents_per_day"] or 0)
+            await Loan.update({Loan.returned_at: now, Loan.returned_branch: here["id"],
+                               Loan.days_overdue_at_return: days_overdue, Loan.fine_cents: fine}).where(
+                (Loan.id == loan["id"]) & Loan.returned_at.is_null())
+        transit = None
+        if item["status"] == "in_transit":
+            transit = await Transit.select(Transit.id, Transit.to_branch, Transit.hold).where(
+                (Transit.item == item["id"]) & Transit.received_at.is_null()).first()
+        if transit is not None:
+            if transit["to_branch"] != here["id"]:
+                # Scanned on the way (the van stopped here): it keeps travelling.
+                destination = await _branch_by_id(transit["to_branch"])
+                return _checked_in(item, loan is not None, days_overdue, fine, "still_in_transit", destination)
+            return await _receive(item, here, transit, now, loan is not None, days_overdue, fine)
+        if item["status"] == "on_hold_shelf" and loan is None:
+            # Scanned again on the hold shelf: it stays set aside for its reader.
+            hold = await Hold.select(Hold.patron.name, Hold.patron.card_number).where(
+                (Hold.item == item["id"]) & (Hold.status == "ready")).first()
+            if hold is not None:
+                return _checked_in(item, False, 0, 0, "hold_shelf", here, hold)
+        kind, destination, hold = await _route_copy(item, here, now, await _all_terms())
+        return _checked_in(item, loan is not None, days_overdue, fine, kind, destination, hold)
+
+    return await run_in_write_transaction(work)
+
+
+def _checked_in(item, was_on_loan, days_overdue, fine, route, destination, hold=None, received=False) -> CheckedIn:
+    return CheckedIn(
+        barcode=item["barcode"], title=item["record.title"], was_on_loan=was_on_loan, days_overdue=days_overdue,
+        fine_cents=fine, route=route, to_branch_code=destination["code"], to_branch_name_zh=destination["name_zh"],
+        to_branch_name_en=destination["name_en"],
+        hold_patron_name=(hold or {}).get("patron.name", ""), hold_patron_card=(hold or {}).get("patron.card_number", ""),
+        received_transit=received,
+    )
+
+
+async def _receive(item, here, transit, now, was_on_loan, days_overdue, fine) -> CheckedIn:
+    await Transit.update({Transit.received_at: now}).where(Transit.id == transit["id"])
+    if transit["hold"] is not None:
+        hold = await Hold.select(Hold.id, Hold.uuid, Hold.patron, Hold.patron.name, Hold.patron.card_number,
+                                 Hold.patron.category, Hold.record.title, Hold.status).where(
+            Hold.id == transit["hold"]).first()
+        if hold is not None and hold["status"] == "in_transit":
+            today = local_today(now, here["time_zone"])
+            terms = _choose(await _all_terms(), here["id"], hold["patron.category"], item["item_type"]).terms
+            calendar, public = await _calendar(here, today)
+            expires_on = rules.hold_shelf_expiry(today, terms, calendar, public)
+            await Hold.update({Hold.status: "ready", Hold.ready_at: now, Hold.expires_on: expires_on}).where(
+                Hold.id == hold["id"])
+            await Item.update({Item.status: "on_hold_shelf", Item.current_branch: here["id"]}).where(
+                Item.id == item["id"])
+            await notices.queue_hold_ready(hold["patron"], hold["uuid"], hold["record.title"], here, expires_on, now)
+            return _checked_in(item, was_on_loan, days_overdue, fine, "hold_shelf", here, hold, received=True)
+    # Arrived home (or its hold was cancelled on the way): route it afresh from here.
+    item = {**item, "status": "available"}
+    kind, destination, hold = await _route_copy(item, here, now, await _all_terms())
+    return _checked_in(item, was_on_loan, days_overdue, fine, kind, destination, hold, received=True)
+
+
+# --- renewals ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenewalOutcome:
+    loan_uuid: str
+    barcode: str
+    title: str
+    renewed: bool
+    due_on: dt.date
+    reasons: tuple[rules.Refusal, ...] = ()
+
+
+async def _may_touch_loan(principal: Principal, patron_id: int | None) -> bool:
+    if principal.is_staff:
+        return True
+    return patron_id is not None and principal.is_patron and (
+        patron_id == principal.id or patron_id in principal.children_ids)
+
+
+async def _renew_one(principal: Principal, loan_uuid: str, now: dt.datetime, comment: str | None) -> RenewalOutcome:
+    async def work() -> RenewalOutcome:
+        loan = await Loan.select(
+            Loan.id, Loan.uuid, Loan.patron, Loan.branch, Loan.due_on, Loan.renewals, Loan.overrides,
+            Loan.item.barcode, Loan.item.item_type, Loan.item.record, Loan.item.record.title,
+        ).where((Loan.uuid == loan_uuid) & Loan.returned_at.is_null()).first()
+        if loan is None or not await _may_touch_loan(principal, loan["patron"]):
+            # Someone else's loan reads as no loan at all: its existence is not disclosed.
+            raise NotFound("loan_not_found")
+        branch = await _branch_by_id(loan["branch"])
+        today = local_today(now, branch["time_zone"])
+        patron = await Patron.select(Patron.id, Patron.category, Patron.expires_on, Patron.block_reason).where(
+            Patron.id == loan["patron"]).first()
+        chosen = _choose(await _all_terms(), branch["id"], patron["category"], loan["item.item_type"])
+        others_waiting = await Hold.count().where(
+            (Hold.record == loan["item.record"]) & (Hold.status == "waiting") & (Hold.patron != loan["patron"]))
+        calendar, public = await _calendar(branch, today)
+        decision = rules.renewal(rules.LoanFacts(loan["due_on"], loan["renewals"]), _patron_facts(patron),
+                                 chosen.terms, others_waiting, today, calendar, public)
+        refusals = list(decision.refusals)
+        staff_comment = comment if principal.is_staff else None
+        if rules.blocking(refusals, staff_comment) or any(r.code == "renewal_not_needed" for r in refusals):
+            return RenewalOutcome(str(loan["uuid"]), loan["item.barcode"], loan["item.record.title"], False,
+                                  loan["due_on"], tuple(refusals))
+        overrides = json_list(loan["overrides"]) + [
+            {"code": r.code, "params": r.params, "comment": staff_comment, "by": principal.name} for r in refusals]
+        # Conditional on the count read above: of two renewals at the same moment one wins.
+        updated = await Loan.update({
+            Loan.due_on: decision.new_due_on, Loan.due_at: end_of_day(decision.new_due_on, branch["time_zone"]),
+            Loan.renewals: loan["renewals"] + 1, Loan.last_renewed_at: now, Loan.overrides: overrides,
+            Loan.rule: chosen.terms.id, Loan.rule_scope: chosen.terms.scope,
+        }).where((Loan.id == loan["id"]) & (Loan.renewals == loan["renewals"]) & Loan.returned_at.is_null()
+                 ).returning(Loan.id)
+        if not updated:
+            raise Conflict("renewal_limit", count=loan["renewals"] + 1, limit=chosen.terms.max_renewals)
+        await Item.update({Item.due_back: decision.new_due_on}).where(Item.barcode == loan["item.barcode"])
+        if refusals:
+            await audit.record(principal.audit_name, "loan.renewal_override", f"loan:{loan['uuid']}",
+                               reasons=[r.code for r in refusals], comment=staff_comment)
+        return RenewalOutcome(str(loan["uuid"]), loan["item.barcode"], loan["item.record.title"], True,
+                              decision.new_due_on)
+
+    return await run_in_write_transaction(work)
+
+
+async def renew(principal: Principal, loan_uuids: list[str], now: dt.datetime,
+                override_comment: str | None = None) -> list[RenewalOutcome]:
+    """Renew each loan on its own: one refusal does not stop the others."""
+    comment = _clean_comment(override_comment)
+    wanted = [_uuid(value, "loan_not_found") for value in loan_uuids]
+    if not wanted:
+        raise InvalidInput("required", field="loans")
+    outcomes = []
+    for loan_uuid in dict.fromkeys(wanted):
+        outcomes.append(await _renew_one(principal, loan_uuid, now, comment))
+    return outcomes
+
+
+async def renew_all(principal: Principal, now: dt.datetime, card_number: str | None = None) -> list[RenewalOutcome]:
+    """A reader's 'Renew all' covers their own loans and their linked children's."""
+    if principal.is_staff:
+        if not card_number:
+            raise InvalidInput("required", field="card_number")
+        patron_ids = [(await _patron_by_card(card_number))["id"]]
+    elif card_number:
+        from library.accounts.service import patron_acted_for
+
+        patron_ids = [await patron_acted_for(principal, card_number)]
+    else:
+        patron_ids = [principal.id, *sorted(principal.children_ids)]
+    rows = await Loan.select(Loan.uuid).where(Loan.patron.is_in(patron_ids) & Loan.returned_at.is_null()).order_by(
+        Loan.due_on)
+    if not rows:
+        return []
+    return await renew(principal, [str(row["uuid"]) for row in rows], now)
+
+
+# --- holds -------------------------------------------------------------------------------
+
+
+async def place_hold(principal: Principal, record_uuid: str, pickup_branch_code: str, now: dt.datetime,
+                     card_number: str | None = None) -> dict[str, Any]:
+    """A reader (for themself or a linked child) or staff (for any reader) waits for any copy of a record."""
+    record_uuid = _uuid(record_uuid, "record_not_found")
+
+    async def work() -> dict[str, Any]:
+        if principal.is_staff:
+            if not card_number:
+                raise InvalidInput("required", field="card_number")
+            patron = await _patron_by_card(card_number)
+        else:
+            subject = principal.id
+            if card_number:
+                from library.accounts.service import patron_acted_for
+
+                subject = await patron_acted_for(principal, card_number)
+            patron = await Patron.select(Patron.id, Patron.category, Patron.expires_on, Patron.block_reason,
+                                         Patron.name).where(Patron.id == subject).first()
+        pickup = await _branch(pickup_branch_code)
+        record = await Record.select(Record.id, Record.title).where(Record.uuid == record_uuid).first()
+        if record is None:
+            raise NotFound("record_not_found")
+        today = local_today(now, pickup["time_zone"])
+        items = await Item.select(Item.id, Item.item_type, Item.status).where(
+            (Item.record == record["id"]) & Item.status.not_in(["withdrawn", "lost"]))
+        all_terms = await _all_terms()
+        loanable = [i for i in items if _choose(all_terms, pickup["id"], patron["category"], i["item_type"]).terms.loanable]
+        item_type = loanable[0]["item_type"] if loanable else (items[0]["item_type"] if items else "book")
+        terms = _choose(all_terms, pickup["id"], patron["category"], item_type).terms
+        on_loan = await Loan.count().where((Loan.patron == patron["id"]) & Loan.returned_at.is_null()
+                                           & (Loan.item.record == record["id"]))
+        holding = await Hold.count().where((Hold.patron == patron["id"]) & (Hold.record == record["id"])
+                                           & Hold.status.is_in(list(ACTIVE_HOLD)))
+        refusals = rules.hold_refusals(_patron_facts(patron), terms, today, len(loanable), on_loan > 0, holding > 0)
+        if refusals:
+            raise CirculationRefused(refusals)
+        hold_uuid = str(uuid_module.uuid4())
+        await Hold.insert(Hold(uuid=hold_uuid, record=record["id"], patron=patron["id"], pickup_branch=pickup["id"],
+                               placed_at=now, created_by=principal.audit_name))
+        position = await Hold.count().where((Hold.record == record["id"]) & (Hold.status == "waiting"))
+        return {"uuid": hold_uuid, "title": record["title"], "pickup_branch": pickup["code"], "position": position}
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            raise CirculationRefused([rules.Refusal("hold_exists")]) from None
+        raise
+
+
+async def cancel_hold(principal: Principal, hold_uuid: str, now: dt.datetime) -> None:
+    """Cancel a hold; a copy set aside for it passes to the next reader or goes back."""
+    hold_uuid = _uuid(hold_uuid, "hold_not_found")
+
+    async def work() -> None:
+        hold = await Hold.select(Hold.id, Hold.patron, Hold.status, Hold.item, Hold.pickup_branch).where(
+            Hold.uuid == hold_uuid).first()
+        if hold is None or not (await _may_touch_loan(principal, hold["patron"])):
+            raise NotFound("hold_not_found")
+        if hold["status"] not in ACTIVE_HOLD:
+            raise Conflict("hold_not_cancellable", status=hold["status"])
+        await Hold.update({Hold.status: "cancelled", Hold.closed_at: now}).where(Hold.id == hold["id"])
+        if hold["status"] == "ready" and hold["item"] is not None:
+            await _release_from_shelf(hold["item"], hold["pickup_branch"], now)
+        await audit.record(principal.audit_name, "hold.cancelled", f"hold:{hold_uuid}")
+
+    await run_in_write_transaction(work)
+
+
+async def _release_from_shelf(item_id: int, branch_id: int, now: dt.datetime) -> None:
+    item = await Item.select(*_ITEM_COLUMNS).where(Item.id == item_id).first()
+    here = await _branch_by_id(branch_id)
+    await _route_copy({**item, "status": "available"}, here, now, await _all_terms())
+
+
+async def expire_hold_shelf(now: dt.datetime) -> int:
+    """Holds not collected by their last day expire; each copy passes to the next reader."""
+    async def work() -> int:
+        ready = await Hold.select(Hold.id, Hold.item, Hold.pickup_branch, Hold.expires_on,
+                                  Hold.pickup_branch.time_zone).where(Hold.status == "ready")
+        expired = 0
+        for hold in ready:
+            if hold["expires_on"] >= local_today(now, hold["pickup_branch.time_zone"]):
+                continue
+            changed = await Hold.update({Hold.status: "expired", Hold.closed_at: now}).where(
+                (Hold.id == hold["id"]) & (Hold.status == "ready")).returning(Hold.id)
+            if changed and hold["item"] is not None:
+                await _release_from_shelf(hold["item"], hold["pickup_branch"], now)
+                expired += 1
+        return expired
+
+    return await run_in_write_transaction(work)
+
+
+# --- what people see ---------------------------------------------------------------------
+
+
+def _loan_view(row: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    return {
+        "uuid": str(row["uuid"]),
+        "barcode": row["item.barcode"],
+        "title": row["item.record.title"],
+        "record_uuid": str(row["item.record.uuid"]),
+        "checked_out_at": row["checked_out_at"],
+        "due_on": row["due_on"],
+        "overdue_days": rules.overdue_days(row["due_on"], today),
+        "renewals": row["renewals"],
+        "rule_scope": row["rule_scope"],
+        "overrides": json_list(row["overrides"]),
+        "branch_code": row["branch.code"],
+        "patron": row["patron"],
+    }
+
+
+_LOAN_COLUMNS = (Loan.uuid, Loan.patron, Loan.checked_out_at, Loan.due_on, Loan.renewals, Loan.rule_scope,
+                 Loan.overrides, Loan.item.barcode, Loan.item.record.title, Loan.item.record.uuid, Loan.branch.code)
+
+
+async def _holds_of(patron_ids: list[int]) -> list[dict[str, Any]]:
+    rows = await Hold.select(Hold.uuid, Hold.patron, Hold.record, Hold.status, Hold.placed_at, Hold.expires_on,
+                             Hold.record.title, Hold.record.uuid, Hold.pickup_branch.code,
+                             Hold.pickup_branch.name_zh, Hold.pickup_branch.name_en).where(
+        Hold.patron.is_in(patron_ids or [-1]) & Hold.status.is_in(list(ACTIVE_HOLD))).order_by(Hold.placed_at)
+    views = []
+    for row in rows:
+        position = None
+        if row["status"] == "waiting":
+            position = 1 + await Hold.count().where((Hold.record == row["record"]) & (Hold.status == "waiting")
+                                                    & (Hold.placed_at < row["placed_at"]))
+        views.append({
+            "uuid": str(row["uuid"]), "patron": row["patron"], "title": row["record.title"],
+            "record_uuid": str(row["record.uuid"]), "status": row["status"], "placed_at": row["placed_at"],
+            "expires_on": row["expires_on"], "position": position, "pickup_branch": row["pickup_branch.code"],
+            "pickup_name_zh": row["pickup_branch.name_zh"], "pickup_name_en": row["pickup_branch.name_en"],
+        })
+    return views
+
+
+async def account(principal: Principal, today: dt.date) -> dict[str, Any]:
+    """"My account": the reader's loans and holds, and those of each linked child."""
+    if not principal.is_patron:
+        raise NotPermitted("patron_only")
+    ids = [principal.id, *sorted(principal.children_ids)]
+    async with read_transaction():
+        people = await Patron.select(Patron.id, Patron.uuid, Patron.name, Patron.card_number, Patron.category,
+                                     Patron.expires_on, Patron.block_reason).where(Patron.id.is_in(ids))
+        loans = await Loan.select(*_LOAN_COLUMNS).where(Loan.patron.is_in(ids) & Loan.returned_at.is_null()
+                                                         ).order_by(Loan.due_on)
+        holds = await _holds_of(ids)
+    by_id = {person["id"]: person for person in people}
+    readers = []
+    for patron_id in ids:
+        person = by_id.get(patron_id)
+        if person is None:
+            continue
+        readers.append({
+            "name": person["name"], "card_number": person["card_number"], "category": person["category"],
+            "is_me": patron_id == principal.id, "expires_on": person["expires_on"],
+            "expired": person["expires_on"] < today, "block_reason": person["block_reason"],
+            "loans": [_loan_view(row, today) for row in loans if row["patron"] == patron_id],
+            "holds": [hold for hold in holds if hold["patron"] == patron_id],
+        })
+    return {"readers": readers, "loan_count": len(loans)}
+
+
+async def patron_at_desk(principal: Principal, card_number: str, today: dt.date) -> dict[str, Any]:
+    """What the desk sees after scanning a card: the reader, their loans and holds."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    async with read_transaction():
+        patron = await _patron_by_card(card_number)
+        loans = await Loan.select(*_LOAN_COLUMNS).where((Loan.patron == patron["id"]) & Loan.returned_at.is_null()
+                                                         ).order_by(Loan.due_on)
+        holds = await _holds_of([patron["id"]])
+    return {
+        "card_number": patron["card_number"], "name": patron["name"], "category": patron["category"],
+        "expires_on": patron["expires_on"], "expired": patron["expires_on"] < today,
+        "block_reason": patron["block_reason"], "loans": [_loan_view(row, today) for row in loans], "holds": holds,
+    }
+
+
+async def loan_detail(principal: Principal, loan_uuid: str) -> dict[str, Any]:
+    """Staff see which rule applied to a loan and why, and every override with its comment."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    loan_uuid = _uuid(loan_uuid, "loan_not_found")
+    async with read_transaction():
+        row = await Loan.select(*_LOAN_COLUMNS, Loan.item.item_type, Loan.patron_category, Loan.branch,
+                                Loan.returned_at, Loan.fine_cents, Loan.days_overdue_at_return).where(
+            Loan.uuid == loan_uuid).first()
+        if row is None:
+            raise NotFound("loan_not_found")
+        all_terms = await _all_terms()
+    chosen = rules.choose_rule(all_terms, row["branch"], row["patron_category"], row["item.item_type"])
+    view = _loan_view(row, dt.date.min)
+    view.update({"item_type": row["item.item_type"], "patron_category": row["patron_category"],
+                 "returned_at": row["returned_at"], "fine_cents": row["fine_cents"],
+                 "rules_considered": list(chosen.considered) if chosen else []})
+    return view
+
+
+async def transits(principal: Principal, branch_code: str) -> dict[str, list[dict[str, Any]]]:
+    """Copies on their way to this branch (to receive) and from it (sent)."""
+    branch = await _branch(branch_code)
+    if not principal.works_for(branch["id"]):
+        raise NotPermitted("not_your_branch", code=branch["code"])
+    columns = (Transit.sent_at, Transit.item.barcode, Transit.item.record.title, Transit.from_branch.code,
+               Transit.to_branch.code, Transit.hold)
+    open_transit = Transit.received_at.is_null()
+    async with read_transaction():
+        incoming = await Transit.select(*columns).where(open_transit & (Transit.to_branch == branch["id"])
+                                                        ).order_by(Transit.sent_at)
+        outgoing = await Transit.select(*columns).where(open_transit & (Transit.from_branch == branch["id"])
+                                                        ).order_by(Transit.sent_at)
+
+    def view(row):
+        return {"barcode": row["item.barcode"], "title": row["item.record.title"], "sent_at": row["sent_at"],
+                "from": row["from_branch.code"], "to": row["to_branch.code"], "for_hold": row["hold"] is not None}
+
+    return {"incoming": [view(r) for r in incoming], "outgoing": [view(r) for r in outgoing]}
+
+
+async def hold_shelf(principal: Principal, branch_code: str) -> dict[str, list[dict[str, Any]]]:
+    """The hold shelf of a branch (ready, by last day) and the copies to pull from its shelves."""
+    branch = await _branch(branch_code)
+    if not principal.works_for(branch["id"]):
+        raise NotPermitted("not_your_branch", code=branch["code"])
+    async with read_transaction():
+        ready = await Hold.select(Hold.uuid, Hold.expires_on, Hold.ready_at, Hold.item.barcode, Hold.record.title,
+                                  Hold.patron.name, Hold.patron.card_number).where(
+            (Hold.pickup_branch == branch["id"]) & (Hold.status == "ready")).order_by(Hold.expires_on)
+        # Waiting holds that a copy on this branch's shelf could fill now: scan it in to trap it.
+        waiting = await Hold.select(Hold.record, Hold.record.title, Hold.placed_at, Hold.patron.name).where(
+            Hold.status == "waiting").order_by(Hold.placed_at)
+        on_shelf = await Item.select(Item.barcode, Item.record, Item.shelf_location).where(
+            (Item.current_branch == branch["id"]) & (Item.status == "available")
+            & Item.record.is_in([row["record"] for row in waiting] or [-1]))
+    shelf_copies: dict[int, list[dict[str, Any]]] = {}
+    for copy in on_shelf:
+        shelf_copies.setdefault(copy["record"], []).append(copy)
+    pull, seen = [], set()
+    for row in waiting:
+        if row["record"] in shelf_copies and row["record"] not in seen:
+            seen.add(row["record"])
+            copy = shelf_copies[row["record"]][0]
+            pull.append({"title": row["record.title"], "barcode": copy["barcode"],
+                         "shelf_location": copy["shelf_location"], "for": row["patron.name"]})
+    return {
+        "ready": [{"uuid": str(r["uuid"]), "barcode": r["item.barcode"], "title": r["record.title"],
+                   "name": r["patron.name"], "card_number": r["patron.card_number"], "expires_on": r["expires_on"]}
+                  for r in ready],
+        "to_pull": pull,
+    }
