@@ -311,3 +311,7 @@ ZH = {
     'none here. Add a copy?': '本馆没有。要添加复本吗？',
     'translator': '译',
 }
+
+from zh_CN_loans import ZH as _LOANS  # noqa: E402 - circulation's own file, merged here
+
+ZH.update(_LOANS)

@@ -84,9 +84,10 @@ class AccountPages(Controller):
 
     @get("/account", name="account")
     async def account(self, request: Request, done: Annotated[str | None, QueryParameter()] = None) -> Template:
-        today = today_in(request.app.state.settings.time_zone)
-        return page(request, "accounts/account.html", household=await service.household(principal_of(request), today),
-                    done=done)
+        # The page shows the reader's loans and holds too; the circulation domain composes it.
+        from library.loans.controllers import account_page
+
+        return await account_page(request)
 
     @get("/account/pin", name="account_pin")
     async def pin_form(self, request: Request) -> Template:

@@ -87,7 +87,8 @@ class CataloguePages(Controller):
 
     @get("/catalog/records/{uuid:str}", name="catalog_record")
     async def record(self, request: Request, uuid: FromPath[str]) -> Template:
-        return page(request, "catalog/record.html", record=await service.record_detail(uuid))
+        return page(request, "catalog/record.html", record=await service.record_detail(uuid),
+                    branches=await branches.branch_choices())
 
 
 # --- staff ----------------------------------------------------------------------------------

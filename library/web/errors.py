@@ -16,7 +16,7 @@ from litestar.exceptions import HTTPException, NotFoundException, PermissionDeni
 from litestar.response import Redirect, Template
 
 from library import i18n
-from library.errors import DomainError, NotSignedIn, TooManyAttempts
+from library.errors import CirculationRefused, DomainError, NotSignedIn, TooManyAttempts
 from library.i18n import N_, gettext
 from library.web.auth import principal_of, request_language
 
@@ -110,9 +110,9 @@ def domain_error_handler(request: Request, error: DomainError) -> Response:
     if isinstance(error, NotSignedIn) and not wants_json(request):
         return _signin_redirect(request)
     headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
-    return _respond(
-        request, error.status, error.translated_title(), error.message(), headers, code=error.code, field=error.field
-    )
+    reasons = error.reasons() if isinstance(error, CirculationRefused) else None
+    return _respond(request, error.status, error.translated_title(), error.message(), headers,
+                    code=error.code, field=error.field, reasons=reasons)
 
 
 def http_error_handler(request: Request, error: HTTPException) -> Response:

@@ -1,0 +1,106 @@
+"""Request and response types of the circulation API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+
+class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):
+    branch: str
+    card_number: str
+    barcode: str
+    override_comment: str | None = None
+
+
+class CheckoutOut(msgspec.Struct):
+    loan: str
+    barcode: str
+    title: str
+    due_on: dt.date
+    rule: str
+    overridden: list[str]
+
+
+class CheckinIn(msgspec.Struct, forbid_unknown_fields=True):
+    branch: str
+    barcode: str
+
+
+class CheckinOut(msgspec.Struct):
+    barcode: str
+    title: str
+    was_on_loan: bool
+    days_overdue: int
+    fine_cents: int
+    # shelve | transit_home | hold_shelf | hold_transit | still_in_transit
+    route: str
+    to_branch: str
+    to_branch_name: str
+    received_transit: bool
+    hold_patron_card: str | None = None
+
+
+class RenewIn(msgspec.Struct, forbid_unknown_fields=True):
+    loans: list[str] = []
+    # Renew every open loan of the signed-in reader and their children (or of `card_number`).
+    all: bool = False
+    card_number: str | None = None
+    override_comment: str | None = None
+
+
+class Reason(msgspec.Struct):
+    code: str
+    message: str
+    overridable: bool
+
+
+class RenewalOut(msgspec.Struct):
+    loan: str
+    barcode: str
+    title: str
+    renewed: bool
+    due_on: dt.date
+    reasons: list[Reason]
+
+
+class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
+    record: str
+    pickup_branch: str
+    card_number: str | None = None
+
+
+class HoldOut(msgspec.Struct):
+    hold: str
+    title: str
+    pickup_branch: str
+    position: int
+
+
+class LoanOut(msgspec.Struct):
+    loan: str
+    barcode: str
+    title: str
+    record: str
+    due_on: dt.date
+    overdue_days: int
+    renewals: int
+    branch: str
+
+
+class HoldViewOut(msgspec.Struct):
+    hold: str
+    title: str
+    record: str
+    status: str
+    pickup_branch: str
+    position: int | None
+    expires_on: dt.date | None
+
+
+class ReaderLoansOut(msgspec.Struct):
+    card_number: str
+    name: str
+    loans: list[LoanOut]
+    holds: list[HoldViewOut]
