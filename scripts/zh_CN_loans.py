@@ -6,6 +6,8 @@ ZH = {
     ("renewed %(num)d time", "renewed %(num)d times"): ("已续借 %(num)d 次",),
     ("Returned %(num)d day late.", "Returned %(num)d days late."): ("逾期 %(num)d 天归还。",),
     "(override noted)": "（已记录特批）",
+    "For": "为谁预约",
+    "Lend and take back books, renew, transits between branches and the hold shelf.": "借书、还书、续借，馆际在途图书和预约架。",
     "A comment may be at most {limit} characters long.": "说明最多 {limit} 个字。",
     "A rule for {scope} exists already.": "{scope} 的规则已存在。",
     "Add or change a rule": "添加或修改规则",

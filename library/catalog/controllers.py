@@ -87,8 +87,14 @@ class CataloguePages(Controller):
 
     @get("/catalog/records/{uuid:str}", name="catalog_record")
     async def record(self, request: Request, uuid: FromPath[str]) -> Template:
+        principal = principal_of(request)
+        children = []
+        if principal is not None and principal.is_patron and principal.children_ids:
+            from library.accounts.service import household
+
+            children = (await household(principal, _today(request)))["children"]
         return page(request, "catalog/record.html", record=await service.record_detail(uuid),
-                    branches=await branches.branch_choices())
+                    branches=await branches.branch_choices(), children=children)
 
 
 # --- staff ----------------------------------------------------------------------------------

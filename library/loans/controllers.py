@@ -17,7 +17,7 @@ from library.i18n import current_language
 from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
 from library.loans import policy, service
 from library.loans.schemas import (CheckinIn, CheckinOut, CheckoutIn, CheckoutOut, HoldIn, HoldOut, HoldViewOut,
-                                   LoanOut, ReaderLoansOut, Reason, RenewalOut, RenewIn)
+                                   LoanDetailOut, LoanOut, OverrideOut, ReaderLoansOut, Reason, RenewalOut, RenewIn)
 from library.web.auth import principal_of, requires_administrator, requires_patron, requires_signed_in, requires_staff
 from library.web.templating import page
 
@@ -300,6 +300,18 @@ class CirculationAPI(Controller):
             desk = await service.patron_at_desk(principal, card_number, _today(request))
             return [_reader_out(desk)]
         return [_reader_out(reader) for reader in (await service.account(principal, _today(request)))["readers"]]
+
+    @get("/loans/{uuid:str}", guards=[requires_staff], summary="One loan: which rule applied and why, overrides")
+    async def loan(self, request: Request, uuid: FromPath[str]) -> LoanDetailOut:
+        view = await service.loan_detail(principal_of(request), uuid)
+        return LoanDetailOut(
+            loan=view["uuid"], barcode=view["barcode"], title=view["title"], branch=view["branch_code"],
+            due_on=view["due_on"], renewals=view["renewals"], item_type=view["item_type"],
+            patron_category=view["patron_category"], rule=view["rule_scope"],
+            rules_considered=view["rules_considered"],
+            overrides=[OverrideOut(code=o.get("code", ""), comment=o.get("comment"), by=o.get("by"))
+                       for o in view["overrides"]],
+            returned_at=view["returned_at"], fine_cents=view["fine_cents"])
 
     @post("/holds", guards=[requires_signed_in], status_code=201,
           summary="Place a hold on a record (any copy) for pickup at a branch")

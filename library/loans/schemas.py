@@ -99,6 +99,29 @@ class HoldViewOut(msgspec.Struct):
     expires_on: dt.date | None
 
 
+class OverrideOut(msgspec.Struct):
+    code: str
+    comment: str | None
+    by: str | None
+
+
+class LoanDetailOut(msgspec.Struct):
+    loan: str
+    barcode: str
+    title: str
+    branch: str
+    due_on: dt.date
+    renewals: int
+    item_type: str
+    patron_category: str
+    # The rule that set the loan's terms, and every rule that matches it now, most specific first.
+    rule: str
+    rules_considered: list[str]
+    overrides: list[OverrideOut]
+    returned_at: dt.datetime | None
+    fine_cents: int
+
+
 class ReaderLoansOut(msgspec.Struct):
     card_number: str
     name: str

@@ -271,7 +271,8 @@ async def _route_copy(item: dict[str, Any], here: dict[str, Any], now: dt.dateti
                       all_terms: list[rules.Terms]) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     """Send a copy that is physically at `here` on its way: hold shelf, transit, or shelf."""
     loanable = _choose(all_terms, here["id"], "adult", item["item_type"]).terms.loanable
-    waiting = [] if item["status"] in ("withdrawn", "lost") else await _waiting_holds(item["record"])
+    # A copy that was missing, lost or damaged and is scanned here is back in circulation.
+    waiting = await _waiting_holds(item["record"])
     queue = [rules.WaitingHold(h["id"], h["patron"], h["pickup_branch"], h["placed_at"]) for h in waiting]
     while True:
         route = rules.route_returned_copy(here["id"], item["home_branch"], queue, holds_allowed=loanable)
@@ -306,6 +307,8 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
             raise NotPermitted("not_your_branch", code=here["code"])
         today = local_today(now, here["time_zone"])
         item = await _item_by_barcode(barcode)
+        if item["status"] == "withdrawn":
+            raise Conflict("item_withdrawn", field="barcode")
         loan = await Loan.select(Loan.id, Loan.due_on, Loan.rule.fine_cents_per_day).where(
             (Loan.item == item["id"]) & Loan.returned_at.is_null()).first()
         days_overdue = fine = 0

@@ -94,6 +94,9 @@ async def test_checkout_api_statuses_and_messages(client):
                                                         "barcode": barcode, "override_comment": "新证办理中"},
                            headers=headers)
     assert ok.status_code == 201 and ok.json()["overridden"] == ["card_expired"] and ok.json()["due_on"] == "2026-12-19"
+    detail = (await client.get(f"/api/loans/{ok.json()['loan']}", headers=headers)).json()
+    assert detail["rule"] == "ZX|*|picture_book" and detail["rules_considered"] == ["ZX|*|picture_book", "*|*|*"]
+    assert detail["overrides"] == [{"code": "card_expired", "comment": "新证办理中", "by": "周晓琳"}]
 
 
 async def test_a_return_at_another_branch_goes_in_transit(client):

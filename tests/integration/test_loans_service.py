@@ -117,6 +117,17 @@ async def test_reference_copies_stay_in_the_library(demo):
     assert [r.code for r in refused.value.refusals] == ["item_not_loanable"]
 
 
+async def test_a_withdrawn_copy_is_not_taken_back_and_a_lost_one_is_found(demo):
+    [first, second] = await copies("9787533291204", "available", "ZX")
+    await Item.update({Item.status: "withdrawn"}).where(Item.barcode == first)
+    with pytest.raises(Conflict) as refused:
+        await service.checkin(ADMIN, "ZX", first, NOW)
+    assert refused.value.code == "item_withdrawn" and (await item(first))["status"] == "withdrawn"
+    await Item.update({Item.status: "lost"}).where(Item.barcode == second)
+    found = await service.checkin(ADMIN, "ZX", second, NOW)
+    assert not found.was_on_loan and found.route == "shelve" and (await item(second))["status"] == "available"
+
+
 async def test_unknown_card_or_barcode_changes_nothing(demo):
     before = await Loan.count()
     with pytest.raises(NotFound) as missing:
@@ -148,19 +159,22 @@ async def test_two_desks_scanning_one_copy_at_once_make_one_loan(demo):
     assert await Loan.count().where((Loan.item.barcode == barcode) & Loan.returned_at.is_null()) == 1
 
 
-async def test_two_renewals_of_one_loan_at_once_count_once(demo):
+async def test_concurrent_renewals_never_pass_the_limit(demo):
+    # Renewals counted from the due date, so each one would extend the loan on its own.
     await policy.save_rule(ADMIN, policy.RuleInput(branch_code="ZX", item_type="picture_book", loan_days=21,
-                                                   renewal_days=28, max_renewals=5))
+                                                   renewal_days=14, max_renewals=2, renew_from="due_date"))
     [barcode] = await copies(CATERPILLAR, "on_loan", "ZX")
     loan = await Loan.select(Loan.uuid, Loan.due_on).where(Loan.item.barcode == barcode).first()
-    results = await asyncio.gather(*[service.renew(ADMIN, [str(loan["uuid"])], NOW) for _ in range(6)],
+    results = await asyncio.gather(*[service.renew(ADMIN, [str(loan["uuid"])], NOW) for _ in range(8)],
                                    return_exceptions=True)
-    renewed = [r for r in results if isinstance(r, list) and r[0].renewed]
-    assert len(renewed) >= 1
+    renewed = [r[0] for r in results if isinstance(r, list) and r[0].renewed]
+    told = [r for r in results if isinstance(r, Conflict) or (isinstance(r, list) and not r[0].renewed)]
+    assert len(renewed) + len(told) == 8, results
     row = await Loan.select(Loan.renewals, Loan.due_on).where(Loan.uuid == loan["uuid"]).first()
-    # Every successful renewal is counted exactly once; losers were told, not silently merged.
-    assert row["renewals"] == len(renewed)
-    assert all(isinstance(r, (list, Conflict)) for r in results), results
+    # Never above the limit, and every renewal that said yes is the one the database counted.
+    assert 1 <= len(renewed) <= 2 and row["renewals"] == len(renewed)
+    assert row["due_on"] == max(outcome.due_on for outcome in renewed) > loan["due_on"]
+    assert (await item(barcode))["due_back"] == row["due_on"]
 
 
 async def test_return_anywhere_goes_home_in_transit_then_is_received(demo):
