@@ -207,10 +207,25 @@ class CirculationRefused(Conflict):
         return " ".join(reason["message"] for reason in self.reasons())
 
 
+def _shown(value: Any) -> Any:
+    """Rules keep dates as ISO text (they travel in JSON); a reader sees them in their language."""
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        import datetime as dt
+
+        from library.i18n import format_date
+
+        try:
+            return format_date(dt.date.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
+
+
 def reason_views(refusals) -> list[dict[str, Any]]:
     """Refusals (anything with code, params, overridable) as messages in the current language."""
     return [
-        {"code": refusal.code, "message": gettext(MESSAGES[refusal.code]).format(**refusal.params),
+        {"code": refusal.code,
+         "message": gettext(MESSAGES[refusal.code]).format(**{k: _shown(v) for k, v in refusal.params.items()}),
          "overridable": refusal.overridable}
         for refusal in refusals
     ]

@@ -84,6 +84,7 @@ async def test_checkout_api_statuses_and_messages(client):
     assert [(r["code"], r["overridable"]) for r in body["reasons"]] == [("card_expired", True), ("item_on_loan", False)]
     # The librarian's account speaks Chinese (an account's language beats the browser's).
     assert body["reasons"][1]["message"] == "该复本已借出，请先办理归还。"
+    assert body["reasons"][0]["message"] == "读者证已于 2025年12月31日 过期，可在服务台续期。"
     other_branch = await client.post("/api/loans/checkout", json={
         "branch": "JX", "card_number": "ZX10000001", "barcode": (await barcodes(CATERPILLAR, "available", "JX"))[0]},
         headers=headers)
