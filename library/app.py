@@ -21,7 +21,7 @@ from library.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from library.branches.controllers import ROUTES as BRANCH_ROUTES
 from library.catalog.controllers import ROUTES as CATALOG_ROUTES
 from library.loans.controllers import ROUTES as LOAN_ROUTES
-from library.db import engine, prepare_sqlite
+from library.db import close_connections, engine, prepare_sqlite
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             if settings.engine == "postgres":
                 await db.close_connection_pool()
+            else:
+                await close_connections()
 
     session = CookieBackendConfig(
         secret=_session_key(settings.secret_key),

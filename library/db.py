@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
 from library.settings import Settings
 
@@ -26,12 +27,141 @@ SERIALIZATION_FAILURE = "40001"
 DEADLOCK_DETECTED = "40P01"
 
 
+class _PooledTransaction(SQLiteTransaction):
+    """Piccolo's SQLite transaction, handing its connection back to the pool instead of closing it."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._parent is not None:
+            return self._parent
+        self.connection = await self.get_connection()
+        try:
+            await self.begin()
+        except BaseException:
+            # Piccolo leaves the connection (and its thread) open when BEGIN fails.
+            await self.engine.release(self.connection, broken=True)
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        broken = False
+        try:
+            if exception:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            await self.engine.release(self.connection, broken=broken)
+            self.engine.current_transaction.reset(self.context)
+        return exception is None
+
+
+class PooledSQLiteEngine(SQLiteEngine):
+    """SQLite with reused connections.
+
+    Piccolo's SQLiteEngine opens a connection — and an aiosqlite thread — for every
+    transaction and every query outside one, and repeats `PRAGMA foreign_keys` before
+    each query: a checkout spent more time on that than on its SQL. Here idle connections
+    are kept (up to `pool_size`), set up once (foreign keys, WAL-friendly synchronous
+    NORMAL: a commit survives a crash of the process; only a power cut may lose the last
+    commits, which is SQLite's documented trade-off for WAL), and their threads are
+    daemons so that a forgotten connection never keeps a command from exiting.
+    """
+
+    __slots__ = ("pool_size", "_idle", "_locks")
+
+    def __init__(self, path: str, pool_size: int = 8, **connection_kwargs) -> None:
+        super().__init__(path=path, **connection_kwargs)
+        self.pool_size = pool_size
+        self._idle: list = []
+        self._locks: dict = {}
+
+    def write_lock(self) -> asyncio.Lock:
+        """The writers' queue of the running event loop (tests run several loops)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            self._locks = {known: held for known, held in self._locks.items() if not known.is_closed()}
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def get_connection(self):
+        while self._idle:
+            connection = self._idle.pop()
+            if connection._running and connection._connection is not None:
+                return connection
+        import aiosqlite
+
+        connection = aiosqlite.connect(**self.connection_kwargs)
+        connection._thread.daemon = True
+        await connection
+        connection.row_factory = dict_factory
+        await connection.execute("PRAGMA foreign_keys = 1")
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+    async def release(self, connection, broken: bool = False) -> None:
+        if broken or connection.in_transaction or len(self._idle) >= self.pool_size:
+            try:
+                await connection.close()
+            except Exception:  # noqa: BLE001 - a broken connection is dropped either way
+                pass
+            return
+        self._idle.append(connection)
+
+    async def close_pool(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            try:
+                await connection.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _run_in_existing_connection(self, connection, query: str, args=None, query_type: str = "generic",
+                                          table=None):
+        async with connection.execute(query, args or []) as cursor:
+            return await cursor.fetchall()
+
+    async def _run_in_new_connection(self, query: str, args=None, query_type: str = "generic", table=None):
+        connection = await self.get_connection()
+        broken = False
+        try:
+            async with connection.execute(query, args or []) as cursor:
+                rows = await cursor.fetchall()
+            if connection.in_transaction:
+                await connection.commit()
+            return rows
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            await self.release(connection, broken=broken)
+
+    def transaction(self, transaction_type: TransactionType = TransactionType.deferred,
+                    allow_nested: bool = True) -> SQLiteTransaction:
+        return _PooledTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
+
+
 def make_engine(settings: Settings) -> Engine:
     if settings.engine == "postgres":
         return PostgresEngine(config={"dsn": settings.database_url, "timeout": 10})
     path: Path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(path=str(path), timeout=30)
+    return PooledSQLiteEngine(path=str(path), timeout=30)
+
+
+async def close_connections() -> None:
+    db = engine()
+    if isinstance(db, PooledSQLiteEngine):
+        await db.close_pool()
 
 
 def engine() -> Engine:
@@ -44,8 +174,27 @@ def is_sqlite() -> bool:
     return isinstance(engine(), SQLiteEngine)
 
 
+@asynccontextmanager
+async def _sqlite_write_transaction(db: PooledSQLiteEngine):
+    """IMMEDIATE, and one writer at a time within this process.
+
+    SQLite has one writer anyway; writers of this process queue on an asyncio lock
+    instead of colliding on BEGIN IMMEDIATE, where SQLite's busy handler would put them
+    to sleep in growing steps. Another process still meets the busy timeout.
+    """
+    if db.current_transaction.get() is not None:  # nested: Piccolo makes it a no-op
+        async with db.transaction(transaction_type=TransactionType.immediate) as transaction:
+            yield transaction
+        return
+    async with db.write_lock():
+        async with db.transaction(transaction_type=TransactionType.immediate) as transaction:
+            yield transaction
+
+
 def write_transaction():
     db = engine()
+    if isinstance(db, PooledSQLiteEngine):
+        return _sqlite_write_transaction(db)
     if isinstance(db, SQLiteEngine):
         return db.transaction(transaction_type=TransactionType.immediate)
     return db.transaction()
