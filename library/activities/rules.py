@@ -1,0 +1,184 @@
+"""Scheduling and registration decisions. Pure: plain values in, every reason out.
+
+Rooms: a session books its room from its start minus the setup buffer to its end plus the
+teardown buffer; two bookings of one room may touch but not overlap (the model is Indico's
+`get_room_bookings_conflicts`, loops over candidate and existing bookings).
+
+Waitlist promotion is **first-fit, in arrival order**: when seats free up, the waiting
+registrations are taken in the order they arrived, and each is promoted if it fits. A family
+registers its children one registration each, all with the same arrival, so two siblings
+waiting together are promoted together when two seats are free; when only one is, the
+first child gets it and the other stays first in line — a parent can then cancel and keep
+the family together, but no other family waits longer because of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from library.branches.rules import BranchCalendar, PublicCalendar, day_status
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def overridable(self) -> bool:
+        return self.code in OVERRIDABLE
+
+
+OVERRIDABLE = frozenset({"outside_opening_hours"})
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A room taken from `start` to `end` (UTC), with buffers before and after."""
+
+    room_id: int
+    start: dt.datetime
+    end: dt.datetime
+    setup: dt.timedelta = dt.timedelta(0)
+    teardown: dt.timedelta = dt.timedelta(0)
+    label: str = ""
+    # The occurrence this booking is (so an occurrence being moved does not conflict with itself).
+    key: str | None = None
+
+    @property
+    def blocked_from(self) -> dt.datetime:
+        return self.start - self.setup
+
+    @property
+    def blocked_until(self) -> dt.datetime:
+        return self.end + self.teardown
+
+
+def overlaps(a: Booking, b: Booking) -> bool:
+    """Same room and their blocked times intersect; touching ends are not an overlap."""
+    return a.room_id == b.room_id and a.blocked_from < b.blocked_until and b.blocked_from < a.blocked_until
+
+
+def conflicts(candidate: Booking, existing: Iterable[Booking]) -> list[Booking]:
+    """The bookings the candidate overlaps, earliest first (never itself, when it is being moved)."""
+    clashing = [other for other in existing
+                if (candidate.key is None or other.key != candidate.key) and overlaps(candidate, other)]
+    return sorted(clashing, key=lambda other: other.start)
+
+
+@dataclass(frozen=True)
+class RoomFacts:
+    id: int
+    capacity: int
+    name: str = ""
+
+
+def booking_refusals(candidate: Booking, capacity: int, room: RoomFacts, existing: Iterable[Booking],
+                     confirmed: int = 0, opening_hours_ok: bool = True) -> list[Refusal]:
+    """Every reason a session cannot take this room at this time with this many seats."""
+    refusals = []
+    if candidate.end <= candidate.start:
+        refusals.append(Refusal("ends_before_start"))
+    if capacity < 1:
+        refusals.append(Refusal("capacity_too_small"))
+    if capacity > room.capacity:
+        refusals.append(Refusal("over_room_capacity", {"capacity": capacity, "room": room.name,
+                                                       "room_capacity": room.capacity}))
+    if confirmed > min(capacity, room.capacity):
+        refusals.append(Refusal("fewer_seats_than_registered", {"confirmed": confirmed,
+                                                                "capacity": min(capacity, room.capacity)}))
+    for other in conflicts(candidate, existing):
+        refusals.append(Refusal("room_taken", {"other": other.label, "room": room.name}))
+    if not opening_hours_ok:
+        refusals.append(Refusal("outside_opening_hours"))
+    return refusals
+
+
+def within_opening_hours(start: dt.datetime, end: dt.datetime, calendar: BranchCalendar,
+                         public: PublicCalendar) -> bool:
+    """Local wall-clock start and end on one day, inside one opening period of an open day."""
+    if start.date() != end.date():
+        return False
+    status = day_status(start.date(), calendar, public)
+    return status.is_open and any(
+        period.opens <= start.time() and end.time() <= period.closes for period in status.hours)
+
+
+def free_rooms(rooms: Sequence[RoomFacts], bookings: Iterable[Booking], start: dt.datetime, end: dt.datetime,
+               head_count: int) -> list[RoomFacts]:
+    """"Where can I put 25 people on Friday evening?": rooms big enough and free, smallest first."""
+    taken = list(bookings)
+    return sorted((room for room in rooms if room.capacity >= head_count
+                   and not conflicts(Booking(room.id, start, end), taken)), key=lambda room: (room.capacity, room.id))
+
+
+# --- registration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    status: str  # scheduled | cancelled
+    starts_at: dt.datetime  # UTC
+    age_min: int | None
+    age_max: int | None
+    registration_required: bool
+    opens_at: dt.datetime | None
+    closes_at: dt.datetime | None
+    per_person_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Registrant:
+    patron_id: int
+    name: str
+    age_on_day: int | None  # None: birth date unknown
+    already_registered: bool = False
+    sessions_in_programme: int = 0
+
+
+def registration_refusals(session: SessionFacts, person: Registrant, now: dt.datetime) -> list[Refusal]:
+    """Every reason this person may not register for this session now (a full session is not a
+    refusal: they join the waitlist)."""
+    refusals = []
+    if session.status == "cancelled":
+        refusals.append(Refusal("session_cancelled"))
+    if session.starts_at <= now:
+        refusals.append(Refusal("session_past"))
+    if not session.registration_required:
+        refusals.append(Refusal("no_registration_needed"))
+    if session.opens_at is not None and now < session.opens_at:
+        refusals.append(Refusal("registration_not_open", {"opens_at": session.opens_at.isoformat()}))
+    if session.closes_at is not None and now >= session.closes_at:
+        refusals.append(Refusal("registration_closed"))
+    if person.age_on_day is not None:
+        if session.age_min is not None and person.age_on_day < session.age_min:
+            refusals.append(Refusal("too_young", {"name": person.name, "age": person.age_on_day,
+                                                  "min": session.age_min, "max": session.age_max}))
+        if session.age_max is not None and person.age_on_day > session.age_max:
+            refusals.append(Refusal("too_old", {"name": person.name, "age": person.age_on_day,
+                                                "min": session.age_min, "max": session.age_max}))
+    elif session.age_min is not None or session.age_max is not None:
+        refusals.append(Refusal("age_unknown", {"name": person.name}))
+    if person.already_registered:
+        refusals.append(Refusal("already_registered", {"name": person.name}))
+    if session.per_person_limit is not None and person.sessions_in_programme >= session.per_person_limit:
+        refusals.append(Refusal("session_limit", {"name": person.name, "limit": session.per_person_limit}))
+    return refusals
+
+
+@dataclass(frozen=True)
+class Waiting:
+    id: int
+    arrived: tuple  # (arrival time, sequence): the order the waitlist keeps
+
+
+def promote(waiting: Iterable[Waiting], free_seats: int) -> list[int]:
+    """Which waiting registrations get the free seats: first-fit in arrival order."""
+    chosen = []
+    for entry in sorted(waiting, key=lambda entry: entry.arrived):
+        if len(chosen) >= free_seats:
+            break
+        chosen.append(entry.id)
+    return chosen
