@@ -315,3 +315,7 @@ ZH = {
 from zh_CN_loans import ZH as _LOANS  # noqa: E402 - circulation's own file, merged here
 
 ZH.update(_LOANS)
+
+from zh_CN_activities import ZH as _ACTIVITIES  # noqa: E402 - activities' own file, merged here
+
+ZH.update(_ACTIVITIES)

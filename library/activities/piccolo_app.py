@@ -8,6 +8,7 @@ APP_CONFIG = AppConfig(
     app_name="activities",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(modules=["library.activities.tables"], exclude_imported=True),
-    migration_dependencies=["library.accounts.piccolo_app", "library.branches.piccolo_app"],
+    migration_dependencies=["library.accounts.piccolo_app", "library.branches.piccolo_app",
+                            "library.catalog.piccolo_app"],
     commands=[],
 )

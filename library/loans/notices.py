@@ -20,6 +20,8 @@ SUBJECTS = {
     "hold_expiring": N_("Last day to collect: {title}"),
     "due_soon": N_("Due soon: {title}"),
     "overdue": N_("Overdue: {title}"),
+    "seat_confirmed": N_("A seat is free: {title}"),
+    "seat_offered": N_("A seat is offered: {title}"),
 }
 BODIES = {
     "hold_ready": N_("Dear {name},\n\n\"{title}\" is waiting for you on the hold shelf at {branch}. "
@@ -30,6 +32,10 @@ BODIES = {
                    "You can renew it in My account or return it at any branch.\n\n{library}"),
     "overdue": N_("Dear {name},\n\n\"{title}\" (copy {barcode}) was due back on {day}. "
                   "Please return it at any branch, or renew it in My account if you can.\n\n{library}"),
+    "seat_confirmed": N_("Dear {name},\n\na seat came free at \"{title}\" on {day} at {time}: "
+                         "it is yours now, no need to do anything.\n\n{library}"),
+    "seat_offered": N_("Dear {name},\n\na seat came free at \"{title}\" on {day} at {time}. "
+                       "Take it in My account before the offer lapses.\n\n{library}"),
 }
 SIGNATURE = N_("Jiaxing Library")
 

@@ -1,0 +1,433 @@
+"""Activities: scheduling sessions into rooms, registration with a waitlist. One transaction per operation.
+
+Concurrency: booking a room first touches the room's row (a row lock on PostgreSQL, the
+write lock on SQLite), so two librarians cannot both book the last free hour; a seat is
+taken by one conditional UPDATE of the session's counters, which also numbers the
+arrival — the waitlist's order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid as uuid_module
+from dataclasses import dataclass, field
+from typing import Any
+
+from library import audit
+from library.accounts.principal import Principal
+from library.accounts.rules import age_on
+from library.accounts.service import normalise_card_number
+from library.activities import recurrence, rules
+from library.activities.tables import Event, Occurrence
+from library.branches.public_holidays import public_calendar
+from library.branches.service import calendars_for
+from library.db import is_unique_violation, read_transaction, run_in_write_transaction
+from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
+from library.loans import notices
+
+ACTIVE = ("confirmed", "offered", "waitlisted")
+KINDS = ("reading_club", "lecture", "workshop", "performance", "summer_reading", "other")
+TITLE_LIMIT = 200
+
+
+class Refused(CirculationRefused):
+    """A scheduling or registration refusal with every reason (the same shape as circulation's)."""
+
+
+def _uuid(value: str, missing: str) -> str:
+    try:
+        return str(uuid_module.UUID(str(value)))
+    except ValueError:
+        raise NotFound(missing) from None
+
+
+async def _rows(sql: str, *args: Any) -> list[dict[str, Any]]:
+    return await Occurrence.raw(sql, *args)
+
+
+async def _first(sql: str, *args: Any) -> dict[str, Any] | None:
+    rows = await Occurrence.raw(sql, *args)
+    return rows[0] if rows else None
+
+
+# --- scheduling ---------------------------------------------------------------------------
+
+
+@dataclass
+class EventInput:
+    branch_code: str
+    title_zh: str
+    first_start: dt.datetime  # local wall-clock
+    duration_minutes: int
+    capacity: int
+    room_code: str | None = None
+    title_en: str = ""
+    kind: str = "reading_club"
+    description_zh: str = ""
+    description_en: str = ""
+    host: str = ""
+    age_min: int | None = None
+    age_max: int | None = None
+    registration_required: bool = True
+    registration_opens_at: dt.datetime | None = None
+    registration_closes_at: dt.datetime | None = None
+    offer_minutes: int | None = None
+    rrule: str | None = None
+    cancelled: list[dt.datetime] = field(default_factory=list)
+    moved: dict[dt.datetime, dt.datetime] = field(default_factory=dict)
+    setup_minutes: int = 0
+    teardown_minutes: int = 0
+    override_comment: str | None = None
+
+
+def _validate(data: EventInput) -> None:
+    data.title_zh = (data.title_zh or "").strip()
+    data.title_en = (data.title_en or "").strip()
+    if not data.title_zh and not data.title_en:
+        raise InvalidInput("required", field="title_zh")
+    for name in ("title_zh", "title_en"):
+        if len(getattr(data, name)) > TITLE_LIMIT:
+            raise InvalidInput("too_long", field=name, limit=TITLE_LIMIT)
+    if data.kind not in KINDS:
+        raise InvalidInput("invalid_choice", field="kind")
+    if not 1 <= data.capacity <= 2000:
+        raise InvalidInput("number_out_of_range", field="capacity", low=1, high=2000)
+    if not 5 <= data.duration_minutes <= 24 * 60:
+        raise InvalidInput("number_out_of_range", field="duration_minutes", low=5, high=24 * 60)
+    for name in ("setup_minutes", "teardown_minutes"):
+        if not 0 <= getattr(data, name) <= 240:
+            raise InvalidInput("number_out_of_range", field=name, low=0, high=240)
+    for name in ("age_min", "age_max"):
+        value = getattr(data, name)
+        if value is not None and not 0 <= value <= 120:
+            raise InvalidInput("number_out_of_range", field=name, low=0, high=120)
+    if data.age_min is not None and data.age_max is not None and data.age_min > data.age_max:
+        raise InvalidInput("age_range_reversed", field="age_min")
+    if (data.registration_opens_at and data.registration_closes_at
+            and data.registration_closes_at <= data.registration_opens_at):
+        raise InvalidInput("ends_before_start", field="registration_closes_at")
+
+
+async def _room(branch_id: int, code: str | None) -> dict[str, Any] | None:
+    if not code:
+        return None
+    room = await _first("SELECT id, code, name_zh, name_en, capacity FROM room WHERE branch = {} AND code = {}",
+                        branch_id, code.strip().upper())
+    if room is None:
+        raise NotFound("room_not_found", field="room", code=code)
+    return room
+
+
+async def _bookings(room_ids: list[int], start: dt.datetime, end: dt.datetime,
+                    margin: dt.timedelta = dt.timedelta(hours=8)) -> list[rules.Booking]:
+    """Live sessions in these rooms around [start, end] (the margin covers the longest buffers)."""
+    if not room_ids:
+        return []
+    marks = ", ".join("{}" for _ in room_ids)
+    rows = await _rows(
+        "SELECT o.uuid, o.room, o.starts_at, o.ends_at, e.setup_minutes, e.teardown_minutes, e.title_zh, "
+        "e.title_en, o.local_start FROM occurrence o JOIN event e ON e.id = o.event "
+        f"WHERE o.room IN ({marks}) AND o.status = 'scheduled' AND o.ends_at > {{}} AND o.starts_at < {{}}",
+        *room_ids, start - margin, end + margin)
+    return [rules.Booking(row["room"], row["starts_at"], row["ends_at"], dt.timedelta(minutes=row["setup_minutes"]),
+                          dt.timedelta(minutes=row["teardown_minutes"]),
+                          label=f"{row['title_zh'] or row['title_en']} {row['local_start']:%Y-%m-%d %H:%M}",
+                          key=str(row["uuid"])) for row in rows]
+
+
+async def schedule_event(principal: Principal, data: EventInput, now: dt.datetime) -> str:
+    """Plan an event (one session or a series): every session fits its room, or nothing is saved."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    _validate(data)
+    duration = dt.timedelta(minutes=data.duration_minutes)
+
+    async def work() -> str:
+        branch = await _first("SELECT id, code, time_zone, closes_on_public_holidays FROM branch WHERE code = {}",
+                              (data.branch_code or "").strip().upper())
+        if branch is None:
+            raise NotFound("branch_not_found", field="branch", code=data.branch_code)
+        if not principal.works_for(branch["id"]):
+            raise NotPermitted("not_your_branch", code=branch["code"])
+        room = await _room(branch["id"], data.room_code)
+        try:
+            sessions = recurrence.expand(
+                data.first_start, duration, data.rrule, room["id"] if room else None,
+                cancelled=frozenset(data.cancelled),
+                moved={when: recurrence.Moved(to) for when, to in data.moved.items()})
+        except recurrence.RecurrenceProblem as problem:
+            raise InvalidInput(problem.code, field="rrule", **problem.params) from None
+        zone = branch["time_zone"]
+        if room is not None:
+            # Touch the room first: concurrent bookings of it queue here.
+            await _rows("UPDATE room SET updated_at = {} WHERE id = {}", now, room["id"])
+            first, last = sessions[0].start_utc(zone), sessions[-1].end_utc(zone)
+            existing = await _bookings([room["id"]], first, last)
+            calendar = (await calendars_for([branch], sessions[0].start.date(), sessions[-1].end.date()))[branch["id"]]
+            public = public_calendar(sessions[0].start.date(), sessions[-1].end.date())
+            facts = rules.RoomFacts(room["id"], room["capacity"], room["name_zh"])
+            problems: list[rules.Refusal] = []
+            for session in sessions:
+                booking = rules.Booking(room["id"], session.start_utc(zone), session.end_utc(zone),
+                                        dt.timedelta(minutes=data.setup_minutes),
+                                        dt.timedelta(minutes=data.teardown_minutes))
+                refusals = rules.booking_refusals(
+                    booking, data.capacity, facts, existing,
+                    opening_hours_ok=rules.within_opening_hours(session.start, session.end, calendar, public))
+                for refusal in refusals:
+                    if refusal.code in ("room_taken", "outside_opening_hours"):
+                        refusal = rules.Refusal(refusal.code, {**refusal.params,
+                                                               "day": f"{session.start:%Y-%m-%d %H:%M}"})
+                    if refusal not in problems:
+                        problems.append(refusal)
+            comment = (data.override_comment or "").strip()
+            standing = [r for r in problems if not (comment and r.overridable)]
+            if standing:
+                raise Refused(problems[:12])
+        event_uuid = str(uuid_module.uuid4())
+        await Event.insert(Event(
+            uuid=event_uuid, branch=branch["id"], room=room["id"] if room else None, kind=data.kind,
+            title_zh=data.title_zh, title_en=data.title_en, description_zh=data.description_zh,
+            description_en=data.description_en, host=data.host, age_min=data.age_min, age_max=data.age_max,
+            capacity=data.capacity, registration_required=data.registration_required,
+            registration_opens_at=data.registration_opens_at, registration_closes_at=data.registration_closes_at,
+            offer_minutes=data.offer_minutes, time_zone=zone, first_start=data.first_start,
+            duration_minutes=data.duration_minutes, rrule=(data.rrule or "").strip() or None,
+            setup_minutes=data.setup_minutes, teardown_minutes=data.teardown_minutes,
+            created_by=principal.audit_name))
+        event = await Event.select(Event.id).where(Event.uuid == event_uuid).first()
+        await Occurrence.insert(*[Occurrence(
+            uuid=str(uuid_module.uuid4()), event=event["id"], room=session.room_id,
+            original_start=session.original_start, local_start=session.start, local_end=session.end,
+            starts_at=session.start_utc(zone), ends_at=session.end_utc(zone), capacity=data.capacity,
+            moved=session.moved) for session in sessions])
+        await audit.record(principal.audit_name, "event.scheduled", f"event:{event_uuid}", sessions=len(sessions),
+                           override=(data.override_comment or "").strip() or None)
+        return event_uuid
+
+    return await run_in_write_transaction(work)
+
+
+async def find_rooms(branch_code: str, local_start: dt.datetime, local_end: dt.datetime,
+                     head_count: int) -> list[dict[str, Any]]:
+    """Rooms of a branch free at that time and big enough, smallest first."""
+    if local_end <= local_start:
+        raise InvalidInput("ends_before_start", field="end")
+    async with read_transaction():
+        branch = await _first("SELECT id, time_zone FROM branch WHERE code = {}", (branch_code or "").upper())
+        if branch is None:
+            raise NotFound("branch_not_found", code=branch_code)
+        rooms = await _rows("SELECT id, code, name_zh, name_en, capacity FROM room WHERE branch = {}", branch["id"])
+        start = recurrence.to_utc(local_start, branch["time_zone"])
+        end = recurrence.to_utc(local_end, branch["time_zone"])
+        bookings = await _bookings([room["id"] for room in rooms], start, end)
+    facts = rules.free_rooms([rules.RoomFacts(r["id"], r["capacity"], r["code"]) for r in rooms], bookings,
+                             start, end, head_count)
+    by_id = {room["id"]: room for room in rooms}
+    return [{"code": by_id[f.id]["code"], "name_zh": by_id[f.id]["name_zh"], "name_en": by_id[f.id]["name_en"],
+             "capacity": f.capacity} for f in facts]
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    card_number: str
+    status: str  # confirmed | waitlisted
+    registration: str
+    position: int | None = None  # in the waitlist
+
+
+async def register(principal: Principal, occurrence_uuid: str, card_numbers: list[str],
+                   now: dt.datetime) -> list[Outcome]:
+    """A guardian registers linked children (or an adult themself) in one step.
+
+    Every child is checked first (age on the day, duplicates, the window, a programme's
+    limit); if any is refused, nobody is registered and every reason is given. Then each
+    child, in the order given, takes a seat or the next place in the waitlist.
+    """
+    occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
+    cards = [normalise_card_number(card) for card in card_numbers if card and card.strip()]
+    cards = list(dict.fromkeys(cards))
+    if not cards:
+        raise InvalidInput("choose_someone", field="patrons")
+    if not principal.is_patron and not principal.is_staff:
+        raise NotPermitted("sign_in_required")
+
+    async def work() -> list[Outcome]:
+        occurrence = await _first(
+            "SELECT o.id, o.status, o.starts_at, o.local_start, o.event, e.age_min, e.age_max, "
+            "e.registration_required, e.registration_opens_at, e.registration_closes_at, e.programme, "
+            "e.status AS event_status, p.per_child_session_limit FROM occurrence o JOIN event e ON e.id = o.event "
+            "LEFT JOIN programme p ON p.id = e.programme WHERE o.uuid = {}", occurrence_uuid)
+        if occurrence is None:
+            raise NotFound("occurrence_not_found")
+        marks = ", ".join("{}" for _ in cards)
+        people = await _rows(f"SELECT id, name, card_number, birth_date FROM patron WHERE card_number IN ({marks})",
+                             *cards)
+        by_card = {person["card_number"]: person for person in people}
+        for card in cards:
+            person = by_card.get(card)
+            if person is None or not (principal.is_staff or person["id"] == principal.id
+                                      or person["id"] in principal.children_ids):
+                raise NotPermitted("not_guardian")
+        ids = [by_card[card]["id"] for card in cards]
+        id_marks = ", ".join("{}" for _ in ids)
+        registered = {row["patron"] for row in await _rows(
+            f"SELECT patron FROM registration WHERE occurrence = {{}} AND patron IN ({id_marks}) "
+            "AND status IN ('confirmed', 'offered', 'waitlisted', 'attended', 'no_show')", occurrence["id"], *ids)}
+        in_programme: dict[int, int] = {}
+        if occurrence["programme"] is not None and occurrence["per_child_session_limit"] is not None:
+            for row in await _rows(
+                    "SELECT r.patron, count(*) AS n FROM registration r JOIN occurrence o ON o.id = r.occurrence "
+                    f"JOIN event e ON e.id = o.event WHERE e.programme = {{}} AND r.patron IN ({id_marks}) "
+                    "AND r.status IN ('confirmed', 'offered', 'waitlisted', 'attended') GROUP BY r.patron",
+                    occurrence["programme"], *ids):
+                in_programme[row["patron"]] = row["n"]
+        session = rules.SessionFacts(
+            status="cancelled" if "cancelled" in (occurrence["status"], occurrence["event_status"]) else "scheduled",
+            starts_at=occurrence["starts_at"], age_min=occurrence["age_min"], age_max=occurrence["age_max"],
+            registration_required=occurrence["registration_required"],
+            opens_at=occurrence["registration_opens_at"], closes_at=occurrence["registration_closes_at"],
+            per_person_limit=occurrence["per_child_session_limit"])
+        day = occurrence["local_start"].date()
+        refusals: list[rules.Refusal] = []
+        for card in cards:
+            person = by_card[card]
+            registrant = rules.Registrant(
+                person["id"], person["name"], age_on(person["birth_date"], day) if person["birth_date"] else None,
+                already_registered=person["id"] in registered,
+                sessions_in_programme=in_programme.get(person["id"], 0))
+            for refusal in rules.registration_refusals(session, registrant, now):
+                if refusal not in refusals:
+                    refusals.append(refusal)
+        if refusals:
+            raise Refused(refusals)
+        outcomes = []
+        for card in cards:
+            person = by_card[card]
+            # One statement takes a seat if one is free, else a waitlist place, and numbers the arrival.
+            taken = await _first(
+                "UPDATE occurrence SET arrivals = arrivals + 1, "
+                "last_outcome = CASE WHEN confirmed < capacity THEN 'confirmed' ELSE 'waitlisted' END, "
+                "waitlisted = waitlisted + CASE WHEN confirmed < capacity THEN 0 ELSE 1 END, "
+                "confirmed = confirmed + CASE WHEN confirmed < capacity THEN 1 ELSE 0 END "
+                "WHERE id = {} AND status = 'scheduled' RETURNING arrivals, last_outcome, waitlisted",
+                occurrence["id"])
+            if taken is None:
+                raise Refused([rules.Refusal("session_cancelled")])
+            registration_uuid = str(uuid_module.uuid4())
+            status = taken["last_outcome"]
+            await _rows(
+                "INSERT INTO registration (uuid, occurrence, patron, registered_by, status, arrival, created_at, "
+                "confirmed_at, offer_expires_at, cancelled_at, checked_in_at, updated_at) "
+                "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, NULL, NULL, NULL, {})",
+                registration_uuid, occurrence["id"], person["id"], principal.id if principal.is_patron else None,
+                status, taken["arrivals"], now, now if status == "confirmed" else None, now)
+            outcomes.append(Outcome(person["name"], person["card_number"], status, registration_uuid,
+                                    taken["waitlisted"] if status == "waitlisted" else None))
+        return outcomes
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            raise Refused([rules.Refusal("already_registered", {"name": ""})]) from None
+        raise
+
+
+async def cancel_registration(principal: Principal, registration_uuid: str, now: dt.datetime) -> list[str]:
+    """Cancel a seat or a waitlist place; a freed seat goes to the first in the waitlist (who is told).
+
+    Returns the registrations promoted.
+    """
+    registration_uuid = _uuid(registration_uuid, "registration_not_found")
+
+    async def work() -> list[str]:
+        row = await _first("SELECT r.id, r.patron, r.registered_by, r.status, r.occurrence FROM registration r "
+                           "WHERE r.uuid = {}", registration_uuid)
+        if row is None or not (principal.is_staff or row["patron"] == principal.id
+                               or row["patron"] in principal.children_ids):
+            raise NotFound("registration_not_found")
+        if row["status"] not in ACTIVE:
+            raise Conflict("registration_not_active", status=row["status"])
+        await _rows("UPDATE registration SET status = 'cancelled', cancelled_at = {}, updated_at = {} WHERE id = {}",
+                    now, now, row["id"])
+        if row["status"] == "waitlisted":
+            await _rows("UPDATE occurrence SET waitlisted = waitlisted - 1 WHERE id = {}", row["occurrence"])
+            return []
+        await _rows("UPDATE occurrence SET confirmed = confirmed - 1 WHERE id = {}", row["occurrence"])
+        return await _promote(row["occurrence"], now)
+
+    return await run_in_write_transaction(work)
+
+
+async def _promote(occurrence_id: int, now: dt.datetime) -> list[str]:
+    """Fill free seats from the waitlist, first-fit in arrival order (see rules.py)."""
+    occurrence = await _first(
+        "SELECT o.capacity, o.confirmed, o.starts_at, o.local_start, e.offer_minutes, e.title_zh, e.title_en, "
+        "o.status FROM occurrence o JOIN event e ON e.id = o.event WHERE o.id = {}", occurrence_id)
+    if occurrence["status"] != "scheduled" or occurrence["starts_at"] <= now:
+        return []
+    free = occurrence["capacity"] - occurrence["confirmed"]
+    if free <= 0:
+        return []
+    waiting = await _rows("SELECT id, uuid, patron, registered_by, arrival FROM registration "
+                          "WHERE occurrence = {} AND status = 'waitlisted' ORDER BY arrival", occurrence_id)
+    chosen = set(rules.promote([rules.Waiting(w["id"], (w["arrival"],)) for w in waiting], free))
+    promoted = []
+    for entry in waiting:
+        if entry["id"] not in chosen:
+            continue
+        took = await _rows("UPDATE occurrence SET confirmed = confirmed + 1, waitlisted = waitlisted - 1 "
+                           "WHERE id = {} AND confirmed < capacity RETURNING confirmed", occurrence_id)
+        if not took:
+            break
+        offer_until = (now + dt.timedelta(minutes=occurrence["offer_minutes"])
+                       if occurrence["offer_minutes"] else None)
+        await _rows("UPDATE registration SET status = {}, confirmed_at = {}, offer_expires_at = {}, updated_at = {} "
+                    "WHERE id = {}", "offered" if offer_until else "confirmed", None if offer_until else now,
+                    offer_until, now, entry["id"])
+        promoted.append(str(entry["uuid"]))
+        # The guardian who registered the child is told (else the reader themself).
+        await notices.queue("seat_offered" if offer_until else "seat_confirmed",
+                            entry["registered_by"] or entry["patron"], f"promoted:{entry['uuid']}", now,
+                            title=occurrence["title_zh"] or occurrence["title_en"],
+                            day=occurrence["local_start"].date(), time=f"{occurrence['local_start']:%H:%M}")
+    return promoted
+
+
+async def occurrence_detail(occurrence_uuid: str) -> dict[str, Any]:
+    occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
+    row = await _first(
+        "SELECT o.uuid, o.local_start, o.local_end, o.capacity, o.confirmed, o.waitlisted, o.status, o.moved, "
+        "e.uuid AS event_uuid, e.title_zh, e.title_en, e.description_zh, e.description_en, e.age_min, e.age_max, "
+        "e.kind, e.host, e.registration_required, e.registration_opens_at, e.registration_closes_at, "
+        "b.code AS branch_code, b.name_zh AS branch_name_zh, b.name_en AS branch_name_en, "
+        "r.name_zh AS room_name_zh, r.name_en AS room_name_en FROM occurrence o JOIN event e ON e.id = o.event "
+        "JOIN branch b ON b.id = e.branch LEFT JOIN room r ON r.id = o.room WHERE o.uuid = {}", occurrence_uuid)
+    if row is None:
+        raise NotFound("occurrence_not_found")
+    view = dict(row)
+    view["uuid"], view["event_uuid"] = str(row["uuid"]), str(row["event_uuid"])
+    view["seats_left"] = max(0, row["capacity"] - row["confirmed"])
+    return view
+
+
+async def waitlist(occurrence_uuid: str) -> list[dict[str, Any]]:
+    """Registrations of a session in arrival order (staff lists, tests)."""
+    occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
+    return await _rows(
+        "SELECT r.uuid, r.status, r.arrival, p.card_number, p.name FROM registration r "
+        "JOIN occurrence o ON o.id = r.occurrence JOIN patron p ON p.id = r.patron WHERE o.uuid = {} "
+        "ORDER BY r.arrival", occurrence_uuid)
+
+
+async def occurrences_of(event_uuid: str) -> list[dict[str, Any]]:
+    event_uuid = _uuid(event_uuid, "event_not_found")
+    return await _rows(
+        "SELECT o.uuid, o.local_start, o.local_end, o.capacity, o.confirmed, o.waitlisted, o.status, o.moved "
+        "FROM occurrence o JOIN event e ON e.id = o.event WHERE e.uuid = {} ORDER BY o.starts_at", event_uuid)
+

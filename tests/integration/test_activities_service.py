@@ -1,0 +1,172 @@
+"""Activities on a real database: scheduling against rooms, registration, waitlist, 200 at once."""
+
+import asyncio
+import datetime as dt
+from contextlib import asynccontextmanager
+
+import pytest
+from piccolo.engine.postgres import PostgresEngine
+
+from library.accounts.principal import Principal
+from library.accounts.service import load_principal
+from library.accounts.tables import Patron
+from library.activities import service
+from library.activities.service import EventInput, Refused
+from library.activities.tables import Occurrence, Registration
+from library.branches.tables import Branch
+from library.db import engine
+from library.demo import load_demo
+from library.errors import InvalidInput, NotPermitted
+from library.loans.tables import Notice
+
+NOW = dt.datetime(2026, 6, 20, 1, 0, tzinfo=dt.timezone.utc)
+
+
+@asynccontextmanager
+async def connection_pool():
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=2, max_size=20)
+        try:
+            yield
+        finally:
+            await db.close_connection_pool()
+    else:
+        yield
+
+
+def librarian_of(branch_id: int) -> Principal:
+    return Principal(kind="staff", id=0, uuid="t", name="周晓琳", language="zh_CN", role="librarian",
+                     branch_ids=frozenset({branch_id}))
+
+
+@pytest.fixture
+async def zx():
+    await load_demo(dt.date(2026, 6, 20), books=False)
+    branch = await Branch.select(Branch.id).where(Branch.code == "ZX").first()
+    return librarian_of(branch["id"])
+
+
+def club(**changes) -> EventInput:
+    values = dict(branch_code="ZX", title_zh="绘本俱乐部", title_en="Picture-book club",
+                  first_start=dt.datetime(2026, 7, 4, 10, 0), duration_minutes=60, capacity=25, room_code="KIDS",
+                  age_min=4, age_max=6, rrule="FREQ=WEEKLY;BYDAY=SA;UNTIL=20260829T235959",
+                  moved={dt.datetime(2026, 8, 1, 10, 0): dt.datetime(2026, 8, 2, 10, 0)},
+                  registration_opens_at=dt.datetime(2026, 6, 20, 1, 0, tzinfo=dt.timezone.utc))
+    values.update(changes)
+    return EventInput(**values)
+
+
+async def sessions_of(event_uuid: str) -> list[dict]:
+    return await service.occurrences_of(event_uuid)
+
+
+async def test_the_summer_club_is_scheduled_and_an_overlap_is_refused_by_name(zx):
+    event = await service.schedule_event(zx, club(), NOW)
+    sessions = await sessions_of(event)
+    assert len(sessions) == 9 and sessions[4]["local_start"] == dt.datetime(2026, 8, 2, 10, 0)
+    with pytest.raises(Refused) as refused:
+        await service.schedule_event(zx, club(title_zh="知识讲堂", rrule=None, moved={}, capacity=20,
+                                              first_start=dt.datetime(2026, 7, 11, 10, 30)), NOW)
+    [reason] = refused.value.refusals
+    assert reason.code == "room_taken" and "绘本俱乐部 2026-07-11 10:00" in reason.params["other"]
+    assert len(await Occurrence.select(Occurrence.id)) == 9  # nothing half-written
+
+
+async def test_forty_seats_do_not_fit_a_room_of_thirty(zx):
+    with pytest.raises(Refused) as refused:
+        await service.schedule_event(zx, club(capacity=40, rrule=None, moved={}), NOW)
+    assert [r.code for r in refused.value.refusals] == ["over_room_capacity"]
+
+
+async def test_outside_opening_hours_needs_an_override(zx):
+    late = club(rrule=None, moved={}, first_start=dt.datetime(2026, 7, 4, 21, 0))
+    with pytest.raises(Refused) as refused:
+        await service.schedule_event(zx, late, NOW)
+    assert [r.code for r in refused.value.refusals] == ["outside_opening_hours"]
+    late.override_comment = "夏夜故事会，已报备"
+    assert await service.schedule_event(zx, late, NOW)
+
+
+async def test_a_series_without_an_end_is_refused(zx):
+    with pytest.raises(InvalidInput) as refused:
+        await service.schedule_event(zx, club(rrule="FREQ=WEEKLY;BYDAY=SA", moved={}), NOW)
+    assert refused.value.code == "rrule_unbounded"
+
+
+async def test_find_a_room_for_twenty_five_on_friday_evening(zx):
+    friday = dt.datetime(2026, 7, 10, 19, 0)
+    await service.schedule_event(zx, club(title_zh="亲子阅读", rrule=None, moved={}, first_start=friday,
+                                          age_min=None, age_max=None), NOW)
+    rooms = await service.find_rooms("ZX", friday, friday + dt.timedelta(hours=1), 25)
+    assert [room["code"] for room in rooms] == ["STUDY"]
+
+
+async def test_a_mother_registers_both_children_and_the_youngest_is_refused_politely(zx):
+    event = await service.schedule_event(zx, club(), NOW)
+    first = (await sessions_of(event))[0]
+    mother = await load_principal("patron", (await Patron.select(Patron.id).where(
+        Patron.card_number == "ZX10000001").first())["id"])
+    with pytest.raises(Refused) as refused:
+        await service.register(mother, str(first["uuid"]), ["ZX10000002", "ZX10000003"], NOW)
+    [reason] = refused.value.refusals
+    assert reason.code == "too_young" and reason.params["name"] == "李小宇" and reason.params["age"] == 3
+    assert await Registration.count() == 0
+    [outcome] = await service.register(mother, str(first["uuid"]), ["ZX10000002"], NOW)
+    assert outcome.status == "confirmed"
+    with pytest.raises(Refused) as again:
+        await service.register(mother, str(first["uuid"]), ["ZX10000002"], NOW)
+    assert [r.code for r in again.value.refusals] == ["already_registered"]
+    stranger = await load_principal("patron", (await Patron.select(Patron.id).where(
+        Patron.card_number == "JX20000001").first())["id"])
+    with pytest.raises(NotPermitted):
+        await service.register(stranger, str(first["uuid"]), ["ZX10000002"], NOW)
+
+
+async def _readers(count: int) -> list[Principal]:
+    branch = await Branch.select(Branch.id).where(Branch.code == "ZX").first()
+    await Patron.insert(*[Patron(card_number=f"ZX9{n:07d}", name=f"读者{n}", category="adult",
+                                 home_branch=branch["id"], expires_on=dt.date(2029, 1, 1), pin_hash="-",
+                                 email=f"r{n}@example.org") for n in range(count)])
+    rows = await Patron.select(Patron.id, Patron.uuid, Patron.name, Patron.card_number).where(
+        Patron.card_number.like("ZX9%")).order_by(Patron.card_number)
+    return [Principal(kind="patron", id=r["id"], uuid=str(r["uuid"]), name=r["name"], language="zh_CN")
+            for r in rows]
+
+
+async def test_two_hundred_at_once_for_twenty_five_seats(zx):
+    event = await service.schedule_event(zx, club(title_zh="暑期故事会", rrule=None, moved={}, age_min=None,
+                                                  age_max=None), NOW)
+    session = str((await sessions_of(event))[0]["uuid"])
+    readers = await _readers(200)
+    async with connection_pool():  # as the server runs: 200 requests share 20 connections on PostgreSQL
+        results = await asyncio.gather(*[service.register(r, session, [f"ZX9{n:07d}"], NOW)
+                                         for n, r in enumerate(readers)], return_exceptions=True)
+    assert all(isinstance(result, list) for result in results), [r for r in results if not isinstance(r, list)][:3]
+    rows = await service.waitlist(session)
+    confirmed = [row for row in rows if row["status"] == "confirmed"]
+    waiting = [row for row in rows if row["status"] == "waitlisted"]
+    assert len(confirmed) == 25 and len(waiting) == 175
+    # Seats went to the first 25 arrivals; the waitlist is the rest, in arrival order.
+    assert [row["arrival"] for row in rows] == list(range(1, 201))
+    assert {row["arrival"] for row in confirmed} == set(range(1, 26))
+    detail = await service.occurrence_detail(session)
+    assert (detail["confirmed"], detail["waitlisted"], detail["seats_left"]) == (25, 175, 0)
+
+
+async def test_a_cancellation_gives_the_seat_to_the_first_in_line_who_is_told(zx):
+    event = await service.schedule_event(zx, club(title_zh="手工课", rrule=None, moved={}, age_min=None,
+                                                  age_max=None, capacity=2), NOW)
+    session = str((await sessions_of(event))[0]["uuid"])
+    readers = await _readers(4)
+    outcomes = [(await service.register(r, session, [f"ZX9{n:07d}"], NOW))[0] for n, r in enumerate(readers)]
+    assert [o.status for o in outcomes] == ["confirmed", "confirmed", "waitlisted", "waitlisted"]
+    assert [o.position for o in outcomes[2:]] == [1, 2]
+    promoted = await service.cancel_registration(readers[0], outcomes[0].registration, NOW)
+    assert promoted == [outcomes[2].registration]
+    statuses = {row["card_number"]: row["status"] for row in await service.waitlist(session)}
+    assert statuses == {"ZX90000000": "cancelled", "ZX90000001": "confirmed", "ZX90000002": "confirmed",
+                        "ZX90000003": "waitlisted"}
+    notice = await Notice.select(Notice.kind, Notice.to_address, Notice.subject).first()
+    assert notice == {"kind": "seat_confirmed", "to_address": "r2@example.org", "subject": notice["subject"]}
+    assert "手工课" in notice["subject"]
