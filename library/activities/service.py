@@ -431,3 +431,183 @@ async def occurrences_of(event_uuid: str) -> list[dict[str, Any]]:
         "SELECT o.uuid, o.local_start, o.local_end, o.capacity, o.confirmed, o.waitlisted, o.status, o.moved "
         "FROM occurrence o JOIN event e ON e.id = o.event WHERE e.uuid = {} ORDER BY o.starts_at", event_uuid)
 
+
+
+# --- what people see ------------------------------------------------------------------------
+
+
+@dataclass
+class SessionFilters:
+    branch: str | None = None
+    kind: str | None = None
+    age: int | None = None
+
+
+async def upcoming(filters: SessionFilters, start: dt.datetime, end: dt.datetime,
+                   limit: int = 300) -> list[dict[str, Any]]:
+    """Sessions between start and end (UTC) for the public calendar, with seats left."""
+    where = ["o.starts_at >= {}", "o.starts_at < {}", "e.status = 'scheduled'"]
+    args: list[Any] = [start, end]
+    if filters.branch:
+        where.append("b.code = {}")
+        args.append(filters.branch.upper())
+    if filters.kind:
+        where.append("e.kind = {}")
+        args.append(filters.kind)
+    if filters.age is not None:
+        where.append("(e.age_min IS NULL OR e.age_min <= {}) AND (e.age_max IS NULL OR e.age_max >= {})")
+        args += [filters.age, filters.age]
+    rows = await _rows(
+        "SELECT o.uuid, o.local_start, o.local_end, o.capacity, o.confirmed, o.waitlisted, o.status, o.moved, "
+        "e.uuid AS event_uuid, e.title_zh, e.title_en, e.kind, e.age_min, e.age_max, e.registration_required, "
+        "b.code AS branch_code, b.name_zh AS branch_name_zh, b.name_en AS branch_name_en, "
+        "r.code AS room_code, r.name_zh AS room_name_zh, r.name_en AS room_name_en "
+        "FROM occurrence o JOIN event e ON e.id = o.event JOIN branch b ON b.id = e.branch "
+        f"LEFT JOIN room r ON r.id = o.room WHERE {' AND '.join(where)} ORDER BY o.starts_at LIMIT {int(limit)}",
+        *args)
+    views = []
+    for row in rows:
+        view = dict(row)
+        view["uuid"], view["event_uuid"] = str(row["uuid"]), str(row["event_uuid"])
+        view["seats_left"] = max(0, row["capacity"] - row["confirmed"])
+        views.append(view)
+    return views
+
+
+async def registrations_of(principal: Principal, now: dt.datetime) -> list[dict[str, Any]]:
+    """A reader's (and their children's) registrations for sessions still to come."""
+    if not principal.is_patron:
+        raise NotPermitted("patron_only")
+    ids = [principal.id, *sorted(principal.children_ids)]
+    marks = ", ".join("{}" for _ in ids)
+    rows = await _rows(
+        "SELECT r.uuid, r.status, r.arrival, r.offer_expires_at, p.name, p.card_number, o.uuid AS session_uuid, "
+        "o.local_start, o.status AS session_status, e.title_zh, e.title_en, "
+        "(SELECT count(*) FROM registration w WHERE w.occurrence = r.occurrence AND w.status = 'waitlisted' "
+        "AND w.arrival < r.arrival) AS ahead "
+        "FROM registration r JOIN patron p ON p.id = r.patron JOIN occurrence o ON o.id = r.occurrence "
+        f"JOIN event e ON e.id = o.event WHERE r.patron IN ({marks}) AND o.ends_at > {{}} "
+        "AND r.status IN ('confirmed', 'offered', 'waitlisted') ORDER BY o.starts_at", *ids, now)
+    return [{**row, "uuid": str(row["uuid"]), "session_uuid": str(row["session_uuid"]),
+             "position": row["ahead"] + 1 if row["status"] == "waitlisted" else None} for row in rows]
+
+
+async def check_in(principal: Principal, occurrence_uuid: str, card_number: str, now: dt.datetime) -> dict[str, Any]:
+    """Staff scan a card at the door: the registration is marked attended."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
+    card = normalise_card_number(card_number)
+
+    async def work() -> dict[str, Any]:
+        row = await _first(
+            "SELECT r.id, r.status, p.name FROM registration r JOIN occurrence o ON o.id = r.occurrence "
+            "JOIN patron p ON p.id = r.patron WHERE o.uuid = {} AND p.card_number = {} "
+            "AND r.status IN ('confirmed', 'offered', 'attended')", occurrence_uuid, card)
+        if row is None:
+            raise NotFound("registration_not_found")
+        await _rows("UPDATE registration SET status = 'attended', checked_in_at = {}, updated_at = {} WHERE id = {}",
+                    now, now, row["id"])
+        return {"name": row["name"], "card_number": card, "already": row["status"] == "attended"}
+
+    return await run_in_write_transaction(work)
+
+
+async def week_grid(principal: Principal, branch_code: str, monday: dt.date) -> dict[str, Any]:
+    """Every room of a branch over a week, with its sessions (for planning)."""
+    async with read_transaction():
+        branch = await _first("SELECT id, code, time_zone, name_zh, name_en FROM branch WHERE code = {}",
+                              (branch_code or "").upper())
+        if branch is None:
+            raise NotFound("branch_not_found", code=branch_code)
+        rooms = await _rows("SELECT id, code, name_zh, name_en, capacity FROM room WHERE branch = {} ORDER BY code",
+                            branch["id"])
+        start = recurrence.to_utc(dt.datetime.combine(monday, dt.time()), branch["time_zone"])
+        sessions = await _rows(
+            "SELECT o.uuid, o.room, o.local_start, o.local_end, o.confirmed, o.capacity, e.title_zh, e.title_en "
+            "FROM occurrence o JOIN event e ON e.id = o.event JOIN room r ON r.id = o.room "
+            "WHERE r.branch = {} AND o.status = 'scheduled' AND o.starts_at >= {} AND o.starts_at < {} "
+            "ORDER BY o.starts_at", branch["id"], start, start + dt.timedelta(days=7))
+    days = [monday + dt.timedelta(days=n) for n in range(7)]
+    grid = []
+    for room in rooms:
+        grid.append({**room, "days": [[{**s, "uuid": str(s["uuid"])} for s in sessions
+                                       if s["room"] == room["id"] and s["local_start"].date() == day]
+                                      for day in days]})
+    return {"branch": branch, "days": days, "rooms": grid}
+
+
+async def feed(branch_code: str, room_code: str | None, stamp: dt.datetime) -> bytes:
+    """The iCalendar feed of a branch (or one of its rooms): every series with its exceptions."""
+    from library.activities.feeds import series_feed
+
+    async with read_transaction():
+        branch = await _first("SELECT id, code, name_zh, name_en FROM branch WHERE code = {}",
+                              (branch_code or "").upper())
+        if branch is None:
+            raise NotFound("branch_not_found", code=branch_code)
+        room = await _room(branch["id"], room_code) if room_code else None
+        events = await _rows(
+            "SELECT e.id, e.uuid, e.title_zh, e.title_en, e.description_zh, e.description_en, e.time_zone, "
+            "e.first_start, e.duration_minutes, e.rrule, b.name_zh AS branch_name_zh, r.name_zh AS room_name_zh "
+            "FROM event e JOIN branch b ON b.id = e.branch LEFT JOIN room r ON r.id = e.room "
+            "WHERE e.branch = {} AND e.status = 'scheduled'", branch["id"])
+        sessions = await _rows(
+            "SELECT o.event, o.room, o.original_start, o.local_start, o.local_end, o.status FROM occurrence o "
+            "JOIN event e ON e.id = o.event WHERE e.branch = {}", branch["id"])
+    if room is not None:
+        in_room = {s["event"] for s in sessions if s["room"] == room["id"]}
+        events = [e for e in events if e["id"] in in_room]
+    name = f"{branch['name_zh']}{' · ' + room['name_zh'] if room else ''}"
+    return series_feed(name, events, sessions, stamp)
+
+
+async def patron_feed(patron_uuid: str, token: str, secret: str, stamp: dt.datetime) -> bytes:
+    """A reader's registrations (and their children's) as a private feed."""
+    import hmac
+
+    from library.activities.feeds import patron_feed_token, sessions_feed
+
+    patron_uuid = _uuid(patron_uuid, "patron_not_found")
+    if not hmac.compare_digest(patron_feed_token(secret, patron_uuid), token or ""):
+        raise NotFound("patron_not_found", card_number="?")
+    patron = await _first("SELECT id, name FROM patron WHERE uuid = {}", patron_uuid)
+    if patron is None:
+        raise NotFound("patron_not_found", card_number="?")
+    children = [row["child"] for row in await _rows("SELECT child FROM guardian_link WHERE guardian = {}",
+                                                    patron["id"])]
+    ids = [patron["id"], *children]
+    marks = ", ".join("{}" for _ in ids)
+    sessions = await _rows(
+        "SELECT DISTINCT o.uuid, o.local_start, o.local_end, e.time_zone, e.title_zh, e.title_en, "
+        "r.name_zh AS room_name_zh FROM registration g JOIN occurrence o ON o.id = g.occurrence "
+        "JOIN event e ON e.id = o.event LEFT JOIN room r ON r.id = o.room "
+        f"WHERE g.patron IN ({marks}) AND g.status IN ('confirmed', 'offered', 'attended') "
+        "AND o.status = 'scheduled'", *ids)
+    return sessions_feed(patron["name"], sessions, stamp)
+
+
+async def cancel_session(principal: Principal, occurrence_uuid: str, now: dt.datetime) -> int:
+    """Cancel one session of a series (it becomes an EXDATE in the feeds); its registrations end."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
+
+    async def work() -> int:
+        row = await _first("SELECT o.id, o.status, e.branch FROM occurrence o JOIN event e ON e.id = o.event "
+                           "WHERE o.uuid = {}", occurrence_uuid)
+        if row is None:
+            raise NotFound("occurrence_not_found")
+        if not principal.works_for(row["branch"]):
+            raise NotPermitted("not_your_branch", code="")
+        if row["status"] == "cancelled":
+            raise Conflict("session_cancelled")
+        await _rows("UPDATE occurrence SET status = 'cancelled', updated_at = {} WHERE id = {}", now, row["id"])
+        ended = await _rows("UPDATE registration SET status = 'cancelled', cancelled_at = {}, updated_at = {} "
+                            "WHERE occurrence = {} AND status IN ('confirmed', 'offered', 'waitlisted') RETURNING id",
+                            now, now, row["id"])
+        await audit.record(principal.audit_name, "session.cancelled", f"session:{occurrence_uuid}",
+                           registrations=len(ended))
+        return len(ended)
+
+    return await run_in_write_transaction(work)

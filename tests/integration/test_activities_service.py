@@ -170,3 +170,26 @@ async def test_a_cancellation_gives_the_seat_to_the_first_in_line_who_is_told(zx
     notice = await Notice.select(Notice.kind, Notice.to_address, Notice.subject).first()
     assert notice == {"kind": "seat_confirmed", "to_address": "r2@example.org", "subject": notice["subject"]}
     assert "手工课" in notice["subject"]
+
+
+async def test_the_branch_feed_expands_to_the_sessions_the_site_shows(zx):
+    from dateutil.rrule import rrulestr
+    from icalendar import Calendar
+
+    event = await service.schedule_event(zx, club(), NOW)
+    sessions = await sessions_of(event)
+    await service.cancel_session(zx, str(sessions[2]["uuid"]), NOW)  # 18 July
+    feed = Calendar.from_ical(await service.feed("ZX", None, NOW))
+    vevents = [c for c in feed.walk("VEVENT")]
+    [series] = [v for v in vevents if "RRULE" in v]
+    overrides = {v["RECURRENCE-ID"].dt.replace(tzinfo=None): v["DTSTART"].dt.replace(tzinfo=None)
+                 for v in vevents if "RECURRENCE-ID" in v}
+    start = series["DTSTART"].dt
+    assert str(start.tzinfo) == "Asia/Shanghai" and start.hour == 10
+    exdates = {d.dt.replace(tzinfo=None) for ex in ([series["EXDATE"]] if not isinstance(series["EXDATE"], list)
+                                                     else series["EXDATE"]) for d in ex.dts}
+    rule = rrulestr(series["RRULE"].to_ical().decode(), dtstart=start.replace(tzinfo=None))
+    from_feed = sorted(overrides.get(when, when) for when in rule if when not in exdates)
+    from_site = sorted(s["local_start"] for s in await sessions_of(event) if s["status"] == "scheduled")
+    assert from_feed == from_site and len(from_site) == 8
+    assert dt.datetime(2026, 8, 2, 10, 0) in from_feed and dt.datetime(2026, 7, 18, 10, 0) not in from_feed
