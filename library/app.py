@@ -20,6 +20,7 @@ from library import __version__
 from library.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from library.branches.controllers import ROUTES as BRANCH_ROUTES
 from library.catalog.controllers import ROUTES as CATALOG_ROUTES
+from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
 from library.loans.controllers import ROUTES as LOAN_ROUTES
 from library.db import close_connections, engine, prepare_sqlite
 from library.settings import PACKAGE_ROOT, Settings, load_settings
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *BRANCH_ROUTES,
             *CATALOG_ROUTES,
             *LOAN_ROUTES,
+            *ACTIVITY_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
                                        name="covers"),

@@ -264,6 +264,45 @@ RULES = [
 HOLDS = [("9787539109619", "JX20000001", "JX")]
 
 
+async def _ensure_activities(today: dt.date) -> bool:
+    """A weekly picture-book club, a weaving class and a lecture at Zhenxing, from next week."""
+    from library.activities.recurrence import expand
+    from library.activities.service import EventInput, schedule_event
+    from library.activities.tables import Event
+    from library.branches.service import calendar_days
+
+    if await Event.exists():
+        return False
+    monday = today + dt.timedelta(days=7 - today.weekday())
+    saturday, wednesday, friday = (monday + dt.timedelta(days=n) for n in (5, 2, 4))
+    until = (monday + dt.timedelta(weeks=8)).strftime("%Y%m%d")
+    opened = dt.datetime.combine(today, T(0, 0), tzinfo=dt.timezone.utc) - dt.timedelta(days=1)
+    now = opened
+    for data in (
+        EventInput(branch_code="ZX", title_zh="周六绘本俱乐部", title_en="Saturday picture-book club",
+                   kind="reading_club", first_start=dt.datetime.combine(saturday, T(10, 0)), duration_minutes=60,
+                   capacity=25, room_code="KIDS", age_min=4, age_max=6, rrule=f"FREQ=WEEKLY;BYDAY=SA;UNTIL={until}",
+                   host="周晓琳", registration_opens_at=opened,
+                   description_zh="和小伙伴一起读绘本、做游戏。", description_en="Picture books and games together."),
+        EventInput(branch_code="ZX", title_zh="亲子编织课", title_en="Weaving for families", kind="workshop",
+                   first_start=dt.datetime.combine(wednesday, T(15, 0)), duration_minutes=90, capacity=12,
+                   room_code="CRAFT", age_min=6, age_max=12, rrule=f"FREQ=WEEKLY;BYDAY=WE;UNTIL={until}",
+                   registration_opens_at=opened, setup_minutes=15, teardown_minutes=15),
+        EventInput(branch_code="ZX", title_zh="知识讲堂：给孩子选好书", title_en="Lecture: choosing books for children",
+                   kind="lecture", first_start=dt.datetime.combine(friday, T(19, 0)), duration_minutes=90,
+                   capacity=40, room_code="STUDY", registration_opens_at=opened),
+    ):
+        # Sessions that fall on a day the room is closed (New Year's break) are left out of the series.
+        sessions = expand(data.first_start, dt.timedelta(minutes=data.duration_minutes), data.rrule, None)
+        days = await calendar_days("ZX", sessions[0].start.date(), (sessions[-1].start.date() - sessions[0].start.date()).days + 1)
+        closed = {day["day"] for day in days if not day["is_open"]}
+        data.cancelled = [s.original_start for s in sessions if s.start.date() in closed]
+        if len(data.cancelled) == len(sessions):
+            continue
+        await schedule_event(_NETWORK_ADMIN, data, now)
+    return True
+
+
 async def _ensure_rules() -> int:
     from library.loans import policy
     from library.loans.tables import CirculationRule
@@ -322,4 +361,5 @@ async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lamb
         note(f"book {isbn13}", await _ensure_book(isbn13, copies, today))
     if _lend_later:
         note("loans", bool(await _lend_demo_copies(today)))
+    note("activities", await _ensure_activities(today))
     return counts

@@ -157,6 +157,8 @@ async def schedule_event(principal: Principal, data: EventInput, now: dt.datetim
                 moved={when: recurrence.Moved(to) for when, to in data.moved.items()})
         except recurrence.RecurrenceProblem as problem:
             raise InvalidInput(problem.code, field="rrule", **problem.params) from None
+        if not sessions:  # every session of the series cancelled
+            raise InvalidInput("rrule_empty", field="rrule")
         zone = branch["time_zone"]
         if room is not None:
             # Touch the room first: concurrent bookings of it queue here.

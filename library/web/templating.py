@@ -37,7 +37,7 @@ def build_environment() -> Environment:
         weekday=i18n.format_weekday,
         urlquote=lambda value: quote(str(value), safe=""),
     )
-    env.globals.update(localized=i18n.localized, current_language=i18n.current_language.get)
+    env.globals.update(localized=i18n.localized, current_language=i18n.current_language.get, timedelta=dt.timedelta)
     return env
 
 

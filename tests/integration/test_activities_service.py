@@ -12,7 +12,7 @@ from library.accounts.service import load_principal
 from library.accounts.tables import Patron
 from library.activities import service
 from library.activities.service import EventInput, Refused
-from library.activities.tables import Occurrence, Registration
+from library.activities.tables import Event, Occurrence, Registration
 from library.branches.tables import Branch
 from library.db import engine
 from library.demo import load_demo
@@ -43,6 +43,7 @@ def librarian_of(branch_id: int) -> Principal:
 @pytest.fixture
 async def zx():
     await load_demo(dt.date(2026, 6, 20), books=False)
+    await Event.delete(force=True)  # the demo's own programme; these tests plan their own
     branch = await Branch.select(Branch.id).where(Branch.code == "ZX").first()
     return librarian_of(branch["id"])
 

@@ -1,0 +1,311 @@
+"""Activities pages (public calendar, session pages with registration; staff planning, week grid,
+find a room, check-in), iCalendar feeds, and the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Redirect, Response, Template
+
+from library.accounts import service as accounts
+from library.activities import service
+from library.activities.feeds import patron_feed_token
+from library.activities.service import EventInput, SessionFilters
+from library.branches import service as branches
+from library.clock import now_utc, today_in
+from library.errors import CirculationRefused, DomainError, InvalidInput
+from library.web.auth import principal_of, requires_signed_in, requires_staff
+from library.web.templating import page
+
+CALENDAR = "text/calendar; charset=utf-8"
+
+
+def _today(request: Request) -> dt.date:
+    return today_in(request.app.state.settings.time_zone)
+
+
+def _local_now(request: Request) -> dt.datetime:
+    return now_utc().astimezone(ZoneInfo(request.app.state.settings.time_zone)).replace(tzinfo=None)
+
+
+def _int_or_none(value: str | None, field: str, low: int = 0, high: int = 2000) -> int | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidInput("number_out_of_range", field=field, low=low, high=high)
+    return int(value)
+
+
+def _local_datetime(day: str | None, time: str | None, field: str) -> dt.datetime:
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat((day or "").strip()), dt.time.fromisoformat((time or "").strip()))
+    except ValueError:
+        raise InvalidInput("invalid_date", field=field) from None
+
+
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+def event_input(form: Any, zone: str) -> EventInput:
+    """The planning form: a first session and, optionally, a weekly repeat until a date."""
+    start = _local_datetime(form.get("day"), form.get("start"), "day")
+    end = _local_datetime(form.get("day"), form.get("end"), "end")
+    if end <= start:
+        raise InvalidInput("ends_before_start", field="end")
+    rrule = None
+    if form.get("repeat") == "weekly":
+        until = (form.get("until") or "").strip()
+        try:
+            until_day = dt.date.fromisoformat(until)
+        except ValueError:
+            raise InvalidInput("rrule_unbounded", field="until") from None
+        rrule = f"FREQ=WEEKLY;BYDAY={WEEKDAYS[start.weekday()]};UNTIL={until_day:%Y%m%d}T235959"
+    opens = (form.get("registration_opens") or "").strip()
+    opens_at = None
+    if opens:
+        try:
+            opens_at = dt.datetime.fromisoformat(opens).replace(tzinfo=ZoneInfo(zone)).astimezone(dt.timezone.utc)
+        except ValueError:
+            raise InvalidInput("invalid_date", field="registration_opens") from None
+    capacity = _int_or_none(form.get("capacity"), "capacity", 1, 2000)
+    if capacity is None:
+        raise InvalidInput("required", field="capacity")
+    return EventInput(
+        branch_code=form.get("branch", ""), title_zh=form.get("title_zh", ""), title_en=form.get("title_en", ""),
+        kind=form.get("kind", "reading_club"), description_zh=form.get("description_zh", ""),
+        host=form.get("host", ""), first_start=start, duration_minutes=int((end - start).total_seconds() // 60),
+        capacity=capacity, room_code=form.get("room") or None, age_min=_int_or_none(form.get("age_min"), "age_min", 0, 120),
+        age_max=_int_or_none(form.get("age_max"), "age_max", 0, 120),
+        registration_required=bool(form.get("registration_required")), registration_opens_at=opens_at,
+        rrule=rrule, setup_minutes=_int_or_none(form.get("setup_minutes"), "setup_minutes", 0, 240) or 0,
+        teardown_minutes=_int_or_none(form.get("teardown_minutes"), "teardown_minutes", 0, 240) or 0,
+        override_comment=form.get("override_comment") or None)
+
+
+# --- public -----------------------------------------------------------------------------------
+
+
+class ActivityPages(Controller):
+    include_in_schema = False
+
+    @get("/activities", name="activities")
+    async def calendar(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
+                       kind: Annotated[str | None, QueryParameter()] = None,
+                       age: Annotated[str | None, QueryParameter()] = None,
+                       view: Annotated[str, QueryParameter()] = "list") -> Template:
+        today = _today(request)
+        age_value = int(age) if age and age.isdigit() and int(age) <= 120 else None
+        filters = SessionFilters(branch or None, kind or None, age_value)
+        start = dt.datetime.combine(today, dt.time(), tzinfo=dt.timezone.utc) - dt.timedelta(hours=8)
+        days = 35 if view == "month" else 60
+        sessions = await service.upcoming(filters, start, start + dt.timedelta(days=days))
+        return page(request, "activities/calendar.html", sessions=sessions, filters=filters, view=view,
+                    branches=await branches.branch_choices(), today=today, kinds=service.KINDS)
+
+    @get("/activities/sessions/{uuid:str}", name="activity_session")
+    async def session(self, request: Request, uuid: FromPath[str]) -> Template:
+        return await session_page(request, uuid)
+
+    @post("/activities/sessions/{uuid:str}/register", guards=[requires_signed_in])
+    async def register(self, request: Request, uuid: FromPath[str]) -> Template:
+        form = await request.form()
+        try:
+            outcomes = await service.register(principal_of(request), uuid, form.getall("card", []), now_utc())
+        except CirculationRefused as error:
+            return await session_page(request, uuid, error.status, refused=error.reasons())
+        except DomainError as error:
+            return await session_page(request, uuid, error.status, error=error.message())
+        return await session_page(request, uuid, outcomes=outcomes)
+
+    @post("/activities/registrations/{uuid:str}/cancel", guards=[requires_signed_in])
+    async def cancel(self, request: Request, uuid: FromPath[str]) -> Redirect:
+        form = await request.form()
+        await service.cancel_registration(principal_of(request), uuid, now_utc())
+        back = form.get("session", "")
+        return Redirect(path=f"/activities/sessions/{back}?cancelled=1" if back else "/account", status_code=303)
+
+    # Feed addresses end in .ics (calendar apps like it); the router matches whole segments.
+    @get("/activities/feeds/{name:str}", name="activity_feed")
+    async def branch_feed(self, name: FromPath[str], room: Annotated[str | None, QueryParameter()] = None) -> Response:
+        return Response(await service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
+
+    @get("/activities/feeds/readers/{name:str}", name="activity_patron_feed")
+    async def patron_feed(self, request: Request, name: FromPath[str],
+                          token: Annotated[str, QueryParameter()] = "") -> Response:
+        secret = request.app.state.settings.secret_key
+        return Response(await service.patron_feed(name.removesuffix(".ics"), token, secret, now_utc()),
+                        media_type=CALENDAR)
+
+
+async def session_page(request: Request, uuid: str, status_code: int = 200, **context: Any) -> Template:
+    session = await service.occurrence_detail(uuid)
+    principal = principal_of(request)
+    household = None
+    mine: list[dict[str, Any]] = []
+    feed_url = None
+    if principal is not None and principal.is_patron:
+        household = await accounts.household(principal, _today(request))
+        mine = [r for r in await service.registrations_of(principal, now_utc()) if r["session_uuid"] == session["uuid"]]
+        token = patron_feed_token(request.app.state.settings.secret_key, principal.uuid)
+        feed_url = f"/activities/feeds/readers/{principal.uuid}.ics?token={token}"
+    return page(request, "activities/session.html", status_code=status_code, session=session, household=household,
+                mine=mine, feed_url=feed_url, cancelled=request.query_params.get("cancelled"), **context)
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+class StaffActivityPages(Controller):
+    include_in_schema = False
+    guards = [requires_staff]
+    path = "/staff/activities"
+
+    async def _plan(self, request: Request, status_code: int = 200, **context: Any) -> Template:
+        mine = await branches.branch_choices(principal_of(request))
+        rooms = await branches.rooms_by_branch([b["code"] for b in mine])
+        return page(request, "activities/plan.html", status_code=status_code, branches=mine, rooms=rooms,
+                    kinds=service.KINDS, today=_today(request), **context)
+
+    @get("/", name="staff_activities")
+    async def plan(self, request: Request) -> Template:
+        return await self._plan(request, values={})
+
+    @post("/")
+    async def schedule(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        try:
+            data = event_input(form, request.app.state.settings.time_zone)
+            event = await service.schedule_event(principal_of(request), data, now_utc())
+        except CirculationRefused as error:
+            return await self._plan(request, error.status, refused=error.reasons(), values=dict(form))
+        except DomainError as error:
+            return await self._plan(request, error.status, error=error.message(), error_field=error.field,
+                                    values=dict(form))
+        first = (await service.occurrences_of(event))[0]
+        return Redirect(path=f"/activities/sessions/{first['uuid']}?scheduled=1", status_code=303)
+
+    @get("/rooms", name="staff_find_room")
+    async def find_room(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
+                        day: Annotated[str | None, QueryParameter()] = None,
+                        start: Annotated[str | None, QueryParameter()] = None,
+                        end: Annotated[str | None, QueryParameter()] = None,
+                        people: Annotated[str | None, QueryParameter()] = None) -> Template:
+        mine = await branches.branch_choices(principal_of(request))
+        found, error = None, None
+        if day and start and end and people:
+            try:
+                count = _int_or_none(people, "people", 1, 2000) or 1
+                found = await service.find_rooms(branch or mine[0]["code"], _local_datetime(day, start, "day"),
+                                                 _local_datetime(day, end, "end"), count)
+            except DomainError as problem:
+                error = problem.message()
+        return page(request, "activities/find_room.html", branches=mine, found=found, error=error,
+                    query=dict(request.query_params))
+
+    @get("/week", name="staff_week")
+    async def week(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
+                   start: Annotated[str | None, QueryParameter()] = None) -> Template:
+        mine = await branches.branch_choices(principal_of(request))
+        try:
+            day = dt.date.fromisoformat(start) if start else _today(request)
+        except ValueError:
+            day = _today(request)
+        monday = day - dt.timedelta(days=day.weekday())
+        grid = await service.week_grid(principal_of(request), branch or mine[0]["code"], monday)
+        return page(request, "activities/week.html", grid=grid, branches=mine, monday=monday,
+                    previous=monday - dt.timedelta(days=7), following=monday + dt.timedelta(days=7))
+
+    @get("/sessions/{uuid:str}", name="staff_session")
+    async def session(self, request: Request, uuid: FromPath[str]) -> Template:
+        return await self._session(request, uuid)
+
+    async def _session(self, request: Request, uuid: str, status_code: int = 200, **context: Any) -> Template:
+        return page(request, "activities/staff_session.html", status_code=status_code,
+                    session=await service.occurrence_detail(uuid), registrations=await service.waitlist(uuid),
+                    **context)
+
+    @post("/sessions/{uuid:str}/check-in")
+    async def check_in(self, request: Request, uuid: FromPath[str]) -> Template:
+        form = await request.form()
+        try:
+            done = await service.check_in(principal_of(request), uuid, form.get("card", ""), now_utc())
+        except DomainError as error:
+            return await self._session(request, uuid, error.status, error=error.message())
+        return await self._session(request, uuid, checked_in=done)
+
+    @post("/sessions/{uuid:str}/cancel")
+    async def cancel(self, request: Request, uuid: FromPath[str]) -> Template:
+        ended = await service.cancel_session(principal_of(request), uuid, now_utc())
+        return await self._session(request, uuid, session_cancelled=ended)
+
+
+# --- API --------------------------------------------------------------------------------------
+
+
+class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
+    card_numbers: list[str]
+
+
+class OutcomeOut(msgspec.Struct):
+    registration: str
+    card_number: str
+    name: str
+    status: str
+    position: int | None
+
+
+class SessionOut(msgspec.Struct):
+    session: str
+    title_zh: str
+    title_en: str
+    branch: str
+    room: str | None
+    starts: dt.datetime
+    ends: dt.datetime
+    capacity: int
+    confirmed: int
+    waitlisted: int
+    seats_left: int
+    status: str
+
+
+def _session_out(row: dict[str, Any]) -> SessionOut:
+    return SessionOut(session=row["uuid"], title_zh=row["title_zh"], title_en=row["title_en"],
+                      branch=row["branch_code"], room=row.get("room_code"), starts=row["local_start"],
+                      ends=row["local_end"], capacity=row["capacity"], confirmed=row["confirmed"],
+                      waitlisted=row["waitlisted"], seats_left=row["seats_left"], status=row["status"])
+
+
+class ActivityAPI(Controller):
+    path = "/api/activities"
+    tags = ["activities"]
+
+    @get("/sessions", summary="Sessions to come (local wall-clock times), filtered by branch, kind and age")
+    async def sessions(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
+                       kind: Annotated[str | None, QueryParameter()] = None,
+                       age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,
+                       days: Annotated[int, QueryParameter(ge=1, le=366)] = 60) -> list[SessionOut]:
+        start = now_utc()
+        rows = await service.upcoming(SessionFilters(branch, kind, age), start, start + dt.timedelta(days=days))
+        return [_session_out(row) for row in rows]
+
+    @post("/sessions/{uuid:str}/registrations", guards=[requires_signed_in], status_code=201,
+          summary="Register oneself or linked children; each gets a seat or a waitlist place, or 409 with reasons")
+    async def register(self, request: Request, uuid: FromPath[str], data: JSONBody[RegisterIn]) -> list[OutcomeOut]:
+        outcomes = await service.register(principal_of(request), uuid, data.card_numbers, now_utc())
+        return [OutcomeOut(registration=o.registration, card_number=o.card_number, name=o.name, status=o.status,
+                           position=o.position) for o in outcomes]
+
+    @delete("/registrations/{uuid:str}", guards=[requires_signed_in], status_code=204,
+            summary="Cancel a registration; the first on the waitlist gets the seat")
+    async def cancel(self, request: Request, uuid: FromPath[str]) -> None:
+        await service.cancel_registration(principal_of(request), uuid, now_utc())
+
+
+ROUTES = [ActivityPages, StaffActivityPages, ActivityAPI]

@@ -1,0 +1,90 @@
+"""Activities over HTTP: the public calendar, a session page, registration by a guardian, staff planning."""
+
+import datetime as dt
+
+from icalendar import Calendar
+
+from library.activities.tables import Event, Occurrence
+from tests.support import csrf_token_from, sign_in_patron, sign_in_staff
+
+
+async def first_session(title: str) -> str:
+    row = await Occurrence.select(Occurrence.uuid).where(Occurrence.event.title_zh == title).order_by(
+        Occurrence.starts_at).first()
+    return str(row["uuid"])
+
+
+async def test_the_calendar_lists_the_demo_sessions_with_seats(client):
+    page = await client.get("/activities", params={"branch": "ZX", "age": "5"})
+    assert page.status_code == 200
+    assert "周六绘本俱乐部" in page.text and "亲子编织课" not in page.text  # the weaving class is for 6–12
+    assert 'data-seats="25"' in page.text
+    month = await client.get("/activities", params={"view": "month"})
+    assert month.status_code == 200 and 'data-view="month"' in month.text
+
+
+async def test_a_guardian_registers_one_child_and_the_toddler_is_refused(client):
+    session = await first_session("周六绘本俱乐部")
+    await sign_in_patron(client)
+    page = await client.get(f"/activities/sessions/{session}")
+    assert 'name="card" value="ZX10000002"' in page.text and 'name="card" value="ZX10000003"' in page.text
+    token = csrf_token_from(page.text)
+    both = await client.post(f"/activities/sessions/{session}/register",
+                             data={"_csrf_token": token, "card": ["ZX10000002", "ZX10000003"]})
+    assert both.status_code == 409 and "李小宇 3 岁" in both.text
+    one = await client.post(f"/activities/sessions/{session}/register",
+                            data={"_csrf_token": token, "card": ["ZX10000002"]})
+    assert one.status_code == 200 and 'data-outcome="ZX10000002"' in one.text and 'class="ok"' in one.text
+    feed_link = next(part for part in one.text.split('"') if part.startswith("/activities/feeds/readers/"))
+    feed = await client.get(feed_link.replace("&amp;", "&"))
+    assert feed.status_code == 200 and len(Calendar.from_ical(feed.content).walk("VEVENT")) == 1
+    wrong = await client.get(feed_link.split("?")[0] + "?token=nope")
+    assert wrong.status_code == 404
+
+
+async def test_the_api_registers_and_refuses_a_child_not_linked(client):
+    session = await first_session("周六绘本俱乐部")
+    await client.get("/")
+    headers = {"X-CSRFToken": client.cookies["library_csrf"]}
+    await client.post("/api/session", json={"kind": "patron", "login": "JX20000001", "secret": "123456"},
+                      headers=headers)
+    refused = await client.post(f"/api/activities/sessions/{session}/registrations",
+                                json={"card_numbers": ["ZX10000002"]}, headers=headers)
+    assert refused.status_code == 403
+    unknown = await client.post("/api/activities/sessions/not-a-session/registrations",
+                                json={"card_numbers": ["JX20000001"]}, headers=headers)
+    assert unknown.status_code == 404
+    sessions = (await client.get("/api/activities/sessions", params={"branch": "ZX"})).json()
+    assert sessions and all(s["branch"] == "ZX" for s in sessions)
+
+
+async def test_a_librarian_plans_a_series_and_is_refused_an_overlap_by_name(client):
+    await sign_in_staff(client)
+    page = await client.get("/staff/activities/")
+    token = csrf_token_from(page.text)
+    saturday = (await Occurrence.select(Occurrence.local_start).where(
+        Occurrence.event.title_zh == "周六绘本俱乐部").order_by(Occurrence.starts_at).first())["local_start"]
+    form = {"_csrf_token": token, "branch": "ZX", "room": "KIDS", "kind": "lecture", "title_zh": "故事妈妈",
+            "day": saturday.date().isoformat(), "start": "10:30", "end": "11:30", "capacity": "20",
+            "repeat": "weekly", "until": (saturday.date() + dt.timedelta(weeks=3)).isoformat(),
+            "registration_required": "1"}
+    clash = await client.post("/staff/activities/", data=form)
+    assert clash.status_code == 409 and "周六绘本俱乐部" in clash.text and 'data-refused' in clash.text
+    too_big = await client.post("/staff/activities/", data={**form, "room": "CRAFT", "capacity": "40"})
+    assert too_big.status_code == 409 and "40" in too_big.text
+    fine = await client.post("/staff/activities/", data={**form, "room": "STUDY", "start": "10:00", "end": "11:00"})
+    assert fine.status_code == 303
+    assert await Event.count().where(Event.title_zh == "故事妈妈") == 1
+    assert await Occurrence.count().where(Occurrence.event.title_zh == "故事妈妈") == 4
+    rooms = await client.get("/staff/activities/rooms", params={
+        "branch": "ZX", "day": saturday.date().isoformat(), "start": "10:00", "end": "11:00", "people": "15"})
+    assert 'data-room="CRAFT"' in rooms.text and 'data-room="KIDS"' not in rooms.text
+    week = await client.get("/staff/activities/week", params={"branch": "ZX", "start": saturday.date().isoformat()})
+    assert week.status_code == 200 and "故事妈妈" in week.text
+
+
+async def test_the_branch_feed_is_valid_icalendar(client):
+    feed = await client.get("/activities/feeds/ZX.ics")
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
+    calendar = Calendar.from_ical(feed.content)
+    assert {str(v["SUMMARY"]).split(" / ")[0] for v in calendar.walk("VEVENT")} >= {"周六绘本俱乐部", "亲子编织课"}
