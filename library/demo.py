@@ -273,6 +273,13 @@ async def _ensure_activities(today: dt.date) -> bool:
 
     if await Event.exists():
         return False
+    from library.activities.challenge import ProgrammeInput, create_programme
+
+    await create_programme(_NETWORK_ADMIN, ProgrammeInput(
+        title_zh="寒假阅读挑战", title_en="Winter reading challenge", branch_code="ZX",
+        starts_on=today, ends_on=today + dt.timedelta(days=90),
+        goals=[{"min": 0, "max": 6, "goal": 5}, {"min": 7, "max": 12, "goal": 10}, {"min": 13, "max": 120, "goal": 8}],
+        badges=[1, 3, 5, 10]))
     monday = today + dt.timedelta(days=7 - today.weekday())
     saturday, wednesday, friday = (monday + dt.timedelta(days=n) for n in (5, 2, 4))
     until = (monday + dt.timedelta(weeks=8)).strftime("%Y%m%d")

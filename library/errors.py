@@ -129,6 +129,9 @@ MESSAGES: dict[str, str] = {
     "too_old": N_("{name} is {age}; this session is for ages {min} to {max}."),
     "age_unknown": N_("{name}'s birth date is not on the card; the desk can add it."),
     "already_registered": N_("{name} is already registered."),
+    "challenge_not_finished": N_("The certificate comes with the goal: {goal}."),
+    "programme_not_found": N_("There is no such reading programme."),
+    "outside_programme": N_("The programme runs from {starts} to {ends}."),
     "session_limit": N_("{name} already has {limit} sessions in this programme, the most allowed."),
     # rights
     "sign_in_required": N_("Please sign in first."),

@@ -13,7 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Response, Template
 
 from library.accounts import service as accounts
-from library.activities import service
+from library.activities import challenge, service
 from library.activities.feeds import patron_feed_token
 from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
@@ -106,7 +106,8 @@ class ActivityPages(Controller):
         days = 35 if view == "month" else 60
         sessions = await service.upcoming(filters, start, start + dt.timedelta(days=days))
         return page(request, "activities/calendar.html", sessions=sessions, filters=filters, view=view,
-                    branches=await branches.branch_choices(), today=today, kinds=service.KINDS)
+                    branches=await branches.branch_choices(), today=today, kinds=service.KINDS,
+                    programmes=await challenge.programmes())
 
     @get("/activities/sessions/{uuid:str}", name="activity_session")
     async def session(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -156,6 +157,65 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
         feed_url = f"/activities/feeds/readers/{principal.uuid}.ics?token={token}"
     return page(request, "activities/session.html", status_code=status_code, session=session, household=household,
                 mine=mine, feed_url=feed_url, cancelled=request.query_params.get("cancelled"), **context)
+
+
+class ChallengePages(Controller):
+    """The reading challenge: public standings (names masked), a child's progress, logging, certificate."""
+
+    include_in_schema = False
+
+    @get("/activities/challenges/{uuid:str}", name="challenge")
+    async def standings(self, request: Request, uuid: FromPath[str]) -> Template:
+        data = await challenge.standings(uuid)
+        principal = principal_of(request)
+        household = await accounts.household(principal, _today(request)) if principal and principal.is_patron else None
+        return page(request, "activities/challenge.html", programme=data["programme"], groups=data["groups"],
+                    household=household)
+
+    @get("/account/challenges/{uuid:str}", guards=[requires_signed_in], name="challenge_progress")
+    async def progress(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()]) -> Template:
+        return await self._progress(request, uuid, card)
+
+    async def _progress(self, request: Request, uuid: str, card: str, status_code: int = 200,
+                        **context: Any) -> Template:
+        data = await challenge.progress(principal_of(request), uuid, card, _today(request))
+        return page(request, "activities/progress.html", status_code=status_code, **data, **context)
+
+    @post("/account/challenges/{uuid:str}/log", guards=[requires_signed_in])
+    async def log(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        card = form.get("card", "")
+        try:
+            try:
+                read_on = dt.date.fromisoformat((form.get("read_on") or "").strip())
+            except ValueError:
+                raise InvalidInput("invalid_date", field="read_on") from None
+            await challenge.log_reading(principal_of(request), uuid, card, form.get("title", ""), read_on,
+                                        _int_or_none(form.get("minutes"), "minutes", 1, 24 * 60),
+                                        form.get("record") or None)
+        except DomainError as error:
+            return await self._progress(request, uuid, card, error.status, error=error.message())
+        return Redirect(path=f"/account/challenges/{uuid}?card={card}&logged=1", status_code=303)
+
+    @post("/account/challenges/{uuid:str}/loans", guards=[requires_signed_in])
+    async def log_loans(self, request: Request, uuid: FromPath[str]) -> Redirect:
+        form = await request.form()
+        card = form.get("card", "")
+        await challenge.set_log_loans(principal_of(request), uuid, card, bool(form.get("log_loans")))
+        return Redirect(path=f"/account/challenges/{uuid}?card={card}", status_code=303)
+
+    @get("/account/challenges/{uuid:str}/certificate", guards=[requires_signed_in], name="challenge_certificate")
+    async def certificate(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()]) -> Template:
+        data = await challenge.progress(principal_of(request), uuid, card, _today(request))
+        if not data["finished"]:
+            raise InvalidInput("challenge_not_finished", goal=data["goal"])
+        return page(request, "activities/certificate.html", **data)
+
+    @get("/staff/activities/challenges/{uuid:str}/export", guards=[requires_staff], name="challenge_export")
+    async def export(self, request: Request, uuid: FromPath[str]) -> Response:
+        text = await challenge.standings_csv(principal_of(request), uuid)
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="challenge-{uuid[:8]}.csv"'})
 
 
 # --- staff ------------------------------------------------------------------------------------
@@ -308,4 +368,4 @@ class ActivityAPI(Controller):
         await service.cancel_registration(principal_of(request), uuid, now_utc())
 
 
-ROUTES = [ActivityPages, StaffActivityPages, ActivityAPI]
+ROUTES = [ActivityPages, ChallengePages, StaffActivityPages, ActivityAPI]

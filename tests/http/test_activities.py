@@ -88,3 +88,25 @@ async def test_the_branch_feed_is_valid_icalendar(client):
     assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/calendar")
     calendar = Calendar.from_ical(feed.content)
     assert {str(v["SUMMARY"]).split(" / ")[0] for v in calendar.walk("VEVENT")} >= {"周六绘本俱乐部", "亲子编织课"}
+
+
+async def test_a_child_logs_a_book_in_the_winter_challenge(client):
+    from library.activities.tables import Programme
+
+    programme = str((await Programme.select(Programme.uuid).first())["uuid"])
+    await sign_in_patron(client)
+    board = await client.get(f"/activities/challenges/{programme}")
+    assert board.status_code == 200 and 'data-progress="ZX10000002"' in board.text
+    page = await client.get(f"/account/challenges/{programme}", params={"card": "ZX10000002"})
+    logged = await client.post(f"/account/challenges/{programme}/log", data={
+        "_csrf_token": csrf_token_from(page.text), "card": "ZX10000002", "title": "好饿的毛毛虫",
+        "read_on": "2026-11-28"})
+    assert logged.status_code == 303
+    progress = await client.get(f"/account/challenges/{programme}", params={"card": "ZX10000002"})
+    assert 'data-total="1"' in progress.text and "好饿的毛毛虫" in progress.text
+    early = await client.get(f"/account/challenges/{programme}/certificate", params={"card": "ZX10000002"})
+    assert early.status_code == 422
+    board = await client.get(f"/activities/challenges/{programme}")
+    assert "李** (…02)" in board.text and "李小米" not in board.text.split("Leaderboard")[-1].split("排行榜")[-1]
+    someone_else = await client.get(f"/account/challenges/{programme}", params={"card": "JX20000001"})
+    assert someone_else.status_code == 403
