@@ -42,6 +42,9 @@ CUSTOM = {
                        "the bare full-text query on the same database", "search"),
     "catalog.marc_import": ("`library catalog import` of a 50,000-record MARC21 file, records/s, against pymarc "
                             "alone reading it", "marc_import"),
+    "loans.checkout_cycle": ("checkout → checkin cycles through POST /api/loans/* by concurrent clients, cycles/s, "
+                             "against the same cycles by the service functions with no HTTP; and a reader with 200 "
+                             "open loans against one with none", "loans:checkout_cycle"),
 }
 
 
@@ -82,9 +85,16 @@ def main(argv: list[str] | None = None) -> int:
                     emit(figure(bench.name, engine, measured, ceiling, args.concurrency))
         for name in names:
             if name in CUSTOM:
+                module, _, function = CUSTOM[name][1].rpartition(":")
+                if module == "loans":
+                    from bench import loans
+
+                    for figures in loans.checkout_cycle(engine, args.duration, args.concurrency):
+                        emit(figures)
+                    continue
                 from bench import catalog
 
-                run = getattr(catalog, CUSTOM[name][1])
+                run = getattr(catalog, function)
                 for figures in (run(engine, args.records) if args.records else run(engine)):
                     emit(figures)
     return 0
