@@ -130,6 +130,7 @@ MESSAGES: dict[str, str] = {
     "age_unknown": N_("{name}'s birth date is not on the card; the desk can add it."),
     "already_registered": N_("{name} is already registered."),
     "challenge_not_finished": N_("The certificate comes with the goal: {goal}."),
+    "offer_lapsed": N_("The offered seat is no longer held; you are welcome to register again."),
     "programme_not_found": N_("There is no such reading programme."),
     "outside_programme": N_("The programme runs from {starts} to {ends}."),
     "session_limit": N_("{name} already has {limit} sessions in this programme, the most allowed."),

@@ -122,4 +122,9 @@ ZH = {
     "books": "本",
     "finished %(programme)s, reading %(total)d %(unit)s.": "完成了%(programme)s，共阅读 %(total)d %(unit)s。",
     "minutes": "分钟",
+    "The offered seat is no longer held; you are welcome to register again.": "保留的名额已失效，欢迎重新报名。",
+    "a seat is held for you until %(time)s": "名额为您保留至 %(time)s",
+    "Take the seat": "确认参加",
+    "Attendance of every session (CSV)": "各场签到统计（CSV）",
+    "Move this session": "调整这场活动",
 }

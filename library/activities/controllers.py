@@ -132,6 +132,16 @@ class ActivityPages(Controller):
         return Redirect(path=f"/activities/sessions/{back}?cancelled=1" if back else "/account", status_code=303)
 
     # Feed addresses end in .ics (calendar apps like it); the router matches whole segments.
+    @post("/activities/registrations/{uuid:str}/accept", guards=[requires_signed_in])
+    async def accept(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        back = form.get("session", "")
+        try:
+            await service.accept_offer(principal_of(request), uuid, now_utc())
+        except DomainError as error:
+            return await session_page(request, back, error.status, error=error.message())
+        return Redirect(path=f"/activities/sessions/{back}", status_code=303)
+
     @get("/activities/feeds/{name:str}", name="activity_feed")
     async def branch_feed(self, name: FromPath[str], room: Annotated[str | None, QueryParameter()] = None) -> Response:
         return Response(await service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
@@ -156,7 +166,8 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
         token = patron_feed_token(request.app.state.settings.secret_key, principal.uuid)
         feed_url = f"/activities/feeds/readers/{principal.uuid}.ics?token={token}"
     return page(request, "activities/session.html", status_code=status_code, session=session, household=household,
-                mine=mine, feed_url=feed_url, cancelled=request.query_params.get("cancelled"), **context)
+                mine=mine, feed_url=feed_url, cancelled=request.query_params.get("cancelled"),
+                session_zone=ZoneInfo(request.app.state.settings.time_zone), **context)
 
 
 class ChallengePages(Controller):
@@ -286,9 +297,10 @@ class StaffActivityPages(Controller):
         return await self._session(request, uuid)
 
     async def _session(self, request: Request, uuid: str, status_code: int = 200, **context: Any) -> Template:
-        return page(request, "activities/staff_session.html", status_code=status_code,
-                    session=await service.occurrence_detail(uuid), registrations=await service.waitlist(uuid),
-                    **context)
+        session = await service.occurrence_detail(uuid)
+        rooms = (await branches.rooms_by_branch([session["branch_code"]]))[session["branch_code"]]
+        return page(request, "activities/staff_session.html", status_code=status_code, session=session,
+                    registrations=await service.waitlist(uuid), rooms=rooms, **context)
 
     @post("/sessions/{uuid:str}/check-in")
     async def check_in(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -298,6 +310,27 @@ class StaffActivityPages(Controller):
         except DomainError as error:
             return await self._session(request, uuid, error.status, error=error.message())
         return await self._session(request, uuid, checked_in=done)
+
+    @post("/sessions/{uuid:str}/move")
+    async def move(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        try:
+            start = _local_datetime(form.get("day"), form.get("start"), "day")
+            end = _local_datetime(form.get("day"), form.get("end"), "end")
+            await service.move_session(principal_of(request), uuid, start, end, form.get("room") or None, now_utc(),
+                                       capacity=_int_or_none(form.get("capacity"), "capacity", 1, 2000),
+                                       override_comment=form.get("override_comment") or None)
+        except CirculationRefused as error:
+            return await self._session(request, uuid, error.status, refused=error.reasons())
+        except DomainError as error:
+            return await self._session(request, uuid, error.status, error=error.message())
+        return Redirect(path=f"/staff/activities/sessions/{uuid}", status_code=303)
+
+    @get("/events/{uuid:str}/attendance", name="staff_attendance")
+    async def attendance(self, request: Request, uuid: FromPath[str]) -> Response:
+        text = await service.attendance_csv(principal_of(request), uuid, now_utc())
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="attendance-{uuid[:8]}.csv"'})
 
     @post("/sessions/{uuid:str}/cancel")
     async def cancel(self, request: Request, uuid: FromPath[str]) -> Template:

@@ -613,3 +613,123 @@ async def cancel_session(principal: Principal, occurrence_uuid: str, now: dt.dat
         return len(ended)
 
     return await run_in_write_transaction(work)
+
+
+async def move_session(principal: Principal, occurrence_uuid: str, local_start: dt.datetime, local_end: dt.datetime,
+                       room_code: str | None, now: dt.datetime, capacity: int | None = None,
+                       override_comment: str | None = None) -> None:
+    """Move one session (another time, another room, another size): the same rules as planning,
+    and never into a room smaller than the seats already confirmed."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
+    if local_end <= local_start:
+        raise InvalidInput("ends_before_start", field="end")
+
+    async def work() -> None:
+        row = await _first(
+            "SELECT o.id, o.uuid, o.room, o.capacity, o.confirmed, o.status, e.branch, e.setup_minutes, "
+            "e.teardown_minutes, b.time_zone, b.closes_on_public_holidays, b.code AS branch_code "
+            "FROM occurrence o JOIN event e ON e.id = o.event JOIN branch b ON b.id = e.branch WHERE o.uuid = {}",
+            occurrence_uuid)
+        if row is None:
+            raise NotFound("occurrence_not_found")
+        if not principal.works_for(row["branch"]):
+            raise NotPermitted("not_your_branch", code=row["branch_code"])
+        if row["status"] == "cancelled":
+            raise Conflict("session_cancelled")
+        room = await _room(row["branch"], room_code) if room_code else (
+            await _first("SELECT id, code, name_zh, name_en, capacity FROM room WHERE id = {}", row["room"])
+            if row["room"] else None)
+        seats = capacity or row["capacity"]
+        start, end = recurrence.to_utc(local_start, row["time_zone"]), recurrence.to_utc(local_end, row["time_zone"])
+        problems: list[rules.Refusal] = []
+        if seats < row["confirmed"]:
+            problems.append(rules.Refusal("fewer_seats_than_registered", {"confirmed": row["confirmed"],
+                                                                         "capacity": seats}))
+        if room is not None:
+            await _rows("UPDATE room SET updated_at = {} WHERE id = {}", now, room["id"])
+            branch = {"id": row["branch"], "closes_on_public_holidays": row["closes_on_public_holidays"]}
+            calendar = (await calendars_for([branch], local_start.date(), local_end.date()))[row["branch"]]
+            booking = rules.Booking(room["id"], start, end, dt.timedelta(minutes=row["setup_minutes"]),
+                                    dt.timedelta(minutes=row["teardown_minutes"]), key=str(row["uuid"]))
+            for refusal in rules.booking_refusals(
+                    booking, seats, rules.RoomFacts(room["id"], room["capacity"], room["name_zh"]),
+                    await _bookings([room["id"]], start, end), confirmed=row["confirmed"],
+                    opening_hours_ok=rules.within_opening_hours(local_start, local_end, calendar,
+                                                                public_calendar(local_start.date(), local_end.date()))):
+                if refusal.code in ("room_taken", "outside_opening_hours"):
+                    refusal = rules.Refusal(refusal.code, {**refusal.params, "day": f"{local_start:%Y-%m-%d %H:%M}"})
+                if refusal not in problems:
+                    problems.append(refusal)
+        comment = (override_comment or "").strip()
+        if [r for r in problems if not (comment and r.overridable)]:
+            raise Refused(problems)
+        await _rows("UPDATE occurrence SET local_start = {}, local_end = {}, starts_at = {}, ends_at = {}, room = {}, "
+                    "capacity = {}, moved = {}, updated_at = {} WHERE id = {}", local_start, local_end, start, end,
+                    room["id"] if room else None, seats, True, now, row["id"])
+        await audit.record(principal.audit_name, "session.moved", f"session:{occurrence_uuid}",
+                           start=local_start.isoformat(), room=room["code"] if room else None, override=comment or None)
+        if seats > row["confirmed"]:
+            await _promote(row["id"], now)
+
+    await run_in_write_transaction(work)
+
+
+async def accept_offer(principal: Principal, registration_uuid: str, now: dt.datetime) -> None:
+    """A family takes the seat offered to them from the waitlist before the offer lapses."""
+    registration_uuid = _uuid(registration_uuid, "registration_not_found")
+
+    async def work() -> None:
+        row = await _first("SELECT id, patron, status, offer_expires_at FROM registration WHERE uuid = {}",
+                           registration_uuid)
+        if row is None or not (principal.is_staff or row["patron"] == principal.id
+                               or row["patron"] in principal.children_ids):
+            raise NotFound("registration_not_found")
+        if row["status"] != "offered" or (row["offer_expires_at"] and row["offer_expires_at"] <= now):
+            raise Conflict("offer_lapsed")
+        await _rows("UPDATE registration SET status = 'confirmed', confirmed_at = {}, offer_expires_at = NULL, "
+                    "updated_at = {} WHERE id = {}", now, now, row["id"])
+
+    await run_in_write_transaction(work)
+
+
+async def lapse_offers(now: dt.datetime) -> int:
+    """Offers not taken in time lapse; their seats pass to the next on the waitlist."""
+    async def work() -> int:
+        lapsed = await _rows("UPDATE registration SET status = 'cancelled', cancelled_at = {}, updated_at = {} "
+                             "WHERE status = 'offered' AND offer_expires_at <= {} RETURNING occurrence", now, now, now)
+        for row in lapsed:
+            await _rows("UPDATE occurrence SET confirmed = confirmed - 1 WHERE id = {}", row["occurrence"])
+        for occurrence in {row["occurrence"] for row in lapsed}:
+            await _promote(occurrence, now)
+        return len(lapsed)
+
+    return await run_in_write_transaction(work)
+
+
+async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime) -> str:
+    """Attendance per session of an event: registered, attended, no-shows (past sessions), waitlist."""
+    import csv
+    import io
+
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    event_uuid = _uuid(event_uuid, "event_not_found")
+    rows = await _rows(
+        "SELECT o.local_start, o.capacity, o.status AS session_status, o.ends_at, "
+        "sum(CASE WHEN r.status IN ('confirmed', 'offered', 'attended', 'no_show') THEN 1 ELSE 0 END) AS registered, "
+        "sum(CASE WHEN r.status = 'attended' THEN 1 ELSE 0 END) AS attended, "
+        "sum(CASE WHEN r.status = 'waitlisted' THEN 1 ELSE 0 END) AS waiting "
+        "FROM occurrence o JOIN event e ON e.id = o.event LEFT JOIN registration r ON r.occurrence = o.id "
+        "WHERE e.uuid = {} GROUP BY o.id, o.local_start, o.capacity, o.status, o.ends_at ORDER BY o.local_start",
+        event_uuid)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["session", "status", "capacity", "registered", "attended", "no_shows", "waitlisted"])
+    for row in rows:
+        registered, attended = int(row["registered"] or 0), int(row["attended"] or 0)
+        past = row["ends_at"] <= now
+        writer.writerow([f"{row['local_start']:%Y-%m-%d %H:%M}", row["session_status"], row["capacity"], registered,
+                         attended, registered - attended if past else "", int(row["waiting"] or 0)])
+    return "\ufeff" + out.getvalue()

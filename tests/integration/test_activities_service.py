@@ -194,3 +194,39 @@ async def test_the_branch_feed_expands_to_the_sessions_the_site_shows(zx):
     from_site = sorted(s["local_start"] for s in await sessions_of(event) if s["status"] == "scheduled")
     assert from_feed == from_site and len(from_site) == 8
     assert dt.datetime(2026, 8, 2, 10, 0) in from_feed and dt.datetime(2026, 7, 18, 10, 0) not in from_feed
+
+
+async def test_moving_a_session_keeps_the_rules_and_never_shrinks_below_the_registered(zx):
+    event = await service.schedule_event(zx, club(title_zh="手工课", rrule=None, moved={}, age_min=None,
+                                                  age_max=None, capacity=20, room_code="STUDY"), NOW)
+    session = str((await sessions_of(event))[0]["uuid"])
+    readers = await _readers(18)
+    for n, reader in enumerate(readers):
+        await service.register(reader, session, [f"ZX9{n:07d}"], NOW)
+    start = dt.datetime(2026, 7, 4, 15, 0)
+    with pytest.raises(Refused) as refused:
+        await service.move_session(zx, session, start, start + dt.timedelta(hours=1), "CRAFT", NOW, capacity=15)
+    assert [r.code for r in refused.value.refusals] == ["fewer_seats_than_registered"]
+    await service.move_session(zx, session, start, start + dt.timedelta(hours=1), "CRAFT", NOW)
+    detail = await service.occurrence_detail(session)
+    assert detail["room_name_zh"] == "手工教室" and detail["local_start"] == start and detail["moved"]
+
+
+async def test_an_offered_seat_lapses_to_the_next_family(zx):
+    event = await service.schedule_event(zx, club(title_zh="故事会", rrule=None, moved={}, age_min=None,
+                                                  age_max=None, capacity=1, offer_minutes=60), NOW)
+    session = str((await sessions_of(event))[0]["uuid"])
+    first, second, third = await _readers(3)
+    [seat] = await service.register(first, session, ["ZX90000000"], NOW)
+    [wait2] = await service.register(second, session, ["ZX90000001"], NOW)
+    [wait3] = await service.register(third, session, ["ZX90000002"], NOW)
+    await service.cancel_registration(first, seat.registration, NOW)
+    statuses = {r["card_number"]: r["status"] for r in await service.waitlist(session)}
+    assert statuses["ZX90000001"] == "offered" and statuses["ZX90000002"] == "waitlisted"
+    assert await service.lapse_offers(NOW + dt.timedelta(minutes=61)) == 1
+    statuses = {r["card_number"]: r["status"] for r in await service.waitlist(session)}
+    assert statuses["ZX90000001"] == "cancelled" and statuses["ZX90000002"] == "offered"
+    await service.accept_offer(third, wait3.registration, NOW + dt.timedelta(minutes=62))
+    assert {r["card_number"]: r["status"] for r in await service.waitlist(session)}["ZX90000002"] == "confirmed"
+    text = await service.attendance_csv(zx, event, NOW + dt.timedelta(days=30))
+    assert text.splitlines()[1].endswith(",scheduled,1,1,0,1,0")
