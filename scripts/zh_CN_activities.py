@@ -127,4 +127,5 @@ ZH = {
     "Take the seat": "确认参加",
     "Attendance of every session (CSV)": "各场签到统计（CSV）",
     "Move this session": "调整这场活动",
+    "Programme": "所属项目",
 }

@@ -85,7 +85,7 @@ def event_input(form: Any, zone: str) -> EventInput:
         registration_required=bool(form.get("registration_required")), registration_opens_at=opens_at,
         rrule=rrule, setup_minutes=_int_or_none(form.get("setup_minutes"), "setup_minutes", 0, 240) or 0,
         teardown_minutes=_int_or_none(form.get("teardown_minutes"), "teardown_minutes", 0, 240) or 0,
-        override_comment=form.get("override_comment") or None)
+        override_comment=form.get("override_comment") or None, programme_uuid=form.get("programme") or None)
 
 
 # --- public -----------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ class StaffActivityPages(Controller):
         mine = await branches.branch_choices(principal_of(request))
         rooms = await branches.rooms_by_branch([b["code"] for b in mine])
         return page(request, "activities/plan.html", status_code=status_code, branches=mine, rooms=rooms,
-                    kinds=service.KINDS, today=_today(request), **context)
+                    kinds=service.KINDS, today=_today(request), programmes=await challenge.programmes(), **context)
 
     @get("/", name="staff_activities")
     async def plan(self, request: Request) -> Template:

@@ -78,6 +78,8 @@ class EventInput:
     setup_minutes: int = 0
     teardown_minutes: int = 0
     override_comment: str | None = None
+    # A programme groups sessions: its per-child limit counts across them.
+    programme_uuid: str | None = None
 
 
 def _validate(data: EventInput) -> None:
@@ -150,6 +152,13 @@ async def schedule_event(principal: Principal, data: EventInput, now: dt.datetim
         if not principal.works_for(branch["id"]):
             raise NotPermitted("not_your_branch", code=branch["code"])
         room = await _room(branch["id"], data.room_code)
+        programme_id = None
+        if data.programme_uuid:
+            found = await _first("SELECT id FROM programme WHERE uuid = {}", _uuid(data.programme_uuid,
+                                                                               "programme_not_found"))
+            if found is None:
+                raise NotFound("programme_not_found", field="programme")
+            programme_id = found["id"]
         try:
             sessions = recurrence.expand(
                 data.first_start, duration, data.rrule, room["id"] if room else None,
@@ -189,6 +198,7 @@ async def schedule_event(principal: Principal, data: EventInput, now: dt.datetim
         event_uuid = str(uuid_module.uuid4())
         await Event.insert(Event(
             uuid=event_uuid, branch=branch["id"], room=room["id"] if room else None, kind=data.kind,
+            programme=programme_id,
             title_zh=data.title_zh, title_en=data.title_en, description_zh=data.description_zh,
             description_en=data.description_en, host=data.host, age_min=data.age_min, age_max=data.age_max,
             capacity=data.capacity, registration_required=data.registration_required,

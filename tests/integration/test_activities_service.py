@@ -230,3 +230,19 @@ async def test_an_offered_seat_lapses_to_the_next_family(zx):
     assert {r["card_number"]: r["status"] for r in await service.waitlist(session)}["ZX90000002"] == "confirmed"
     text = await service.attendance_csv(zx, event, NOW + dt.timedelta(days=30))
     assert text.splitlines()[1].endswith(",scheduled,1,1,0,1,0")
+
+
+async def test_a_programme_limits_sessions_per_child(zx):
+    from library.activities.challenge import ProgrammeInput, create_programme
+
+    programme = await create_programme(zx, ProgrammeInput(title_zh="暑期阅读", starts_on=dt.date(2026, 7, 1),
+                                                          ends_on=dt.date(2026, 8, 31), per_child_session_limit=2))
+    event = await service.schedule_event(zx, club(programme_uuid=programme), NOW)
+    sessions = [str(s["uuid"]) for s in await sessions_of(event)]
+    mother = await load_principal("patron", (await Patron.select(Patron.id).where(
+        Patron.card_number == "ZX10000001").first())["id"])
+    for session in sessions[:2]:
+        await service.register(mother, session, ["ZX10000002"], NOW)
+    with pytest.raises(Refused) as refused:
+        await service.register(mother, sessions[2], ["ZX10000002"], NOW)
+    assert [(r.code, r.params["limit"]) for r in refused.value.refusals] == [("session_limit", 2)]
