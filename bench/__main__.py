@@ -45,6 +45,9 @@ CUSTOM = {
     "loans.checkout_cycle": ("checkout → checkin cycles through POST /api/loans/* by concurrent clients, cycles/s, "
                              "against the same cycles by the service functions with no HTTP; and a reader with 200 "
                              "open loans against one with none", "loans:checkout_cycle"),
+    "activities.register": ("1,000 POST /api/activities/sessions/{id}/registrations at one 30-seat session, 100 in "
+                            "flight, against the same registrations by the service functions; checks 30 confirmed "
+                            "and the waitlist in arrival order", "activities:register"),
 }
 
 
@@ -86,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if name in CUSTOM:
                 module, _, function = CUSTOM[name][1].rpartition(":")
+                if module == "activities":
+                    from bench import activities
+
+                    for figures in activities.register(engine):
+                        emit(figures)
+                    continue
                 if module == "loans":
                     from bench import loans
 
