@@ -78,7 +78,7 @@ class PooledSQLiteEngine(SQLiteEngine):
 
     __slots__ = ("pool_size", "_idle", "_locks")
 
-    def __init__(self, path: str, pool_size: int = 8, **connection_kwargs) -> None:
+    def __init__(self, path: str, pool_size: int = 32, **connection_kwargs) -> None:
         super().__init__(path=path, **connection_kwargs)
         self.pool_size = pool_size
         self._idle: list = []
@@ -127,15 +127,14 @@ class PooledSQLiteEngine(SQLiteEngine):
 
     async def _run_in_existing_connection(self, connection, query: str, args=None, query_type: str = "generic",
                                           table=None):
-        async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()
+        # One trip to the connection's thread (execute, fetch and close there), not three.
+        return await connection.execute_fetchall(query, args or [])
 
     async def _run_in_new_connection(self, query: str, args=None, query_type: str = "generic", table=None):
         connection = await self.get_connection()
         broken = False
         try:
-            async with connection.execute(query, args or []) as cursor:
-                rows = await cursor.fetchall()
+            rows = await connection.execute_fetchall(query, args or [])
             if connection.in_transaction:
                 await connection.commit()
             return rows

@@ -144,7 +144,9 @@ _ITEM_SQL = (
     'SELECT i.id, i.uuid, i.barcode, i.status, i.item_type, i.record, i.home_branch, i.current_branch, '
     'r.title AS "record.title", r.uuid AS "record.uuid", '
     # The reader a copy on the hold shelf is set aside for.
-    "(SELECT h.patron FROM hold h WHERE h.item = i.id AND h.status = 'ready') AS held_for "
+    "(SELECT h.patron FROM hold h WHERE h.item = i.id AND h.status = 'ready') AS held_for, "
+    # Whether anyone waits for the book: a returned copy looks at the queue only then.
+    "(SELECT count(*) FROM hold w WHERE w.record = i.record AND w.status = 'waiting') AS waiting_holds "
     "FROM item i JOIN record r ON r.id = i.record WHERE ")
 
 
@@ -192,20 +194,24 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
     if not principal.is_staff:
         raise NotPermitted("staff_only")
     comment = _clean_comment(override_comment)
+    # The branch, its rules and its calendar are configuration, read before the write
+    # transaction: SQLite has one writer, and it should hold the lock only for the reader,
+    # the copy and the writes.
+    branch = await _branch(branch_code)
+    if not principal.works_for(branch["id"]):
+        raise NotPermitted("not_your_branch", code=branch["code"])
+    today = local_today(now, branch["time_zone"])
+    all_terms = await _all_terms()
+    calendar, public = await _calendar(branch, today)
 
     async def work() -> CheckedOut:
-        branch = await _branch(branch_code)
-        if not principal.works_for(branch["id"]):
-            raise NotPermitted("not_your_branch", code=branch["code"])
-        today = local_today(now, branch["time_zone"])
         patron = await _patron_by_card(card_number)
         item = await _item_by_barcode(barcode, borrower_id=patron["id"])
-        chosen = _choose(await _all_terms(), branch["id"], patron["category"], item["item_type"])
+        chosen = _choose(all_terms, branch["id"], patron["category"], item["item_type"])
         refusals = rules.checkout_refusals(
             _patron_facts(patron, patron["open_loans"]),
             rules.ItemFacts(item["status"], item["item_type"], item["held_for"]), chosen.terms, today)
         overridden = _refuse_unless_overridden(refusals, comment)
-        calendar, public = await _calendar(branch, today)
         due_on = rules.due_date(today, chosen.terms.loan_days, calendar, public)
         loan_uuid = str(uuid_module.uuid4())
         overrides = [{**entry, "comment": comment, "by": principal.name} for entry in overridden]
@@ -298,7 +304,7 @@ async def _route_copy(item: dict[str, Any], here: dict[str, Any],
 
     A copy that was missing, lost or damaged and is scanned here is back in circulation.
     """
-    waiting = await _waiting_holds(item["record"])
+    waiting = await _waiting_holds(item["record"]) if item.get("waiting_holds", 1) else []
     queue = [rules.WaitingHold(h["id"], h["patron"], h["pickup_branch"], h["placed_at"]) for h in waiting]
     all_terms: list[rules.Terms] = []
     loanable = True
@@ -329,25 +335,27 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
     """A copy handed in at any branch (通借通还): close its loan, then shelve, send home, or trap for a hold."""
     if not principal.is_staff:
         raise NotPermitted("staff_only")
+    here = await _branch(branch_code)  # configuration, read before the write lock
+    if not principal.works_for(here["id"]):
+        raise NotPermitted("not_your_branch", code=here["code"])
 
     async def work() -> CheckedIn:
-        here = await _branch(branch_code)
-        if not principal.works_for(here["id"]):
-            raise NotPermitted("not_your_branch", code=here["code"])
         today = local_today(now, here["time_zone"])
         item = await _item_by_barcode(barcode)
         if item["status"] == "withdrawn":
             raise Conflict("item_withdrawn", field="barcode")
-        loan = await _first("SELECT l.id, l.due_on, r.fine_cents_per_day FROM loan l "
-                            "LEFT JOIN circulation_rule r ON r.id = l.rule WHERE l.item = {} AND l.returned_at IS NULL",
-                            item["id"])
+        # Close the open loan, if any, in one statement; only a late return needs a second.
+        loan = await _first("UPDATE loan SET returned_at = {}, returned_branch = {}, updated_at = {} "
+                            "WHERE item = {} AND returned_at IS NULL RETURNING id, due_on, rule",
+                            now, here["id"], now, item["id"])
         days_overdue = fine = 0
         if loan is not None:
             days_overdue = rules.overdue_days(loan["due_on"], today)
-            fine = days_overdue * (loan["fine_cents_per_day"] or 0)
-            await _rows("UPDATE loan SET returned_at = {}, returned_branch = {}, days_overdue_at_return = {}, "
-                        "fine_cents = {}, updated_at = {} WHERE id = {} AND returned_at IS NULL",
-                        now, here["id"], days_overdue, fine, now, loan["id"])
+            if days_overdue:
+                rate = await _first("SELECT fine_cents_per_day FROM circulation_rule WHERE id = {}", loan["rule"])
+                fine = days_overdue * ((rate or {}).get("fine_cents_per_day") or 0)
+                await _rows("UPDATE loan SET days_overdue_at_return = {}, fine_cents = {} WHERE id = {}",
+                            days_overdue, fine, loan["id"])
         transit = None
         if item["status"] == "in_transit":
             transit = await Transit.select(Transit.id, Transit.to_branch, Transit.hold).where(

@@ -54,17 +54,20 @@ class SessionPrincipalMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=None)
 
 
+# Guards are coroutines: Litestar would run plain functions in a thread pool, on every request.
+
+
 def principal_of(connection: ASGIConnection) -> Principal | None:
     user = connection.scope.get("user")
     return user if isinstance(user, Principal) else None
 
 
-def requires_signed_in(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def requires_signed_in(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if principal_of(connection) is None:
         raise NotSignedIn("sign_in_required")
 
 
-def requires_staff(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def requires_staff(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     principal = principal_of(connection)
     if principal is None:
         raise NotSignedIn("sign_in_required")
@@ -72,13 +75,13 @@ def requires_staff(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotPermitted("staff_only")
 
 
-def requires_administrator(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    requires_staff(connection, handler)
+async def requires_administrator(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    await requires_staff(connection, handler)
     if not principal_of(connection).is_administrator:  # type: ignore[union-attr]
         raise NotPermitted("administrator_only")
 
 
-def requires_patron(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def requires_patron(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     principal = principal_of(connection)
     if principal is None:
         raise NotSignedIn("sign_in_required")

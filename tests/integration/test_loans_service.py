@@ -310,3 +310,16 @@ async def test_the_network_rule_cannot_be_removed(demo):
     librarian = staff_of(1)
     with pytest.raises(NotPermitted):
         await policy.save_rule(librarian, policy.RuleInput(loan_days=90))
+
+
+async def test_a_late_return_is_noted_with_its_fine(demo):
+    await policy.save_rule(ADMIN, policy.RuleInput(branch_code="ZX", item_type="picture_book", loan_days=21,
+                                                   renewal_days=14, fine_cents_per_day=10))
+    [barcode] = await copies(CATERPILLAR, "available", "ZX")
+    lent = await service.checkout(ADMIN, "ZX", "JX20000001", barcode, NOW)
+    late = dt.datetime.combine(lent.due_on + dt.timedelta(days=5), dt.time(3, 0), tzinfo=dt.timezone.utc)
+    back = await service.checkin(ADMIN, "ZX", barcode, late)
+    assert (back.days_overdue, back.fine_cents) == (5, 50)
+    row = await Loan.select(Loan.days_overdue_at_return, Loan.fine_cents, Loan.returned_at).where(
+        Loan.uuid == lent.loan_uuid).first()
+    assert (row["days_overdue_at_return"], row["fine_cents"]) == (5, 50) and row["returned_at"] == late
