@@ -1,4 +1,4 @@
-"""The `library` command: serve, migrate, demo, create-staff, check."""
+"""The `library` command: serve, migrate, demo, create-staff, check, catalog, notices."""
 
 from __future__ import annotations
 
@@ -212,6 +212,79 @@ def catalog_export(file: str, fmt: str, branch: str | None) -> None:
     except DomainError as error:
         raise click.ClickException(error.message()) from None
     click.echo(f"wrote {size} bytes to {file}")
+
+
+@main.group(help="Notices to readers: reminders, the outbox, sending over SMTP.")
+def notices() -> None:
+    pass
+
+
+@notices.command("send", help="One round of the notice worker: expire the hold shelf, queue reminders, "
+                              "anonymise old returned loans, send what is due (the server does this every "
+                              "LIBRARY_NOTICE_INTERVAL_SECONDS).")
+def notices_send() -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.clock import now_utc
+    from library.i18n import gettext as _
+    from library.loans.outbox import run_cycle
+    from library.loans.tables import Notice
+
+    async def go():
+        report = await run_cycle(now_utc(), settings)
+        waiting = await Notice.count().where(Notice.sent_at.is_null())
+        return report, waiting
+
+    report, waiting = asyncio.run(go())
+    queued = {"due_soon": 0, "overdue": 0, "hold_expiring": 0, **report.queued}
+    click.echo(_("Holds expired on the hold shelf: {count}").format(count=report.holds_expired))
+    click.echo(_("Reminders queued: {due_soon} due soon, {overdue} overdue, {hold_expiring} last day to collect")
+               .format(**queued))
+    click.echo(_("Returned loans anonymised: {count}").format(count=report.anonymised))
+    sending = report.sending
+    if sending.disabled:
+        click.secho(_("Sending is off: LIBRARY_SMTP_HOST is not set. {count} notices wait in the outbox.")
+                    .format(count=waiting), fg="yellow")
+    else:
+        click.echo(_("Notices sent: {sent}; failed, to be retried: {failed}; still waiting: {waiting}")
+                   .format(sent=sending.sent, failed=sending.failed, waiting=waiting))
+    for error in dict.fromkeys(sending.errors):
+        click.secho(_("Mail server: {error}").format(error=error), fg="red", err=True)
+    for failure in report.failures:
+        click.secho(_("Failed: {step}").format(step=failure), fg="red", err=True)
+    if report.failures or sending.failed:
+        sys.exit(1)
+
+
+@notices.command("list", help="Notices waiting to be sent, with attempts and the last error.")
+@click.option("--all", "show_all", is_flag=True, help="Also the notices already sent.")
+@click.option("--limit", type=int, default=50, show_default=True)
+def notices_list(show_all: bool, limit: int) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.i18n import gettext as _
+    from library.loans.tables import Notice
+
+    async def rows():
+        query = Notice.select(Notice.kind, Notice.to_address, Notice.subject, Notice.created_at, Notice.send_after,
+                              Notice.attempts, Notice.last_error, Notice.sent_at).order_by(Notice.id, ascending=False)
+        if not show_all:
+            query = query.where(Notice.sent_at.is_null())
+        return await query.limit(limit)
+
+    found = asyncio.run(rows())
+    if not found:
+        click.echo(_("No notices wait to be sent.") if not show_all else _("The outbox is empty."))
+        return
+    for row in found:
+        if row["sent_at"]:
+            state = _("sent {moment}").format(moment=row["sent_at"].isoformat(timespec="seconds"))
+        else:
+            state = _("next try {moment}, attempts {attempts}").format(
+                moment=row["send_after"].isoformat(timespec="seconds"), attempts=row["attempts"])
+        click.echo(f"{row['kind']:<14} {row['to_address']:<30} {state}  {row['subject']}")
+        if row["last_error"] and not row["sent_at"]:
+            click.echo("    " + row["last_error"], err=True)
 
 
 @main.command(help="Run the web service (uvicorn).")

@@ -45,6 +45,16 @@ class Settings:
     metadata_providers: str
     metadata_timeout: int
     debug: bool
+    # Notices (library.loans.outbox): no SMTP host means nothing is sent; notices wait queued.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Jiaxing Library <library@localhost>"
+    due_soon_days: int = 3
+    notice_interval_seconds: int = 60
+    loan_history_days: int = 30
 
     @property
     def covers_dir(self) -> Path:
@@ -166,6 +176,25 @@ def _metadata_providers(environ: dict[str, str]) -> str:
     return ",".join(names)
 
 
+def _mail_from(environ: dict[str, str]) -> str:
+    from email.errors import HeaderParseError
+    from email.headerregistry import Address
+    from email.utils import parseaddr
+
+    raw = _env(environ, "LIBRARY_MAIL_FROM")
+    if raw is None:
+        return "Jiaxing Library <library@localhost>"
+    _, address = parseaddr(raw)
+    try:
+        ok = "@" in address and bool(Address(addr_spec=address).domain)
+    except (HeaderParseError, ValueError, IndexError):
+        ok = False
+    if not ok:
+        raise SettingsError(f"LIBRARY_MAIL_FROM must be an e-mail address, optionally with a name "
+                            f"(Name <library@example.org>), got {raw!r}")
+    return raw
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     data_dir_raw = _env(env, "LIBRARY_DATA_DIR")
@@ -200,7 +229,28 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         metadata_providers=_metadata_providers(env),
         metadata_timeout=_int(env, "LIBRARY_METADATA_TIMEOUT", 4, 1, 60),
         debug=_bool(env, "LIBRARY_DEBUG", False),
+        **_notice_settings(env),
     )
+
+
+def _notice_settings(env: dict[str, str]) -> dict:
+    user, password = _env(env, "LIBRARY_SMTP_USER"), _env(env, "LIBRARY_SMTP_PASSWORD")
+    if (user is None) != (password is None):
+        raise SettingsError("LIBRARY_SMTP_USER and LIBRARY_SMTP_PASSWORD go together: set both or neither")
+    for name, value in (("LIBRARY_SMTP_USER", user), ("LIBRARY_SMTP_PASSWORD", password)):
+        if value is not None and not value.isascii():
+            raise SettingsError(f"{name} must be plain ASCII (Python's SMTP client sends no other characters)")
+    return {
+        "smtp_host": _env(env, "LIBRARY_SMTP_HOST"),
+        "smtp_port": _int(env, "LIBRARY_SMTP_PORT", 25, 1, 65535),
+        "smtp_user": user,
+        "smtp_password": password,
+        "smtp_starttls": _bool(env, "LIBRARY_SMTP_STARTTLS", False),
+        "mail_from": _mail_from(env),
+        "due_soon_days": _int(env, "LIBRARY_DUE_SOON_DAYS", 3, 0, 60),
+        "notice_interval_seconds": _int(env, "LIBRARY_NOTICE_INTERVAL_SECONDS", 60, 0, 86400),
+        "loan_history_days": _int(env, "LIBRARY_LOAN_HISTORY_DAYS", 30, 0, 36500),
+    }
 
 
 # Documented here so that a test can check every variable is in the README.
@@ -222,4 +272,13 @@ SETTING_NAMES = (
     "LIBRARY_METADATA_PROVIDERS",
     "LIBRARY_METADATA_TIMEOUT",
     "LIBRARY_DEBUG",
+    "LIBRARY_SMTP_HOST",
+    "LIBRARY_SMTP_PORT",
+    "LIBRARY_SMTP_USER",
+    "LIBRARY_SMTP_PASSWORD",
+    "LIBRARY_SMTP_STARTTLS",
+    "LIBRARY_MAIL_FROM",
+    "LIBRARY_DUE_SOON_DAYS",
+    "LIBRARY_NOTICE_INTERVAL_SECONDS",
+    "LIBRARY_LOAN_HISTORY_DAYS",
 )

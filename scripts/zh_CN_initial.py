@@ -319,3 +319,21 @@ ZH.update(_LOANS)
 from zh_CN_activities import ZH as _ACTIVITIES  # noqa: E402 - activities' own file, merged here
 
 ZH.update(_ACTIVITIES)
+
+# notices worker (`library notices send` / `list`)
+ZH.update({
+    "Failed: {step}": "失败：{step}",
+    "Holds expired on the hold shelf: {count}": "预约架上过期的预约：{count}",
+    "Mail server: {error}": "邮件服务器：{error}",
+    "No notices wait to be sent.": "没有待发送的通知。",
+    "Notices sent: {sent}; failed, to be retried: {failed}; still waiting: {waiting}":
+        "已发送通知：{sent}；发送失败、稍后重试：{failed}；仍在等待：{waiting}",
+    "Reminders queued: {due_soon} due soon, {overdue} overdue, {hold_expiring} last day to collect":
+        "已加入队列的提醒：即将到期 {due_soon}，已逾期 {overdue}，取书最后一天 {hold_expiring}",
+    "Returned loans anonymised: {count}": "已匿名化的归还记录：{count}",
+    "Sending is off: LIBRARY_SMTP_HOST is not set. {count} notices wait in the outbox.":
+        "发送已关闭：未设置 LIBRARY_SMTP_HOST。发件箱中有 {count} 条通知等待发送。",
+    "The outbox is empty.": "发件箱是空的。",
+    "next try {moment}, attempts {attempts}": "下次尝试 {moment}，已尝试 {attempts} 次",
+    "sent {moment}": "已于 {moment} 发送",
+})

@@ -41,6 +41,9 @@ def pytest_configure(config) -> None:
     os.environ["LIBRARY_SECRET_KEY"] = "test-" + secrets.token_urlsafe(40)
     os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
     os.environ["LIBRARY_METADATA_PROVIDERS"] = "local"  # no network in tests
+    # The server's notice loop stays off: a round in the middle of an HTTP test would expire
+    # holds and queue notices under it (tests/integration/test_notices.py runs the loop itself).
+    os.environ["LIBRARY_NOTICE_INTERVAL_SECONDS"] = "0"
     admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
     if admin_url:
         name = f"library_test_{secrets.token_hex(6)}"

@@ -41,11 +41,38 @@ def test_postgres_url(tmp_path):
         ("LIBRARY_SECURE_COOKIES", "perhaps"),
         ("LIBRARY_MAX_BODY_BYTES", "10"),
         ("LIBRARY_SIGNIN_FAILURES_PER_MINUTE", "0"),
+        ("LIBRARY_SMTP_PORT", "smtp"),
+        ("LIBRARY_SMTP_STARTTLS", "maybe"),
+        ("LIBRARY_SMTP_USER", "library"),  # without a password
+        ("LIBRARY_MAIL_FROM", "the library"),
+        ("LIBRARY_DUE_SOON_DAYS", "-1"),
+        ("LIBRARY_NOTICE_INTERVAL_SECONDS", "soon"),
+        ("LIBRARY_LOAN_HISTORY_DAYS", "thirty"),
     ],
 )
 def test_a_malformed_setting_is_named(tmp_path, name, value):
     with pytest.raises(SettingsError, match=name):
         load_settings({"LIBRARY_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_notices_default_to_waiting_in_the_outbox(tmp_path):
+    settings = load_settings({"LIBRARY_DATA_DIR": str(tmp_path)})
+    assert settings.smtp_host is None and settings.smtp_port == 25 and not settings.smtp_starttls
+    assert settings.mail_from == "Jiaxing Library <library@localhost>"
+    assert (settings.due_soon_days, settings.notice_interval_seconds, settings.loan_history_days) == (3, 60, 30)
+    chosen = load_settings({"LIBRARY_DATA_DIR": str(tmp_path), "LIBRARY_SMTP_HOST": "mail.example.org",
+                            "LIBRARY_SMTP_PORT": "587", "LIBRARY_SMTP_STARTTLS": "true",
+                            "LIBRARY_SMTP_USER": "library", "LIBRARY_SMTP_PASSWORD": "secret",
+                            "LIBRARY_MAIL_FROM": "嘉兴市图书馆 <library@jxlib.example>", "LIBRARY_LOAN_HISTORY_DAYS": "0"})
+    assert (chosen.smtp_host, chosen.smtp_port, chosen.smtp_starttls, chosen.smtp_user) == (
+        "mail.example.org", 587, True, "library")
+    assert chosen.mail_from == "嘉兴市图书馆 <library@jxlib.example>" and chosen.loan_history_days == 0
+
+
+def test_smtp_credentials_are_plain_ascii(tmp_path):
+    with pytest.raises(SettingsError, match="LIBRARY_SMTP_PASSWORD must be plain ASCII"):
+        load_settings({"LIBRARY_DATA_DIR": str(tmp_path), "LIBRARY_SMTP_USER": "library",
+                       "LIBRARY_SMTP_PASSWORD": "图书馆密码"})
 
 
 def test_every_setting_is_documented_in_the_readme():
