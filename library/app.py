@@ -23,6 +23,7 @@ from library.catalog.controllers import ROUTES as CATALOG_ROUTES
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
 from library.loans.controllers import ROUTES as LOAN_ROUTES
 from library.db import close_connections, engine, prepare_sqlite
+from library.loans.outbox import start_notice_loop
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
@@ -49,9 +50,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await db.start_connection_pool(min_size=2, max_size=20)
         else:
             await prepare_sqlite()
+        # Reminders, the hold shelf, lapsed seat offers, anonymisation and sending, every interval.
+        stop_notices = start_notice_loop(settings)
         try:
             yield
         finally:
+            await stop_notices()
             if settings.engine == "postgres":
                 await db.close_connection_pool()
             else:

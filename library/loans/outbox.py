@@ -319,6 +319,7 @@ async def send_due(now: dt.datetime, settings: Settings, batch: int = 50) -> Sen
 class CycleReport:
     queued: dict[str, int] = field(default_factory=dict)
     holds_expired: int = 0
+    offers_lapsed: int = 0
     anonymised: int = 0
     sending: SendReport = field(default_factory=SendReport)
     # Steps that failed, with the error; the other steps still ran.
@@ -332,6 +333,7 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
     scan must not keep the hold-ready notices from going out).
     """
     from library.loans.privacy import anonymise_returned_loans
+    from library.activities.service import lapse_offers
     from library.loans.service import expire_hold_shelf
 
     report = CycleReport()
@@ -345,6 +347,8 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
             return None
 
     report.holds_expired = await step("expire hold shelf", lambda: expire_hold_shelf(now)) or 0
+    # Seats offered from an activity's waitlist and not taken in time pass to the next family.
+    report.offers_lapsed = await step("lapse seat offers", lambda: lapse_offers(now)) or 0
     report.queued = await step("queue reminders", lambda: queue_reminders(now, settings.due_soon_days)) or {}
     report.anonymised = await step("anonymise loans",
                                    lambda: anonymise_returned_loans(now, settings.loan_history_days)) or 0
