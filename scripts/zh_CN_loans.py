@@ -150,4 +150,10 @@ ZH = {
         "{name}，您好：\n\n您借阅的《{title}》（{barcode}）将于 {day} 到期。可在“我的账户”续借，或在全市任一馆归还。\n\n{library}",
     "Dear {name},\n\n\"{title}\" (copy {barcode}) was due back on {day}. Please return it at any branch, or renew it in My account if you can.\n\n{library}":
         "{name}，您好：\n\n您借阅的《{title}》（{barcode}）已于 {day} 到期。请在全市任一馆归还，或在“我的账户”中尝试续借。\n\n{library}",
+    "Books I returned": "我还过的书",
+    "Your choice is saved.": "已保存您的选择。",
+    "Keep my reading history": "保留我的借阅历史",
+    "Your returned books stay listed here until you change your mind.": "您还过的书会一直列在这里，直到您改变选择。",
+    "Returned books are forgotten %(days)d days after their return.": "归还 %(days)d 天后，借阅记录将匿名化。",
+    "Nothing here.": "暂无记录。",
 }

@@ -15,7 +15,7 @@ from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.i18n import current_language
 from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
-from library.loans import policy, service
+from library.loans import policy, privacy, service
 from library.loans.schemas import (CheckinIn, CheckinOut, CheckoutIn, CheckoutOut, HoldIn, HoldOut, HoldViewOut,
                                    LoanDetailOut, LoanOut, OverrideOut, ReaderLoansOut, Reason, RenewalOut, RenewIn)
 from library.web.auth import principal_of, requires_administrator, requires_patron, requires_signed_in, requires_staff
@@ -193,7 +193,9 @@ async def account_page(request: Request, status_code: int = 200, **context: Any)
     circulation = await service.account(principal, today)
     return page(request, "accounts/account.html", status_code=status_code, household=household,
                 circulation=circulation, done=request.query_params.get("done"),
-                branches=await branches.branch_choices(), **context)
+                branches=await branches.branch_choices(), keeps_history=await privacy.keeps_history(principal.id),
+                history=await service.returned_loans(principal),
+                history_days=request.app.state.settings.loan_history_days, **context)
 
 
 class ReaderLoans(Controller):
@@ -212,6 +214,13 @@ class ReaderLoans(Controller):
         except DomainError as error:
             return await account_page(request, error.status, error=error.message())
         return await account_page(request, renewals=_renewal_views(outcomes))
+
+    @post("/history")
+    async def keep_history(self, request: Request) -> Redirect:
+        """The reader's choice: keep the books they returned, or let them be forgotten."""
+        form = await request.form()
+        await privacy.set_keep_history(principal_of(request), bool(form.get("keep")))
+        return Redirect(path="/account?done=history#history", status_code=303)
 
     @post("/holds")
     async def place_hold(self, request: Request) -> Template | Redirect:

@@ -764,3 +764,16 @@ async def hold_shelf(principal: Principal, branch_code: str) -> dict[str, list[d
                   for r in ready],
         "to_pull": pull,
     }
+
+
+async def returned_loans(principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
+    """A reader's own returned loans still linked to them (all of them when they keep a history,
+    else only those not yet anonymised)."""
+    if not principal.is_patron:
+        raise NotPermitted("patron_only")
+    rows = await _rows(
+        "SELECT l.returned_at, l.checked_out_at, r.title, r.uuid AS record_uuid FROM loan l "
+        "JOIN item i ON i.id = l.item JOIN record r ON r.id = i.record "
+        f"WHERE l.patron = {{}} AND l.returned_at IS NOT NULL ORDER BY l.returned_at DESC LIMIT {int(limit)}",
+        principal.id)
+    return [{**row, "record_uuid": str(row["record_uuid"])} for row in rows]

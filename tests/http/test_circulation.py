@@ -188,3 +188,22 @@ async def test_a_reader_places_a_hold_from_the_record_page(client):
     assert done.status_code == 303
     account = await client.get("/account")
     assert "猜猜我有多爱你" in account.text and "排第 1 位" in account.text
+
+
+async def test_a_reader_opts_in_to_keep_her_reading_history(client):
+    from library.loans.tables import ReadingHistoryChoice
+
+    headers = await api_as(client, "staff", "librarian", "librarian-demo")
+    [lent] = await barcodes(CATERPILLAR, "on_loan", "ZX")  # 王芳's demo loan
+    assert (await client.post("/api/loans/checkin", json={"branch": "ZX", "barcode": lent},
+                              headers=headers)).status_code == 200
+    client.cookies.clear()
+    await sign_in_patron(client)
+    account = await client.get("/account")
+    assert 'data-section="history"' in account.text and "猜猜我有多爱你" in account.text.split('id="history"')[1]
+    saved = await client.post("/account/history", data={"_csrf_token": csrf_token_from(account.text), "keep": "1"})
+    assert saved.status_code == 303
+    choice = await ReadingHistoryChoice.select(ReadingHistoryChoice.keep_history).where(
+        ReadingHistoryChoice.patron.card_number == "ZX10000001").first()
+    assert choice == {"keep_history": True}
+    assert 'name="keep" value="1" checked' in (await client.get("/account")).text
