@@ -128,4 +128,5 @@ ZH = {
     "Attendance of every session (CSV)": "各场签到统计（CSV）",
     "Move this session": "调整这场活动",
     "Programme": "所属项目",
+    "Attendance of the programme's sessions (CSV)": "本项目各场签到统计（CSV）",
 }

@@ -222,6 +222,12 @@ class ChallengePages(Controller):
             raise InvalidInput("challenge_not_finished", goal=data["goal"])
         return page(request, "activities/certificate.html", **data)
 
+    @get("/staff/activities/programmes/{uuid:str}/attendance", guards=[requires_staff], name="programme_attendance")
+    async def programme_attendance(self, request: Request, uuid: FromPath[str]) -> Response:
+        text = await service.attendance_csv(principal_of(request), uuid, now_utc(), programme=True)
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="attendance-{uuid[:8]}.csv"'})
+
     @get("/staff/activities/challenges/{uuid:str}/export", guards=[requires_staff], name="challenge_export")
     async def export(self, request: Request, uuid: FromPath[str]) -> Response:
         text = await challenge.standings_csv(principal_of(request), uuid)

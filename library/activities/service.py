@@ -718,28 +718,31 @@ async def lapse_offers(now: dt.datetime) -> int:
     return await run_in_write_transaction(work)
 
 
-async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime) -> str:
-    """Attendance per session of an event: registered, attended, no-shows (past sessions), waitlist."""
+async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime, programme: bool = False) -> str:
+    """Attendance per session of an event (or of every event of a programme, `programme=True`):
+    registered, attended, no-shows (past sessions), waitlist."""
     import csv
     import io
 
     if not principal.is_staff:
         raise NotPermitted("staff_only")
-    event_uuid = _uuid(event_uuid, "event_not_found")
+    event_uuid = _uuid(event_uuid, "programme_not_found" if programme else "event_not_found")
+    which = "e.programme = (SELECT id FROM programme WHERE uuid = {})" if programme else "e.uuid = {}"
     rows = await _rows(
-        "SELECT o.local_start, o.capacity, o.status AS session_status, o.ends_at, "
+        "SELECT e.title_zh, e.title_en, o.local_start, o.capacity, o.status AS session_status, o.ends_at, "
         "sum(CASE WHEN r.status IN ('confirmed', 'offered', 'attended', 'no_show') THEN 1 ELSE 0 END) AS registered, "
         "sum(CASE WHEN r.status = 'attended' THEN 1 ELSE 0 END) AS attended, "
         "sum(CASE WHEN r.status = 'waitlisted' THEN 1 ELSE 0 END) AS waiting "
         "FROM occurrence o JOIN event e ON e.id = o.event LEFT JOIN registration r ON r.occurrence = o.id "
-        "WHERE e.uuid = {} GROUP BY o.id, o.local_start, o.capacity, o.status, o.ends_at ORDER BY o.local_start",
-        event_uuid)
+        f"WHERE {which} GROUP BY o.id, e.title_zh, e.title_en, o.local_start, o.capacity, o.status, o.ends_at "
+        "ORDER BY o.local_start", event_uuid)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["session", "status", "capacity", "registered", "attended", "no_shows", "waitlisted"])
+    writer.writerow(["event", "session", "status", "capacity", "registered", "attended", "no_shows", "waitlisted"])
     for row in rows:
         registered, attended = int(row["registered"] or 0), int(row["attended"] or 0)
         past = row["ends_at"] <= now
-        writer.writerow([f"{row['local_start']:%Y-%m-%d %H:%M}", row["session_status"], row["capacity"], registered,
-                         attended, registered - attended if past else "", int(row["waiting"] or 0)])
+        writer.writerow([row["title_zh"] or row["title_en"], f"{row['local_start']:%Y-%m-%d %H:%M}",
+                         row["session_status"], row["capacity"], registered, attended,
+                         registered - attended if past else "", int(row["waiting"] or 0)])
     return "\ufeff" + out.getvalue()

@@ -229,7 +229,7 @@ async def test_an_offered_seat_lapses_to_the_next_family(zx):
     await service.accept_offer(third, wait3.registration, NOW + dt.timedelta(minutes=62))
     assert {r["card_number"]: r["status"] for r in await service.waitlist(session)}["ZX90000002"] == "confirmed"
     text = await service.attendance_csv(zx, event, NOW + dt.timedelta(days=30))
-    assert text.splitlines()[1].endswith(",scheduled,1,1,0,1,0")
+    assert text.splitlines()[1].endswith(",scheduled,1,1,0,1,0") and text.splitlines()[1].startswith("故事会,")
 
 
 async def test_a_programme_limits_sessions_per_child(zx):
@@ -246,3 +246,5 @@ async def test_a_programme_limits_sessions_per_child(zx):
     with pytest.raises(Refused) as refused:
         await service.register(mother, sessions[2], ["ZX10000002"], NOW)
     assert [(r.code, r.params["limit"]) for r in refused.value.refusals] == [("session_limit", 2)]
+    report = (await service.attendance_csv(zx, programme, NOW, programme=True)).splitlines()
+    assert len(report) == 1 + 9 and report[1].startswith("绘本俱乐部,2026-07-04 10:00,scheduled,25,1,0,")
