@@ -1,9 +1,16 @@
-"""Importing and exporting the catalogue as MARC: batches of records, each batch one transaction."""
+"""Importing and exporting the catalogue as MARC: batches of records, each batch one transaction.
+
+A big file is read and converted in worker processes, which hand back each record as the
+row it becomes (columns in table order, JSON already text, branches already resolved), so
+this process only matches, inserts and updates: one lookup per batch, then one statement
+per kind of row (executemany on SQLite, arrays through unnest on PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -12,13 +19,14 @@ from library import audit
 from library.accounts.principal import Principal
 from library.branches.tables import Branch
 from library.catalog import marc
-from library.catalog.marc import Holding, ImportReport, Skipped
-from library.catalog.service import JSON_COLUMNS, record_values, row_values
+from library.catalog.marc import ImportReport, Skipped
+from library.catalog.service import JSON_COLUMNS, record_values
 from library.catalog.tables import Item, Record
-from library.db import executemany, is_unique_violation, json_list, read_transaction, run_in_write_transaction
+from library.db import engine, executemany, is_sqlite, is_unique_violation, json_list, read_transaction, \
+    run_in_write_transaction
 from library.errors import DomainError, InvalidInput, InvalidRecord
 
-BATCH = 500
+BATCH = 1000
 
 
 RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title",
@@ -29,6 +37,16 @@ ITEM_COLUMNS = ("uuid", "record", "barcode", "home_branch", "current_branch", "s
                 "price_cents", "acquired_on", "withdrawn_reason", "created_at", "updated_at")
 ITEM_UPDATE = ("record", "home_branch", "current_branch", "shelf_location", "item_type", "status", "price_cents",
                "acquired_on", "updated_at")
+# What a converted record carries: every column but the two timestamps, in table order.
+ROW_COLUMNS = RECORD_COLUMNS[:-2]
+_ISBN, _NUMBER = ROW_COLUMNS.index("isbn13"), ROW_COLUMNS.index("control_number")
+_PG_TYPES = {"uuid": "uuid", "publication_year": "int", "age_min": "int", "age_max": "int", "pages": "int",
+             "record": "int", "home_branch": "int", "current_branch": "int", "price_cents": "int",
+             "acquired_on": "date"}
+
+# (position, isbn13, control number, row of ROW_COLUMNS, holdings); a holding is
+# (uuid, barcode, home branch id, current branch id, shelf location, item type, status, price, acquired on).
+Entry = tuple[int, Any, Any, tuple, list[tuple]]
 
 
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
@@ -39,103 +57,125 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f'UPDATE "{table}" SET {", ".join(f"{c} = {{}}" for c in columns)} WHERE id = {{}}'
 
 
-def _merge(entries: list[tuple[int, dict[str, Any], list[Holding]]]) -> list[tuple[dict[str, Any], list[Holding]]]:
+def _unnest_insert_sql(table: str, columns: tuple[str, ...], returning: str = "") -> str:
+    """PostgreSQL: every row of a batch in one statement, one array per column, the two
+    timestamps as one value each."""
+    arrays = [c for c in columns if c not in ("created_at", "updated_at")]
+    params = ", ".join(f"${n}::{_PG_TYPES.get(c, 'text')}[]" for n, c in enumerate(arrays, start=1))
+    stamp = f"${len(arrays) + 1}::timestamptz"
+    picked = ", ".join(stamp if c in ("created_at", "updated_at") else
+                       f'u."{c}"::jsonb' if c in JSON_COLUMNS else f'u."{c}"' for c in columns)
+    names = ", ".join(f'"{c}"' for c in arrays)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return (f'INSERT INTO "{table}" ({quoted}) SELECT {picked} FROM unnest({params}) AS u({names})'
+            + (f" RETURNING {returning}" if returning else ""))
+
+
+async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tuple]:
+    """`select` WHERE column IN (values) OR ...: one query, on either engine."""
+    column_lists = [(column, values) for column, values in column_lists if values]
+    if not column_lists:
+        return []
+    if is_sqlite():
+        connection = engine().current_transaction.get().connection
+        where = " OR ".join(f"{column} IN ({', '.join('?' for _ in values)})" for column, values in column_lists)
+        async with connection.execute(f"{select} WHERE {where}", [v for _, values in column_lists for v in values]) \
+                as cursor:
+            rows = await cursor.fetchall()
+        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows]
+    connection = engine().current_transaction.get().connection
+    where = " OR ".join(f"{column} = ANY(${n}::text[])" for n, (column, _) in enumerate(column_lists, start=1))
+    return [tuple(row) for row in await connection.fetch(f"{select} WHERE {where}",
+                                                         *[values for _, values in column_lists])]
+
+
+def _merge(entries: list[Entry]) -> list[Entry]:
     """The same ISBN or control number twice in one batch is one record: the later values win."""
-    merged: dict[Any, tuple[dict[str, Any], list[Holding]]] = {}
-    for position, values, holdings in entries:
-        key = ("isbn", values["isbn13"]) if values["isbn13"] else ("number", values["control_number"]) \
-            if values["control_number"] else ("position", position)
+    merged: dict[Any, Entry] = {}
+    for entry in entries:
+        position, isbn13, number, _, holdings = entry
+        key = ("isbn", isbn13) if isbn13 else ("number", number) if number else ("position", position)
         if key in merged:
-            merged[key] = (values, merged[key][1] + holdings)
-        else:
-            merged[key] = (values, holdings)
+            entry = entry[:4] + (merged[key][4] + holdings,)
+        merged[key] = entry
     return list(merged.values())
 
 
-async def _apply(entries: list[tuple[int, dict[str, Any], list[Holding]]], branches: dict[str, int],
-                 default_branch: str | None, report: ImportReport, actor: str) -> None:
-    """Write one batch: match on ISBN, then control number; update what exists, insert the rest.
-
-    Rows go in with one statement per kind (executemany), not one query object per row.
-    """
+async def _apply(entries: list[Entry], report: ImportReport) -> None:
+    """Write one batch: match on ISBN, then control number; update what exists, insert the rest."""
     batch = _merge(entries)
     now = dt.datetime.now(dt.timezone.utc)
+    sqlite = is_sqlite()
 
-    async def find(values_list: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
-        isbns = [v["isbn13"] for v in values_list if v["isbn13"]]
-        numbers = [v["control_number"] for v in values_list if v["control_number"]]
-        rows = []
-        if isbns:
-            rows += await Record.select(Record.id, Record.isbn13, Record.control_number).where(
-                Record.isbn13.is_in(isbns))
-        if numbers:
-            rows += await Record.select(Record.id, Record.isbn13, Record.control_number).where(
-                Record.control_number.is_in(numbers))
-        return ({r["isbn13"]: r["id"] for r in rows if r["isbn13"]},
-                {r["control_number"]: r["id"] for r in rows if r["control_number"]})
-
-    def match(values: dict[str, Any], by_isbn: dict[str, int], by_number: dict[str, int]) -> int | None:
-        if values["isbn13"] and values["isbn13"] in by_isbn:
-            return by_isbn[values["isbn13"]]
-        if values["control_number"] and values["control_number"] in by_number:
-            return by_number[values["control_number"]]
-        return None
-
-    def record_row(values: dict[str, Any]) -> tuple:
-        row = {**row_values(values), "uuid": uuid_module.uuid4(), "created_at": now, "updated_at": now}
-        return tuple(row.get(column) for column in RECORD_COLUMNS)
+    async def find(isbns: list, numbers: list) -> tuple[dict[str, int], dict[str, int]]:
+        rows = await _find_in('SELECT id, isbn13, control_number FROM "record"',
+                              [("isbn13", isbns), ("control_number", numbers)])
+        return {isbn13: i for i, isbn13, _ in rows if isbn13}, {number: i for i, _, number in rows if number}
 
     async def work() -> tuple[int, int, int, int]:
-        by_isbn, by_number = await find([values for values, _ in batch])
-        new, updates = [], []
-        for values, _ in batch:
-            record_id = match(values, by_isbn, by_number)
-            if record_id is None:
-                new.append(values)
+        by_isbn, by_number = await find([e[1] for e in batch if e[1]], [e[2] for e in batch if e[2]])
+        record_ids: list[int | None] = []
+        keyed, unkeyed, updates = [], [], {}
+        for _, isbn13, number, row, _ in batch:
+            record_id = by_isbn.get(isbn13) if isbn13 else None
+            if record_id is None and number:
+                record_id = by_number.get(number)
+            record_ids.append(record_id)
+            if record_id is not None:
+                columns = [i for i in range(1, len(ROW_COLUMNS)) if (i != _ISBN or isbn13) and (i != _NUMBER or number)]
+                shape = tuple(ROW_COLUMNS[i] for i in columns) + ("updated_at",)
+                updates.setdefault(shape, []).append(tuple(row[i] for i in columns) + (now, record_id))
+            elif isbn13 or number:
+                keyed.append(row)
             else:
-                changed = {key: value for key, value in row_values(values).items()
-                           if not (key in ("isbn13", "control_number") and not value)}
-                changed["updated_at"] = now
-                updates.append((changed, record_id))
-        keyed = [values for values in new if values["isbn13"] or values["control_number"]]
-        await executemany(_insert_sql("record", RECORD_COLUMNS), [record_row(values) for values in keyed])
-        for values in new:
-            if not (values["isbn13"] or values["control_number"]):  # nothing to find it by: one at a time
-                rows = await Record.insert(Record(**row_values(values))).returning(Record.id)
-                values["_id"] = rows[0]["id"]
-        grouped: dict[tuple[str, ...], list[tuple]] = {}
-        for changed, record_id in updates:
-            grouped.setdefault(tuple(changed), []).append(tuple(changed.values()) + (record_id,))
-        for columns, rows in grouped.items():
-            await executemany(_update_sql("record", columns), rows)
-        by_isbn, by_number = await find([values for values, _ in batch])
+                unkeyed.append(row)
+        created = len(keyed) + len(unkeyed)
+        if keyed and sqlite:
+            stamps = (now, now)
+            await executemany(_insert_sql("record", RECORD_COLUMNS), [row + stamps for row in keyed])
+        elif keyed:
+            connection = engine().current_transaction.get().connection
+            rows = await connection.fetch(_unnest_insert_sql("record", RECORD_COLUMNS, "id, isbn13, control_number"),
+                                          *zip(*keyed), now)
+            by_isbn.update((isbn13, i) for i, isbn13, _ in rows if isbn13)
+            by_number.update((number, i) for i, _, number in rows if number)
+        unkeyed_ids = []
+        for row in unkeyed:  # nothing to find it by: one at a time
+            values = dict(zip(ROW_COLUMNS[1:], row[1:]))
+            unkeyed_ids.append((await Record.insert(Record(**values)).returning(Record.id))[0]["id"])
+        for shape, rows in updates.items():
+            await executemany(_update_sql("record", shape), rows)
+        if keyed and sqlite:
+            found_isbn, found_number = await find([row[_ISBN] for row in keyed if row[_ISBN]],
+                                                  [row[_NUMBER] for row in keyed if row[_NUMBER]])
+            by_isbn.update(found_isbn)
+            by_number.update(found_number)
 
+        barcodes = [holding[1] for entry in batch for holding in entry[4]]
+        existing = dict((barcode, i) for i, barcode in await _find_in('SELECT id, barcode FROM "item"',
+                                                                      [("barcode", barcodes)]))
         item_rows, item_updates = [], []
-        barcodes = [h.barcode for _, holdings in batch for h in holdings]
-        existing = {}
-        if barcodes:
-            existing = {row["barcode"]: row["id"] for row in await Item.select(Item.id, Item.barcode).where(
-                Item.barcode.is_in(barcodes))}
-        for values, holdings in batch:
-            record_id = values.get("_id") or match(values, by_isbn, by_number)
-            for holding in holdings:
-                home = branches.get(holding.home_branch or "") or branches.get(default_branch or "")
-                if home is None:
-                    continue
-                current = branches.get(holding.current_branch or "") or home
-                fields = (record_id, home, current, holding.shelf_location[:100],
-                          marc.valid_item_type(holding.item_type), holding.status, holding.price_cents,
-                          holding.acquired_on, now)
-                if holding.barcode in existing:
-                    item_updates.append(fields + (existing[holding.barcode],))
+        unkeyed_ids.reverse()
+        for (_, isbn13, number, _, holdings), record_id in zip(batch, record_ids):
+            if record_id is None:
+                record_id = (by_isbn.get(isbn13) if isbn13 else None) or (by_number.get(number) if number else None)
+                if not (isbn13 or number):
+                    record_id = unkeyed_ids.pop()
+            for uuid, barcode, home, current, shelf, item_type, status, price, acquired in holdings:
+                if barcode in existing:
+                    item_updates.append((record_id, home, current, shelf, item_type, status, price, acquired, now,
+                                         existing[barcode]))
                 else:
-                    existing[holding.barcode] = -1
-                    item_rows.append((uuid_module.uuid4(), record_id, holding.barcode, home, current,
-                                      holding.shelf_location[:100], marc.valid_item_type(holding.item_type),
-                                      holding.status, holding.price_cents, holding.acquired_on, "", now, now))
-        await executemany(_insert_sql("item", ITEM_COLUMNS), item_rows)
+                    existing[barcode] = -1
+                    item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
+                                      acquired, "", now, now))
+        if item_rows and not sqlite:
+            connection = engine().current_transaction.get().connection
+            await connection.execute(_unnest_insert_sql("item", ITEM_COLUMNS), *list(zip(*item_rows))[:-2], now)
+        else:
+            await executemany(_insert_sql("item", ITEM_COLUMNS), item_rows)
         await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
-        return len(new), len(updates), len(item_rows), len(item_updates)
+        return created, sum(map(len, updates.values())), len(item_rows), len(item_updates)
 
     created, updated, items_created, items_updated = await run_in_write_transaction(work)
     report.created += created
@@ -144,35 +184,39 @@ async def _apply(entries: list[tuple[int, dict[str, Any], list[Holding]]], branc
     report.items_updated += items_updated
 
 
-async def _apply_safely(entries, branches, default_branch, report, actor) -> None:
+async def _apply_safely(entries: list[Entry], report: ImportReport) -> None:
     """A batch that fails as a whole is retried record by record, so one bad record skips alone."""
     try:
-        await _apply(entries, branches, default_branch, report, actor)
+        await _apply(entries, report)
     except Exception as error:  # noqa: BLE001 - narrowed below, record by record
         if len(entries) == 1:
-            position, values, _ = entries[0]
             reason = "duplicate ISBN, control number or barcode" if is_unique_violation(error) else \
                 f"{type(error).__name__}: {error}"
-            report.skipped.append(Skipped(position, reason, values.get("control_number") or ""))
+            report.skipped.append(Skipped(entries[0][0], reason, entries[0][2] or ""))
             return
         for entry in entries:
-            await _apply_safely([entry], branches, default_branch, report, actor)
+            await _apply_safely([entry], report)
 
 
-Entry = tuple[int, dict[str, Any], list[Holding]]
-# Files bigger than this are read and converted in a second process while this one writes.
+# Files bigger than this are read and converted in other processes while this one writes.
 PARALLEL_FROM_BYTES = 1_000_000
 CHUNK_RECORDS = 1000
-WORKERS = 1  # measured: a second worker gains nothing, writing is then the slower side
+WORKERS = 2
 
 
-def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date,
-                  force_utf8: bool | None = None) -> tuple[list[Entry], list[Skipped], int, str]:
+def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date, force_utf8: bool | None = None,
+                  branches: dict[str, int] | None = None,
+                  default_branch: str | None = None) -> tuple[list[Entry], list[Skipped], int, str]:
     """Read and convert records: (entries, skipped, records read, flavour seen). Pure CPU work,
-    so it runs as well in a worker process as here."""
+    so it runs as well in a worker process as here. A copy whose branch is unknown goes to
+    `default_branch`, or is left out when there is none."""
+    branches = branches or {}
+    default_home = branches.get(default_branch or "")
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     read, seen = 0, ""
+    uuid4 = uuid_module.uuid4
+    json_at = [i for i, column in enumerate(ROW_COLUMNS) if column in JSON_COLUMNS]
     for position, record, reason in marc.read_marc(data, force_utf8, first_position):
         read += 1
         if record is None:
@@ -191,7 +235,20 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
         except (DomainError, ValueError, KeyError, IndexError, AttributeError) as error:
             skipped.append(Skipped(position, f"{type(error).__name__}: {error}"))
             continue
-        entries.append((position, values, converted.holdings))
+        values["uuid"] = str(uuid4())
+        row = [values[column] for column in ROW_COLUMNS]
+        for i in json_at:
+            row[i] = json.dumps(row[i], ensure_ascii=False)
+        holdings = []
+        for holding in converted.holdings:
+            home = branches.get(holding.home_branch or "") or default_home
+            if home is None:
+                continue
+            current = branches.get(holding.current_branch or "") or home
+            holdings.append((str(uuid4()), holding.barcode, home, current, holding.shelf_location[:100],
+                             marc.valid_item_type(holding.item_type), holding.status, holding.price_cents,
+                             holding.acquired_on))
+        entries.append((position, values["isbn13"], values["control_number"], tuple(row), holdings))
     return entries, skipped, read, seen
 
 
@@ -201,11 +258,12 @@ def _warm_worker() -> None:
     index_text(["预热 warm"])  # load OpenCC and the pinyin dictionaries once per worker
 
 
-async def _converted_chunks(data: bytes, flavour: str, today: dt.date):
-    """Converted chunks in file order: in a worker process for big ISO 2709 files (two chunks
-    ahead), in this process otherwise (MARCXML, small files)."""
+async def _converted_chunks(data: bytes, flavour: str, today: dt.date, branches: dict[str, int],
+                            default_branch: str | None):
+    """Converted chunks in file order: in worker processes for big ISO 2709 files (each a
+    chunk ahead), in this process otherwise (MARCXML, small files)."""
     if data.lstrip()[:1] == b"<" or len(data) < PARALLEL_FROM_BYTES:
-        yield convert_chunk(data, 1, flavour, today)
+        yield convert_chunk(data, 1, flavour, today, None, branches, default_branch)
         return
     if len(data) < 24 or not data[:5].isdigit():
         raise InvalidInput("marc_not_marc")
@@ -217,16 +275,19 @@ async def _converted_chunks(data: bytes, flavour: str, today: dt.date):
                                                   initializer=_warm_worker)
     try:
         chunks = marc.iso2709_chunks(data, CHUNK_RECORDS)
-        pending = []
-        for _ in range(WORKERS + 1):
+
+        def submit() -> None:
             chunk = next(chunks, None)
             if chunk:
-                pending.append(pool.submit(convert_chunk, chunk[1], chunk[0], flavour, today, force_utf8))
+                pending.append(pool.submit(convert_chunk, chunk[1], chunk[0], flavour, today, force_utf8, branches,
+                                           default_branch))
+
+        pending: list = []
+        for _ in range(WORKERS + 1):
+            submit()
         while pending:
             result = await asyncio.wrap_future(pending.pop(0))
-            chunk = next(chunks, None)
-            if chunk:
-                pending.append(pool.submit(convert_chunk, chunk[1], chunk[0], flavour, today, force_utf8))
+            submit()
             yield result
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -255,10 +316,10 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
         if writing is not None:
             await writing
             progress(report)
-        writing = asyncio.create_task(_apply_safely(batch, branches, default_branch, report, actor))
+        writing = asyncio.create_task(_apply_safely(batch, report))
 
     try:
-        async for entries, skipped, read, seen in _converted_chunks(data, flavour, today):
+        async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch):
             report.read += read
             report.skipped += skipped
             report.flavour = report.flavour or seen

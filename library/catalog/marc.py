@@ -107,14 +107,99 @@ def read_marc(data: bytes, force_utf8: bool | None = None,
     # files are (almost never) valid UTF-8, so the bytes themselves decide.
     if force_utf8 is None:
         force_utf8 = _looks_like_utf8(data)
-    reader = pymarc.MARCReader(io.BytesIO(data), to_unicode=True, force_utf8=force_utf8,
+    # The common case (well-formed UTF-8 records) is read here without building pymarc's
+    # objects; anything else goes to pymarc, so the result and every reason stay its own.
+    position, cursor, size = first_position, 0, len(data)
+    while cursor < size:
+        first5 = data[cursor:cursor + 5]
+        length = int(first5) if len(first5) == 5 and first5.isdigit() else 0
+        chunk = data[cursor:cursor + length] if length >= 24 else b""
+        if len(chunk) != length or not chunk or chunk[-1] != 0x1D:
+            break  # pymarc decides what a truncated or broken frame means, and when to stop
+        cursor += length
+        try:
+            record = _read_utf8(chunk) if force_utf8 or chunk[9] == 0x61 else None
+        except (ValueError, IndexError):
+            record = None
+        if record is None:
+            try:
+                record = pymarc.Record(chunk, to_unicode=True, force_utf8=force_utf8, hide_utf8_warnings=True,
+                                       utf8_handling="replace")
+            except Exception as error:  # noqa: BLE001 - pymarc's reader reports any error the same way
+                yield position, None, f"{type(error).__name__}: {error}".strip()
+                position += 1
+                continue
+        yield position, record, ""
+        position += 1
+    if cursor >= size:
+        return
+    reader = pymarc.MARCReader(io.BytesIO(data[cursor:]), to_unicode=True, force_utf8=force_utf8,
                                utf8_handling="replace", permissive=True, hide_utf8_warnings=True)
-    for position, record in enumerate(reader, start=first_position):
+    for position, record in enumerate(reader, start=position):
         if record is None:
             error = reader.current_exception
             yield position, None, f"{type(error).__name__}: {error}".strip() if error else "unreadable record"
         else:
             yield position, record, ""
+
+
+class LightField:
+    """The part of pymarc's Field that the conversion reads: `data` of a control field,
+    `get_subfields` of a data field."""
+
+    __slots__ = ("tag", "data", "subfields")
+
+    def __init__(self, tag: str, data: str | None, subfields: list[tuple[str, str]]) -> None:
+        self.tag, self.data, self.subfields = tag, data, subfields
+
+    def get_subfields(self, *codes: str) -> list[str]:
+        return [value for code, value in self.subfields if code in codes]
+
+
+class LightRecord:
+    """The part of pymarc's Record that the conversion reads, with fields found by tag."""
+
+    __slots__ = ("by_tag",)
+
+    def __init__(self, by_tag: dict[str, list[LightField]]) -> None:
+        self.by_tag = by_tag
+
+    def get_fields(self, tag: str) -> list[LightField]:
+        return self.by_tag.get(tag, [])
+
+    def __getitem__(self, tag: str) -> LightField:
+        fields = self.by_tag.get(tag)
+        if not fields:
+            raise KeyError(tag)
+        return fields[0]
+
+
+def _read_utf8(chunk: bytes) -> LightRecord | None:
+    """One well-formed UTF-8 record, read as pymarc's decode_marc reads it; None (or ValueError)
+    when pymarc itself should look at it (bad UTF-8, missing parts, odd subfield codes)."""
+    leader = chunk[:24].decode("ascii")
+    base = int(chunk[12:17])
+    if len(leader) != 24 or base <= 0 or base >= len(chunk) or len(chunk) < int(leader[:5]):
+        return None
+    directory = chunk[24:base - 1].decode("ascii")
+    if not directory or len(directory) % 12:
+        return None
+    by_tag: dict[str, list[LightField]] = {}
+    for start in range(0, len(directory), 12):
+        tag = directory[start:start + 3]
+        offset = base + int(directory[start + 7:start + 12])
+        text = chunk[offset:offset + int(directory[start + 3:start + 7]) - 1].decode("utf-8")
+        if tag < "010" and tag.isdigit():
+            field_ = LightField(tag, text, [])
+        else:
+            parts = text.split("\x1f")
+            if not parts[0].isascii() or not tag.isdigit() or len(tag) != 3:
+                return None
+            field_ = LightField(tag, None, [(part[0], part[1:]) for part in parts[1:] if part])
+            if not all(code.isascii() for code, _ in field_.subfields):
+                return None
+        by_tag.setdefault(tag, []).append(field_)
+    return LightRecord(by_tag)
 
 
 def iso2709_chunks(data: bytes, records_per_chunk: int) -> Iterator[tuple[int, bytes]]:
@@ -146,36 +231,53 @@ def detect_flavour(record: pymarc.Record) -> str:
 # --- MARC -> our record -------------------------------------------------------------------
 
 
-def _first(record: pymarc.Record, tag: str, code: str) -> str:
-    for marc_field in record.get_fields(tag):
-        values = marc_field.get_subfields(code)
-        if values:
-            return values[0].strip()
+def light(record: pymarc.Record | LightRecord) -> LightRecord:
+    """What the conversion reads of a record, fields found by tag (pymarc's own records,
+    from MARCXML or MARC-8, are copied into the same shape)."""
+    if isinstance(record, LightRecord):
+        return record
+    by_tag: dict[str, list[LightField]] = {}
+    for marc_field in record.fields:
+        subfields = [] if marc_field.control_field else [(s.code, s.value) for s in marc_field.subfields]
+        by_tag.setdefault(marc_field.tag, []).append(LightField(marc_field.tag, marc_field.data, subfields))
+    return LightRecord(by_tag)
+
+
+def _first(record: LightRecord, tag: str, code: str) -> str:
+    for marc_field in record.by_tag.get(tag, ()):
+        for subfield_code, value in marc_field.subfields:
+            if subfield_code == code:
+                return value.strip()
     return ""
 
 
-def _all(record: pymarc.Record, tag: str, code: str) -> list[str]:
-    return [value.strip() for marc_field in record.get_fields(tag) for value in marc_field.get_subfields(code)
-            if value.strip()]
+def _all(record: LightRecord, tag: str, code: str) -> list[str]:
+    return [value.strip() for marc_field in record.by_tag.get(tag, ()) for subfield_code, value in marc_field.subfields
+            if subfield_code == code and value.strip()]
+
+
+_TRAILING_PUNCTUATION = re.compile(r"[\s/:;,=.]+$")
+_YEAR = re.compile(r"(1[4-9]|20)\d\d")
+_DIGITS = re.compile(r"\d+")
 
 
 def _trim(text: str) -> str:
     """ISBD punctuation at the end of a MARC21 subfield: 'Title /', 'Publisher,'."""
-    return re.sub(r"[\s/:;,=.]+$", "", text or "").strip()
+    return _TRAILING_PUNCTUATION.sub("", text or "").strip()
 
 
 def _year(text: str) -> int | None:
-    match = re.search(r"(1[4-9]|20)\d\d", text or "")
+    match = _YEAR.search(text or "")
     return int(match.group(0)) if match else None
 
 
 def _number(text: str) -> int | None:
-    match = re.search(r"\d+", text or "")
+    match = _DIGITS.search(text or "")
     return int(match.group(0)) if match else None
 
 
 def _ages(text: str) -> tuple[int | None, int | None]:
-    numbers = [int(n) for n in re.findall(r"\d+", text or "")][:2]
+    numbers = [int(n) for n in _DIGITS.findall(text or "")][:2]
     if len(numbers) == 2:
         return numbers[0], numbers[1]
     if len(numbers) == 1:
@@ -204,7 +306,7 @@ def _date(text: str) -> dt.date | None:
         return None
 
 
-def _isbns(record: pymarc.Record, tag: str) -> list[str]:
+def _isbns(record: LightRecord, tag: str) -> list[str]:
     found: list[str] = []
     for value in _all(record, tag, "a") + _all(record, tag, "z"):
         for isbn13 in isbns_in(value):
@@ -213,7 +315,8 @@ def _isbns(record: pymarc.Record, tag: str) -> list[str]:
     return found
 
 
-def from_marc21(record: pymarc.Record) -> Converted:
+def from_marc21(record: pymarc.Record | LightRecord) -> Converted:
+    record = light(record)
     isbns = _isbns(record, "020")
     contributors = []
     for tag, default in (("100", "author"), ("700", "author")):
@@ -278,7 +381,8 @@ def from_marc21(record: pymarc.Record) -> Converted:
     return converted
 
 
-def from_cnmarc(record: pymarc.Record) -> Converted:
+def from_cnmarc(record: pymarc.Record | LightRecord) -> Converted:
+    record = light(record)
     isbns = _isbns(record, "010")
     contributors = []
     for tag, default in (("701", "author"), ("700", "author"), ("702", "translator"), ("711", "author")):
@@ -322,7 +426,7 @@ def from_cnmarc(record: pymarc.Record) -> Converted:
     return converted
 
 
-def convert(record: pymarc.Record, flavour: str) -> Converted:
+def convert(record: pymarc.Record | LightRecord, flavour: str) -> Converted:
     return from_cnmarc(record) if flavour == "cnmarc" else from_marc21(record)
 
 

@@ -1,0 +1,89 @@
+"""The import's own ISO 2709 reader gives what pymarc gives: the same records, converted the same,
+and the same positions and reasons for what cannot be read. No database."""
+
+import datetime as dt
+import io
+
+import pymarc
+import pytest
+from pymarc import Field, Subfield
+
+from library.catalog import exchange, marc
+from tests.marc_samples import cnmarc, iso2709, marc21
+
+
+def pymarc_reading(data: bytes) -> list[tuple[int, object, str]]:
+    reader = pymarc.MARCReader(io.BytesIO(data), to_unicode=True, force_utf8=marc._looks_like_utf8(data),
+                               utf8_handling="replace", permissive=True, hide_utf8_warnings=True)
+    found = []
+    for position, record in enumerate(reader, start=1):
+        error = reader.current_exception
+        found.append((position, record, "" if record else f"{type(error).__name__}: {error}".strip()))
+    return found
+
+
+def marc8(title: str) -> bytes:
+    record = marc21(title, control="M8")
+    record.leader = record.leader[:9] + " " + record.leader[10:]
+    record.force_utf8 = False
+    buffer = io.BytesIO()
+    pymarc.MARCWriter(buffer).write(record)
+    return buffer.getvalue()
+
+
+GOOD = iso2709(
+    marc21("好饿的毛毛虫", isbns=["9787533278267 (精装)", "7533259599"], author="卡尔, 艾瑞",
+           holdings=[{"a": "ZX", "b": "JX", "p": "ZX900001", "y": "picture_book", "g": "29.80", "d": "2026-03-01"}],
+           extra=[Field(tag="008", data="000000s2008    xx            000 1 chi d"),
+                  Field(tag="521", indicators=["1", " "], subfields=[Subfield("a", "2-6")]),
+                  Field(tag="650", indicators=[" ", "4"], subfields=[Subfield("a", "昆虫.")])]),
+    marc21("Where the Wild Things Are", isbns=["0060254920 (lib. bdg.)"]),
+    marc21("无 ISBN 的社区自编绘本", control="ZX-LOCAL-0001"),
+    cnmarc("猜猜我有多爱你", "978-7-5332-5959-4", holdings=[{"a": "JX", "b": "JX0000123", "d": "I561.85/M"}]),
+)
+BODY = b"garbage that is no directory\x1e\x1d"
+NO_DIRECTORY = f"{24 + len(BODY):05d}nam a2200037 i 4500".encode() + BODY  # right length, no directory
+BAD_UTF8 = GOOD[:GOOD.index(b"\x1d") + 1].replace("好饿".encode(), b"\xff\xfe\xfd\xfc\xfb\xfa")
+FILES = {
+    "good": GOOD,
+    "broken in the middle": GOOD + NO_DIRECTORY + iso2709(marc21("", isbns=["9787533259594"])) + GOOD,
+    "truncated": GOOD[:-40],
+    "bad length": GOOD + b"abcde" + GOOD,
+    "no record terminator": GOOD[:-1] + b"x" + GOOD,
+    "bad utf-8 bytes": BAD_UTF8 + GOOD,
+    "marc-8": marc8("Cafe\u0301 stories") + marc8("Second"),
+    "nothing but a leader": GOOD + b"00024nam a2200025 i 4500",
+}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_reader_reads_as_pymarc_does(name):
+    data = FILES[name]
+    ours = list(marc.read_marc(data))
+    theirs = pymarc_reading(data)
+    assert [(p, r is None, reason) for p, r, reason in ours] == [(p, r is None, reason) for p, r, reason in theirs]
+    for (_, mine, _), (_, reference, _) in zip(ours, theirs):
+        if reference is not None:
+            flavour = marc.detect_flavour(reference)
+            assert marc.detect_flavour(mine) == flavour
+            assert marc.convert(mine, flavour) == marc.convert(reference, flavour)
+
+
+def test_the_fast_path_is_taken_for_utf8_records():
+    assert all(isinstance(record, marc.LightRecord) for _, record, _ in marc.read_marc(GOOD))
+
+
+def test_a_converted_chunk_carries_rows_in_column_order_and_resolved_branches():
+    entries, skipped, read, seen = exchange.convert_chunk(FILES["broken in the middle"], 1, "auto",
+                                                          dt.date(2026, 11, 28), None, {"ZX": 1, "JX": 2})
+    assert (read, seen, [s.position for s in skipped]) == (10, "marc21", [5, 6])
+    position, isbn13, number, row, holdings = entries[0]
+    values = dict(zip(exchange.ROW_COLUMNS, row))
+    assert (position, isbn13, number) == (1, "9787533278267", None)
+    assert values["title"] == "好饿的毛毛虫" and values["other_isbns"] == '["9787533259594"]'
+    assert values["contributors"] == '[{"name": "卡尔, 艾瑞", "role": "author"}]'
+    assert len(values["uuid"]) == 36 and values["search_text"]
+    assert [h[1:] for h in holdings] == [("ZX900001", 1, 2, "", "picture_book", "available", 2980,
+                                          dt.date(2026, 3, 1))]
+    cn = entries[3]
+    assert cn[4][0][1:4] == ("JX0000123", 2, 2)
