@@ -81,8 +81,8 @@ async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tu
         where = " OR ".join(f"{column} IN ({', '.join('?' for _ in values)})" for column, values in column_lists)
         async with connection.execute(f"{select} WHERE {where}", [v for _, values in column_lists for v in values]) \
                 as cursor:
-            rows = await cursor.fetchall()
-        return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in rows]
+            cursor.row_factory = None  # plain tuples, not the engine's dicts
+            return await cursor.fetchall()
     connection = engine().current_transaction.get().connection
     where = " OR ".join(f"{column} = ANY(${n}::text[])" for n, (column, _) in enumerate(column_lists, start=1))
     return [tuple(row) for row in await connection.fetch(f"{select} WHERE {where}",
@@ -106,6 +106,8 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
     batch = _merge(entries)
     now = dt.datetime.now(dt.timezone.utc)
     sqlite = is_sqlite()
+    # What Piccolo's SQLite adapter would make of `now`, made once instead of once a row.
+    stamp = str(now) if sqlite else now
 
     async def find(isbns: list, numbers: list) -> tuple[dict[str, int], dict[str, int]]:
         rows = await _find_in('SELECT id, isbn13, control_number FROM "record"',
@@ -124,14 +126,14 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             if record_id is not None:
                 columns = [i for i in range(1, len(ROW_COLUMNS)) if (i != _ISBN or isbn13) and (i != _NUMBER or number)]
                 shape = tuple(ROW_COLUMNS[i] for i in columns) + ("updated_at",)
-                updates.setdefault(shape, []).append(tuple(row[i] for i in columns) + (now, record_id))
+                updates.setdefault(shape, []).append(tuple(row[i] for i in columns) + (stamp, record_id))
             elif isbn13 or number:
                 keyed.append(row)
             else:
                 unkeyed.append(row)
         created = len(keyed) + len(unkeyed)
         if keyed and sqlite:
-            stamps = (now, now)
+            stamps = (stamp, stamp)
             await executemany(_insert_sql("record", RECORD_COLUMNS), [row + stamps for row in keyed])
         elif keyed:
             connection = engine().current_transaction.get().connection
@@ -163,12 +165,12 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                     record_id = unkeyed_ids.pop()
             for uuid, barcode, home, current, shelf, item_type, status, price, acquired in holdings:
                 if barcode in existing:
-                    item_updates.append((record_id, home, current, shelf, item_type, status, price, acquired, now,
+                    item_updates.append((record_id, home, current, shelf, item_type, status, price, acquired, stamp,
                                          existing[barcode]))
                 else:
                     existing[barcode] = -1
                     item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
-                                      acquired, "", now, now))
+                                      acquired, "", stamp, stamp))
         if item_rows and not sqlite:
             connection = engine().current_transaction.get().connection
             await connection.execute(_unnest_insert_sql("item", ITEM_COLUMNS), *list(zip(*item_rows))[:-2], now)
@@ -201,7 +203,7 @@ async def _apply_safely(entries: list[Entry], report: ImportReport) -> None:
 # Files bigger than this are read and converted in other processes while this one writes.
 PARALLEL_FROM_BYTES = 1_000_000
 CHUNK_RECORDS = 1000
-WORKERS = 2
+WORKERS = 2  # measured: with one, the worker was the slower side (writing waited for it)
 
 
 def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date, force_utf8: bool | None = None,
@@ -216,6 +218,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
     skipped: list[Skipped] = []
     read, seen = 0, ""
     uuid4 = uuid_module.uuid4
+    to_json = json.JSONEncoder(ensure_ascii=False).encode  # what json.dumps(..., ensure_ascii=False) gives
     json_at = [i for i, column in enumerate(ROW_COLUMNS) if column in JSON_COLUMNS]
     for position, record, reason in marc.read_marc(data, force_utf8, first_position):
         read += 1
@@ -238,7 +241,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
         values["uuid"] = str(uuid4())
         row = [values[column] for column in ROW_COLUMNS]
         for i in json_at:
-            row[i] = json.dumps(row[i], ensure_ascii=False)
+            row[i] = to_json(row[i])
         holdings = []
         for holding in converted.holdings:
             home = branches.get(holding.home_branch or "") or default_home
@@ -274,7 +277,7 @@ async def _converted_chunks(data: bytes, flavour: str, today: dt.date, branches:
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
                                                   initializer=_warm_worker)
     try:
-        chunks = marc.iso2709_chunks(data, CHUNK_RECORDS)
+        chunks = marc.iso2709_chunks(data, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
 
         def submit() -> None:
             chunk = next(chunks, None)

@@ -202,19 +202,22 @@ def _read_utf8(chunk: bytes) -> LightRecord | None:
     return LightRecord(by_tag)
 
 
-def iso2709_chunks(data: bytes, records_per_chunk: int) -> Iterator[tuple[int, bytes]]:
-    """(first position, bytes) of consecutive runs of records, cut at record terminators."""
+def iso2709_chunks(data: bytes, records_per_chunk: int, first_chunk: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(first position, bytes) of consecutive runs of records, cut at record terminators;
+    the first run may be shorter (`first_chunk` records), so that writing starts sooner."""
     start, position, count = 0, 1, 0
     cursor = 0
+    size = first_chunk or records_per_chunk
     while True:
         end = data.find(b"\x1d", cursor)
         if end < 0:
             break
         count += 1
         cursor = end + 1
-        if count == records_per_chunk:
+        if count == size:
             yield position, data[start:cursor]
             start, position, count = cursor, position + count, 0
+            size = records_per_chunk
     if start < len(data) and data[start:].strip():
         yield position, data[start:]
 
