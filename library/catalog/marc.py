@@ -174,31 +174,39 @@ class LightRecord:
         return fields[0]
 
 
+_DIRECTORY_ENTRY = re.compile(r"(\d\d\d)(\d{4})(\d{5})")
+
+
 def _read_utf8(chunk: bytes) -> LightRecord | None:
     """One well-formed UTF-8 record, read as pymarc's decode_marc reads it; None (or ValueError)
-    when pymarc itself should look at it (bad UTF-8, missing parts, odd subfield codes)."""
+    when pymarc itself should look at it (bad UTF-8, missing parts, odd tags or subfield codes)."""
     leader = chunk[:24].decode("ascii")
     base = int(chunk[12:17])
     if len(leader) != 24 or base <= 0 or base >= len(chunk) or len(chunk) < int(leader[:5]):
         return None
     directory = chunk[24:base - 1].decode("ascii")
-    if not directory or len(directory) % 12:
+    entries = _DIRECTORY_ENTRY.findall(directory)
+    if not entries or len(entries) * 12 != len(directory):
         return None
     by_tag: dict[str, list[LightField]] = {}
-    for start in range(0, len(directory), 12):
-        tag = directory[start:start + 3]
-        offset = base + int(directory[start + 7:start + 12])
-        text = chunk[offset:offset + int(directory[start + 3:start + 7]) - 1].decode("utf-8")
-        if tag < "010" and tag.isdigit():
+    for tag, length, offset in entries:
+        start = base + int(offset)
+        text = chunk[start:start + int(length) - 1].decode("utf-8")
+        if tag < "010":
             field_ = LightField(tag, text, [])
         else:
             parts = text.split("\x1f")
-            if not parts[0].isascii() or not tag.isdigit() or len(tag) != 3:
+            if not parts[0].isascii():
                 return None
-            field_ = LightField(tag, None, [(part[0], part[1:]) for part in parts[1:] if part])
-            if not all(code.isascii() for code, _ in field_.subfields):
-                return None
-        by_tag.setdefault(tag, []).append(field_)
+            subfields = [(part[0], part[1:]) for part in parts[1:] if part]
+            for code, _ in subfields:
+                if not code.isascii():
+                    return None
+            field_ = LightField(tag, None, subfields)
+        if tag in by_tag:
+            by_tag[tag].append(field_)
+        else:
+            by_tag[tag] = [field_]
     return LightRecord(by_tag)
 
 

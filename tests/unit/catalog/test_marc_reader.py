@@ -53,6 +53,8 @@ FILES = {
     "bad utf-8 bytes": BAD_UTF8 + GOOD,
     "marc-8": marc8("Cafe\u0301 stories") + marc8("Second"),
     "nothing but a leader": GOOD + b"00024nam a2200025 i 4500",
+    "a letter tag (Aleph's CAT)": iso2709(marc21("有 CAT 字段", control="A1", extra=[
+        Field(tag="CAT", indicators=[" ", " "], subfields=[Subfield("a", "BATCH")])])) + GOOD,
 }
 
 
