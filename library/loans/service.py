@@ -390,6 +390,9 @@ def _checked_in(item, was_on_loan, days_overdue, fine, route, destination, hold=
 
 async def _receive(item, here, transit, now, was_on_loan, days_overdue, fine) -> CheckedIn:
     await Transit.update({Transit.received_at: now}).where(Transit.id == transit["id"])
+    # A rotation (library.sync) ends when its copy is received at its new home.
+    await _rows("UPDATE transfer SET status = 'received', received_at = {}, updated_at = {} "
+                "WHERE item = {} AND status = 'sent' AND to_branch = {}", now, now, item["id"], here["id"])
     if transit["hold"] is not None:
         hold = await Hold.select(Hold.id, Hold.uuid, Hold.patron, Hold.patron.name, Hold.patron.card_number,
                                  Hold.patron.category, Hold.record.title, Hold.status).where(
