@@ -14,5 +14,6 @@ APP_REGISTRY = AppRegistry(
         "library.catalog.piccolo_app",
         "library.loans.piccolo_app",
         "library.activities.piccolo_app",
+        "library.sync.piccolo_app",
     ]
 )

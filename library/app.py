@@ -24,6 +24,8 @@ from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
 from library.loans.controllers import ROUTES as LOAN_ROUTES
 from library.db import close_connections, engine, prepare_sqlite
 from library.loans.outbox import start_notice_loop
+from library.sync.client import start_sync_loop
+from library.sync.controllers import ROUTES as SYNC_ROUTES
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
@@ -31,7 +33,8 @@ from library.web.errors import EXCEPTION_HANDLERS
 from library.web.templating import build_environment
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
-UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema"]
+# /api/sync/ is node to node: a branch's credential in the Authorization header, no cookies.
+UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/"]
 
 
 def _session_key(secret: str) -> bytes:
@@ -52,9 +55,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await prepare_sqlite()
         # Reminders, the hold shelf, lapsed seat offers, anonymisation and sending, every interval.
         stop_notices = start_notice_loop(settings)
+        # A branch node with a central node: a sync round every interval.
+        stop_sync = start_sync_loop(settings)
         try:
             yield
         finally:
+            await stop_sync()
             await stop_notices()
             if settings.engine == "postgres":
                 await db.close_connection_pool()
@@ -70,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
-        exclude=["^/static/", "^/health$", "^/api/ping$"],
+        exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/"],
     )
     csrf = CSRFConfig(
         secret=settings.secret_key,
@@ -78,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cookie_secure=settings.secure_cookies,
         cookie_samesite="lax",
         header_name="x-csrftoken",
+        exclude=["^/api/sync/"],
     )
     environment = build_environment()
     app = Litestar(
@@ -88,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *CATALOG_ROUTES,
             *LOAN_ROUTES,
             *ACTIVITY_ROUTES,
+            *SYNC_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
                                        name="covers"),

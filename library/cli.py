@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import os
 import sys
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -285,6 +286,101 @@ def notices_list(show_all: bool, limit: int) -> None:
         click.echo(f"{row['kind']:<14} {row['to_address']:<30} {state}  {row['subject']}")
         if row["last_error"] and not row["sent_at"]:
             click.echo("    " + row["last_error"], err=True)
+
+
+@main.group(invoke_without_command=True,
+            help="Branch sync with the central library. Without a subcommand: one round on a branch node "
+                 "(send what waits, receive what changed), with a progress bar on the initial sync.")
+@click.pass_context
+def sync(context: click.Context) -> None:
+    if context.invoked_subcommand is not None:
+        return
+    settings = _settings()
+    _require_database(settings)
+    from library.errors import DomainError
+    from library.sync.client import SyncFailed, sync_round
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        if stage == "snapshot" and total:
+            bar = bars.get("snapshot")
+            if bar is None:
+                bar = bars["snapshot"] = click.progressbar(length=total, label="initial sync", show_pos=True)
+                bar.__enter__()
+            bar.update(done - bar.pos)
+        elif stage == "upload":
+            click.echo(f"uploaded {done} of {total}")
+
+    try:
+        report = asyncio.run(sync_round(settings, progress))
+    except SyncFailed as error:
+        raise click.ClickException(f"sync stopped (what was done is kept; run it again): {error}") from None
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+    click.echo(f"uploads sent: {report.uploaded} ({report.packaged} packaged this round), "
+               f"conflicts reported by the central node: {report.upload_conflicts}")
+    click.echo(f"changes received: {report.received} in {report.pages} pages; "
+               f"kept local (not yet acknowledged): {report.kept_local}; not applied here: {report.refused_here}")
+
+
+@sync.command("status", help="Last successful sync, what waits to go up, conflicts to resolve.")
+def sync_status() -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.sync.service import status
+
+    state = asyncio.run(status(settings))
+    click.echo(f"role: {state['role']}" + (f" ({state['branch_code']})" if state["branch_code"] else ""))
+    if state["role"] == "branch":
+        click.echo(f"central node: {state['central_url'] or 'not set up'}")
+        click.echo(f"last successful sync: {state['last_success_at'] or 'never'}")
+        click.echo(f"last attempt: {state['last_attempt_at'] or 'never'}")
+        if state["last_error"]:
+            click.secho(f"last error: {state['last_error']}", fg="red")
+        click.echo(f"initial sync: {'done' if state['initial_sync_done'] else 'not finished'}")
+        click.echo(f"waiting to go up: {state['waiting_changes']} changed entities, "
+                   f"{state['waiting_uploads']} packaged uploads ({state['waiting_upload_changes']} changes)")
+    else:
+        click.echo(f"changes logged: {state['log_seq']}")
+        for branch in state["branches"]:
+            click.echo(f"  {branch['code']}: {branch['uploads']} uploads applied, last {branch['last_upload_at'] or '-'}")
+    click.echo(f"conflicts to resolve: {state['open_conflicts']}")
+
+
+@sync.command("credential", help="On the central node: issue a branch node's credential (printed once).")
+@click.option("--branch", "branch_code", required=True, help="The branch code, e.g. ZX.")
+def sync_credential(branch_code: str) -> None:
+    settings = _settings()
+    _require_database(settings)
+    if settings.node_role != "central":
+        raise click.ClickException("credentials are issued on the central node (LIBRARY_NODE_ROLE=central)")
+    from library.errors import DomainError
+    from library.sync.service import issue_credential
+
+    try:
+        credential = asyncio.run(issue_credential(branch_code.strip().upper(), "cli"))
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+    click.echo(credential)
+
+
+@sync.command("revoke", help="On the central node: revoke every credential of a branch.")
+@click.option("--branch", "branch_code", required=True)
+def sync_revoke(branch_code: str) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.errors import DomainError
+    from library.sync.service import revoke_credentials
+
+    try:
+        count = asyncio.run(revoke_credentials(branch_code.strip().upper(), "cli"))
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+    click.echo(f"revoked: {count}")
 
 
 @main.command(help="Run the web service (uvicorn).")

@@ -284,3 +284,11 @@ def json_list(raw) -> list:
 
     value = json.loads(raw) if isinstance(raw, str) else raw
     return list(value or [])
+
+
+def json_object(raw) -> dict:
+    """A JSON object column, whichever driver read it."""
+    import json
+
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    return dict(value or {})

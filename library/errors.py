@@ -140,6 +140,19 @@ MESSAGES: dict[str, str] = {
     "patron_only": N_("This page is for readers signed in with their card."),
     "administrator_only": N_("Only an administrator may do this."),
     "not_your_branch": N_("You do not work for the branch {code}."),
+    # branch sync
+    "sync_payload": N_("The sync data is malformed: {detail}"),
+    "sync_cursor": N_("The sync cursor is not valid; start again with an empty cursor."),
+    "sync_credential": N_("The sync credential is missing, unknown or revoked."),
+    "sync_other_branch": N_("This credential is for {code}; it cannot read or write another branch's data."),
+    "sync_not_central": N_("This node is not the central library's node."),
+    "sync_not_configured": N_("Sync is not set up on this node: set LIBRARY_CENTRAL_URL and LIBRARY_SYNC_CREDENTIAL."),
+    "sync_failed": N_("The central library could not be reached: {why}"),
+    "transfer_not_found": N_("There is no such transfer."),
+    "transfer_state": N_("This transfer is {status}; it cannot be {action}."),
+    "transfer_same_branch": N_("The copy {barcode} is already at {code}."),
+    "transfer_copy_busy": N_("The copy {barcode} is {status}; it can be transferred once it is back on a shelf."),
+    "conflict_not_found": N_("There is no such conflict."),
 }
 
 

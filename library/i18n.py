@@ -129,6 +129,14 @@ def format_time(value: dt.time, format: str = "short") -> str:
     return babel_format_time(value, format=format, locale=babel_locale())
 
 
+def format_datetime(value: dt.datetime, time_zone: str = "Asia/Shanghai") -> str:
+    """A moment (stored in UTC) as the wall-clock time where the library is."""
+    from zoneinfo import ZoneInfo
+
+    local = value.astimezone(ZoneInfo(time_zone)) if value.tzinfo else value
+    return f"{format_date(local.date())} {format_time(local.time())}"
+
+
 def format_weekday(weekday: int) -> str:
     """0 = Monday, in the reader's language."""
     return babel_locale().days["format"]["wide"][weekday]

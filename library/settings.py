@@ -55,6 +55,11 @@ class Settings:
     due_soon_days: int = 3
     notice_interval_seconds: int = 60
     loan_history_days: int = 30
+    # Branch sync (library.sync): a branch node with a central URL and a credential syncs.
+    central_url: str | None = None
+    sync_credential: str | None = None
+    sync_interval_seconds: int = 300
+    sync_timeout_seconds: int = 30
 
     @property
     def covers_dir(self) -> Path:
@@ -230,7 +235,30 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         metadata_timeout=_int(env, "LIBRARY_METADATA_TIMEOUT", 4, 1, 60),
         debug=_bool(env, "LIBRARY_DEBUG", False),
         **_notice_settings(env),
+        **_sync_settings(env, node_role),
     )
+
+
+def _sync_settings(env: dict[str, str], node_role: str) -> dict:
+    central_url = _env(env, "LIBRARY_CENTRAL_URL")
+    if central_url is not None:
+        parts = urlparse(central_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(f"LIBRARY_CENTRAL_URL must be an http(s) address, got {central_url!r}")
+        central_url = central_url.rstrip("/")
+    credential = _env(env, "LIBRARY_SYNC_CREDENTIAL")
+    if node_role == "branch" and central_url is not None:
+        if _env(env, "LIBRARY_BRANCH_CODE") is None:
+            raise SettingsError("LIBRARY_BRANCH_CODE is needed on a branch node that syncs (LIBRARY_CENTRAL_URL is set)")
+        if credential is None:
+            raise SettingsError("LIBRARY_SYNC_CREDENTIAL is needed with LIBRARY_CENTRAL_URL: "
+                                "ask the central library's administrator (`library sync credential --branch CODE`)")
+    return {
+        "central_url": central_url,
+        "sync_credential": credential,
+        "sync_interval_seconds": _int(env, "LIBRARY_SYNC_INTERVAL_SECONDS", 300, 0, 86400),
+        "sync_timeout_seconds": _int(env, "LIBRARY_SYNC_TIMEOUT_SECONDS", 30, 1, 600),
+    }
 
 
 def _notice_settings(env: dict[str, str]) -> dict:
@@ -263,6 +291,10 @@ SETTING_NAMES = (
     "LIBRARY_DEFAULT_LANGUAGE",
     "LIBRARY_NODE_ROLE",
     "LIBRARY_BRANCH_CODE",
+    "LIBRARY_CENTRAL_URL",
+    "LIBRARY_SYNC_CREDENTIAL",
+    "LIBRARY_SYNC_INTERVAL_SECONDS",
+    "LIBRARY_SYNC_TIMEOUT_SECONDS",
     "LIBRARY_TIME_ZONE",
     "LIBRARY_MAX_BODY_BYTES",
     "LIBRARY_SESSION_MINUTES",

@@ -33,6 +33,7 @@ def build_environment() -> Environment:
     env.filters.update(
         date=lambda value, format="medium": i18n.format_date(value, format) if value else "",
         time=lambda value: i18n.format_time(value) if value else "",
+        datetime=lambda value: i18n.format_datetime(value) if value else "",
         hours=_format_hours,
         weekday=i18n.format_weekday,
         urlquote=lambda value: quote(str(value), safe=""),

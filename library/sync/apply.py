@@ -1,0 +1,382 @@
+"""Writing what came from the other node, by the written rules.
+
+On the central node, an upload from branch B (one transaction, applied once: its uuid is
+remembered in the same database transaction as its rows):
+- **Records**: the central library is the authority for bibliographic data. A record the
+  branch created is taken (and the branch may go on editing it); the same book catalogued
+  on both sides (same ISBN or control number) becomes one record: the branch's uuid is an
+  alias of the central one, its copies attach to the central record. A branch's edit of a
+  record the central library made is not applied: it is listed as a conflict.
+- **Copies**: the branch where a copy physically is decides its circulation state (status,
+  current branch, due date): the branch the central node last saw holding it, or any branch
+  while the copy is out on loan or travelling (it comes back wherever the reader returns
+  it). Shelf, type and price follow the copy's home branch or the branch that made it.
+  Anything else is a conflict ("the copy is on another branch's shelf").
+- **Loans**: a new loan of a copy that already has another open loan — lent at two branches
+  while both were offline — is not applied: both loans are recorded in a conflict for
+  staff. A returned loan stays returned.
+- **Readers**: a new card number that another reader has is a conflict; otherwise the
+  newer edit (updated_at) wins.
+- **Holds, transits, guardian links, transfers** are written as sent; the database's own
+  constraints (one active hold per reader and record, ...) refuse what cannot be, as a conflict.
+Policy and calendars never come up: they are the central library's.
+
+On a branch, the central node's pages are written as they come, except entities this
+branch changed and has not uploaded yet: the local change wins until the upload is
+acknowledged, then the central node's answer comes down with the next page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid as uuid_module
+from dataclasses import dataclass, field
+from typing import Any
+
+from library import db
+from library.branches.tables import Branch
+from library.errors import InvalidInput
+from library.sync.entities import (KINDS, ORDER, UPLOADED, MalformedImage, check_image, delete_entity,
+                                   images_of, local_ids, write_images)
+from library.sync.tables import SyncApplied, SyncConflict, SyncOrigin
+
+MAX_UPLOAD_CHANGES = 1000
+CIRCULATION = ("status", "current_branch", "due_back", "updated_at")
+COPY_DETAILS = ("shelf_location", "item_type", "price_cents", "acquired_on", "withdrawn_reason")
+IN_HAND = ("on_loan", "in_transit")
+
+
+# --- checking an upload before anything is written -----------------------------------------
+
+
+def parse_upload(body: Any) -> tuple[str, list[dict[str, Any]]]:
+    """(upload uuid, changes) or InvalidInput naming what is wrong; nothing is written before this passes."""
+    if not isinstance(body, dict):
+        raise InvalidInput("sync_payload", detail="the body must be an object")
+    try:
+        upload = str(uuid_module.UUID(str(body.get("uuid", ""))))
+    except ValueError:
+        raise InvalidInput("sync_payload", detail="uuid is not a UUID") from None
+    changes = body.get("changes")
+    if not isinstance(changes, list) or len(changes) > MAX_UPLOAD_CHANGES:
+        raise InvalidInput("sync_payload", detail=f"changes must be a list of at most {MAX_UPLOAD_CHANGES}")
+    checked = []
+    for position, change in enumerate(changes):
+        try:
+            if not isinstance(change, dict):
+                raise MalformedImage("a change must be an object")
+            kind = change.get("kind")
+            if kind not in UPLOADED:
+                raise MalformedImage(f"kind {kind!r} cannot be uploaded")
+            entity = str(uuid_module.UUID(str(change.get("uuid", ""))))
+            image = change.get("image")
+            if image is not None:
+                check_image(KINDS[kind], image)
+                if str(uuid_module.UUID(str(image["uuid"]))) != entity:
+                    raise MalformedImage("the image's uuid differs from the change's")
+            checked.append({"kind": kind, "uuid": entity, "image": image})
+        except (MalformedImage, ValueError) as error:
+            raise InvalidInput("sync_payload", detail=f"change {position + 1}: {error}") from None
+    checked.sort(key=lambda change: ORDER[change["kind"]])  # stable: the branch's order within a kind
+    return upload, checked
+
+
+# --- central: applying an upload --------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    applied: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"applied": self.applied, "conflicts": self.conflicts, "aliases": self.aliases}
+
+
+async def apply_upload(branch: dict[str, Any], upload: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Apply one upload exactly once; a resend gets the first answer back."""
+    done = await SyncApplied.raw("SELECT result FROM sync_applied WHERE uuid = {}", upload)
+    if done:
+        return {**db.json_object(done[0]["result"]), "uuid": upload, "already_applied": True}
+
+    async def work() -> dict[str, Any]:
+        again = await SyncApplied.raw("SELECT result FROM sync_applied WHERE uuid = {}", upload)
+        if again:
+            return {**db.json_object(again[0]["result"]), "uuid": upload, "already_applied": True}
+        outcome = Outcome()
+        await _apply_changes(branch, upload, changes, outcome)
+        await SyncApplied.insert(SyncApplied(uuid=upload, branch=branch["id"], changes=len(changes),
+                                             result=outcome.as_json()))
+        return {**outcome.as_json(), "uuid": upload, "already_applied": False}
+
+    try:
+        return await db.run_in_write_transaction(work)
+    except Exception as error:  # noqa: BLE001 - a concurrent resend of the same upload won
+        if not db.is_unique_violation(error):
+            raise
+        done = await SyncApplied.raw("SELECT result FROM sync_applied WHERE uuid = {}", upload)
+        return {**db.json_object(done[0]["result"]), "uuid": upload, "already_applied": True}
+
+
+async def _aliases() -> dict[str, str]:
+    rows = await SyncOrigin.raw("SELECT entity_uuid, alias_of FROM sync_origin WHERE alias_of != ''")
+    return {row["entity_uuid"]: row["alias_of"] for row in rows}
+
+
+async def _origins(uuids: list[str]) -> dict[str, int]:
+    if not uuids:
+        return {}
+    marks = ", ".join("{}" for _ in uuids)
+    rows = await SyncOrigin.raw(f"SELECT entity_uuid, branch FROM sync_origin WHERE entity_uuid IN ({marks})", *uuids)
+    return {row["entity_uuid"]: row["branch"] for row in rows}
+
+
+async def _conflict(outcome: Outcome, branch: dict[str, Any], upload: str, kind: str, entity: str, rule: str,
+                    detail: dict[str, Any], resolved: bool = False) -> None:
+    conflict_uuid = str(uuid_module.uuid4())
+    await SyncConflict.insert(SyncConflict(
+        uuid=conflict_uuid, branch_code=branch["code"], kind=kind, entity_uuid=entity, rule=rule, detail=detail,
+        upload=upload, state="resolved" if resolved else "open",
+        resolved_at=dt.datetime.now(dt.timezone.utc) if resolved else None,
+        resolved_by="sync" if resolved else "", resolution="merged automatically" if resolved else ""))
+    outcome.conflicts.append({"uuid": conflict_uuid, "kind": kind, "entity": entity, "rule": rule})
+
+
+async def _apply_changes(branch: dict[str, Any], upload: str, changes: list[dict[str, Any]], outcome: Outcome) -> None:
+    aliases = await _aliases()
+    origins = await _origins([change["uuid"] for change in changes])
+    for change in changes:
+        kind, entity, image = change["kind"], change["uuid"], change["image"]
+        handler = _HANDLERS[kind]
+        await handler(branch, upload, entity, image, outcome, aliases, origins)
+
+
+async def _write_one(kind: str, image: dict[str, Any], outcome: Outcome, branch, upload, aliases) -> bool:
+    written = await write_images(KINDS[kind], [image], aliases)
+    if written.applied:
+        outcome.applied += 1
+        return True
+    for entity, why in written.refused:
+        await _conflict(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why})
+    return False
+
+
+async def _remember_origin(kind: str, entity: str, branch: dict[str, Any], alias_of: str = "") -> None:
+    await SyncOrigin.insert(SyncOrigin(kind=kind, entity_uuid=entity, branch=branch["id"], alias_of=alias_of))
+
+
+async def _tombstone(kind, branch, upload, entity, outcome, origins) -> None:
+    if kind in ("record", "item", "patron") and origins.get(entity) != branch["id"]:
+        await _conflict(outcome, branch, upload, kind, entity, "central_authority", {"change": "delete"})
+        return
+    why = await delete_entity(KINDS[kind], entity)
+    if why:
+        await _conflict(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why, "change": "delete"})
+    else:
+        outcome.applied += 1
+
+
+async def _record(branch, upload, entity, image, outcome, aliases, origins) -> None:
+    if image is None:
+        return await _tombstone("record", branch, upload, entity, outcome, origins)
+    existing = await images_of(KINDS["record"], [aliases.get(entity, entity)])
+    if existing:
+        if entity in aliases:
+            return  # the branch edits its alias of a central record: the central record stands
+        if origins.get(entity) == branch["id"]:
+            await _write_one("record", image, outcome, branch, upload, aliases)
+        else:
+            await _conflict(outcome, branch, upload, "record", entity, "central_authority",
+                            {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
+        return
+    keys = [(column, image.get(column)) for column in ("isbn13", "control_number") if image.get(column)]
+    same_book = await Branch.raw(
+        "SELECT uuid FROM record WHERE " + " OR ".join(f"{column} = {{}}" for column, _ in keys),
+        *[value for _, value in keys]) if keys else []
+    if same_book:
+        central = str(same_book[0]["uuid"])
+        aliases[entity] = central
+        outcome.aliases[entity] = central
+        await _remember_origin("record", entity, branch, alias_of=central)
+        await _conflict(outcome, branch, upload, "record", entity, "merged_duplicate",
+                        {"title": image.get("title", ""), "isbn13": image.get("isbn13"), "into": central},
+                        resolved=True)
+        return
+    if await _write_one("record", image, outcome, branch, upload, aliases):
+        await _remember_origin("record", entity, branch)
+        origins[entity] = branch["id"]
+
+
+async def _item(branch, upload, entity, image, outcome, aliases, origins) -> None:
+    if image is None:
+        return await _tombstone("item", branch, upload, entity, outcome, origins)
+    current = (await images_of(KINDS["item"], [entity])).get(entity)
+    if current is None:
+        taken = await Branch.raw("SELECT uuid FROM item WHERE barcode = {}", image["barcode"])
+        if taken:
+            await _conflict(outcome, branch, upload, "item", entity, "duplicate_barcode",
+                            {"barcode": image["barcode"], "other": str(taken[0]["uuid"])})
+            return
+        if await _write_one("item", image, outcome, branch, upload, aliases):
+            await _remember_origin("item", entity, branch)
+            origins[entity] = branch["id"]
+        return
+    if origins.get(entity) == branch["id"]:
+        await _write_one("item", image, outcome, branch, upload, aliases)
+        return
+    here = branch["uuid"]
+    if current["current_branch"] != here and current["status"] not in IN_HAND:
+        await _conflict(outcome, branch, upload, "item", entity, "copy_elsewhere",
+                        {"barcode": current["barcode"], "status": image["status"],
+                         "central_status": current["status"], "central_branch": current["current_branch"]})
+        return
+    merged = dict(current)
+    merged.update({key: image[key] for key in CIRCULATION})
+    if current["home_branch"] == here:
+        merged.update({key: image[key] for key in COPY_DETAILS})
+    await _write_one("item", merged, outcome, branch, upload, aliases)
+
+
+async def _loan(branch, upload, entity, image, outcome, aliases, origins) -> None:
+    if image is None:
+        return await _tombstone("loan", branch, upload, entity, outcome, origins)
+    current = (await images_of(KINDS["loan"], [entity])).get(entity)
+    if current is None and image["returned_at"] is None:
+        item_ids = await local_ids("item", {image["item"]})
+        if image["item"] in item_ids:
+            other = await Branch.raw(
+                "SELECT l.uuid, b.code AS branch, p.card_number FROM loan l JOIN branch b ON b.id = l.branch "
+                "LEFT JOIN patron p ON p.id = l.patron WHERE l.item = {} AND l.returned_at IS NULL",
+                item_ids[image["item"]])
+            if other:
+                patron = await Branch.raw("SELECT card_number FROM patron WHERE uuid = {}", image["patron"]) \
+                    if image.get("patron") else []
+                barcode = await Branch.raw("SELECT barcode FROM item WHERE id = {}", item_ids[image["item"]])
+                await _conflict(outcome, branch, upload, "loan", entity, "lent_twice", {
+                    "barcode": barcode[0]["barcode"],
+                    "this_loan": {"uuid": entity, "branch": branch["code"],
+                                  "card_number": patron[0]["card_number"] if patron else None,
+                                  "checked_out_at": image["checked_out_at"], "due_on": image["due_on"]},
+                    "other_loan": {"uuid": str(other[0]["uuid"]), "branch": other[0]["branch"],
+                                   "card_number": other[0]["card_number"]},
+                    "image": image})
+                return
+    if current is not None and current["returned_at"] is not None and image["returned_at"] is None:
+        await _conflict(outcome, branch, upload, "loan", entity, "already_returned",
+                        {"returned_at": current["returned_at"], "renewals": image["renewals"]}, resolved=True)
+        return
+    await _write_one("loan", image, outcome, branch, upload, aliases)
+
+
+async def _patron(branch, upload, entity, image, outcome, aliases, origins) -> None:
+    if image is None:
+        return await _tombstone("patron", branch, upload, entity, outcome, origins)
+    current = (await images_of(KINDS["patron"], [entity])).get(entity)
+    if current is None:
+        taken = await Branch.raw("SELECT uuid FROM patron WHERE card_number = {}", image["card_number"])
+        if taken:
+            await _conflict(outcome, branch, upload, "patron", entity, "duplicate_card",
+                            {"card_number": image["card_number"], "other": str(taken[0]["uuid"])})
+            return
+        if await _write_one("patron", image, outcome, branch, upload, aliases):
+            await _remember_origin("patron", entity, branch)
+        return
+    if dt.datetime.fromisoformat(image["updated_at"]) > dt.datetime.fromisoformat(current["updated_at"]):
+        await _write_one("patron", image, outcome, branch, upload, aliases)
+
+
+def _as_sent(kind: str):
+    async def handler(branch, upload, entity, image, outcome, aliases, origins) -> None:
+        if image is None:
+            return await _tombstone(kind, branch, upload, entity, outcome, origins)
+        await _write_one(kind, image, outcome, branch, upload, aliases)
+    return handler
+
+
+async def _transfer(branch, upload, entity, image, outcome, aliases, origins) -> None:
+    if image is None:
+        return
+    current = (await images_of(KINDS["transfer"], [entity])).get(entity)
+    if current is None or branch["uuid"] not in (current["from_branch"], current["to_branch"]):
+        await _conflict(outcome, branch, upload, "transfer", entity, "not_this_branch", {})
+        return
+    merged = dict(current)
+    merged.update({key: image[key] for key in ("status", "sent_at", "received_at", "updated_at")})
+    await _write_one("transfer", merged, outcome, branch, upload, aliases)
+
+
+_HANDLERS = {"record": _record, "item": _item, "loan": _loan, "patron": _patron,
+             "guardian_link": _as_sent("guardian_link"), "hold": _as_sent("hold"), "transit": _as_sent("transit"),
+             "transfer": _transfer}
+
+
+# --- branch: applying the central node's pages ----------------------------------------------
+
+
+async def pending_entities() -> set[tuple[str, str]]:
+    """Entities this branch changed and the central node has not acknowledged yet."""
+    pending = {(row["kind"], row["entity_uuid"])
+               for row in await Branch.raw("SELECT DISTINCT kind, entity_uuid FROM sync_change")}
+    for row in await Branch.raw("SELECT payload FROM sync_outbox WHERE acknowledged_at IS NULL"):
+        for change in db.json_object(row["payload"]).get("changes", []):
+            pending.add((change["kind"], change["uuid"]))
+    return pending
+
+
+async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, int]:
+    """Write one page of the feed and its cursor in one transaction (resuming never redoes a page)."""
+
+    async def work() -> dict[str, int]:
+        await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
+        counts = {"written": 0, "deleted": 0, "kept_local": 0, "refused": 0}
+        pending = await pending_entities()
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        tombstones: list[tuple[str, str]] = []
+        for change in changes:
+            kind, entity, image = change.get("kind"), change.get("uuid"), change.get("image")
+            if kind not in KINDS:
+                continue
+            if (kind, entity) in pending:
+                counts["kept_local"] += 1
+            elif image is None:
+                tombstones.append((kind, entity))
+            else:
+                by_kind.setdefault(kind, []).append(image)
+        for kind in sorted(by_kind, key=ORDER.__getitem__):
+            written = await write_images(KINDS[kind], by_kind[kind])
+            counts["written"] += len(written.applied)
+            for entity, why in written.refused:
+                counts["refused"] += 1
+                await SyncConflict.insert(SyncConflict(
+                    uuid=str(uuid_module.uuid4()), branch_code="", kind=kind, entity_uuid=entity,
+                    rule="not_applied_here", detail={"why": why}))
+        for kind, entity in sorted(tombstones, key=lambda t: -ORDER[t[0]]):
+            if await delete_entity(KINDS[kind], entity) is None:
+                counts["deleted"] += 1
+        await Branch.raw("UPDATE sync_state SET applying = {}, cursor = {} WHERE id = 1", False, cursor)
+        return counts
+
+    return await db.run_in_write_transaction(work)
+
+
+async def apply_aliases(aliases: dict[str, str]) -> None:
+    """The central node merged records this branch made into its own: do the same here."""
+    if not aliases:
+        return
+
+    async def work() -> None:
+        await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
+        for mine, central in aliases.items():
+            ids = await local_ids("record", {mine, central})
+            if mine not in ids:
+                continue
+            if central in ids:
+                for table in ("item", "hold"):
+                    await Branch.raw(f"UPDATE {table} SET record = {{}} WHERE record = {{}}", ids[central], ids[mine])
+                await Branch.raw("DELETE FROM record WHERE id = {}", ids[mine])
+            else:
+                await Branch.raw("UPDATE record SET uuid = {} WHERE id = {}", central, ids[mine])
+        await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", False)
+
+    await db.run_in_write_transaction(work)

@@ -1,0 +1,252 @@
+"""A branch node's sync round: package local changes, send them up, pull what changed centrally.
+
+Upload before pull: what the branch did reaches the central node (and its answer comes down
+in the same round) before the central node's older view of those rows could overwrite it.
+
+Nothing is lost when the link drops: local changes wait in `sync_change`, packaged uploads
+in `sync_outbox` with their uuid (a resend after a lost answer is applied once), and the
+feed's cursor is stored with the rows of each page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid as uuid_module
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from library import db
+from library.branches.tables import Branch
+from library.errors import InvalidInput
+from library.settings import Settings
+from library.sync.apply import apply_aliases, apply_page
+from library.sync.entities import KINDS, ORDER, UPLOADED, images_of
+from library.sync.tables import SyncOutbox
+
+log = logging.getLogger("library.sync")
+
+PACKAGE_SIZE = 250  # entities per upload transaction
+PAGE_SIZE = 1000  # feed rows per page
+ATTEMPTS = 5
+Progress = Callable[[str, int, int | None], None]
+
+
+class SyncFailed(Exception):
+    """A round stopped; what it finished is kept, the next round goes on from there."""
+
+
+@dataclass
+class RoundReport:
+    packaged: int = 0
+    uploaded: int = 0
+    upload_conflicts: int = 0
+    pages: int = 0
+    received: int = 0
+    kept_local: int = 0
+    refused_here: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+# --- packaging -------------------------------------------------------------------------------
+
+
+async def package_changes(size: int = PACKAGE_SIZE) -> int:
+    """Freeze every waiting local change into upload transactions; how many were made."""
+
+    async def work() -> int:
+        rows = await Branch.raw("SELECT seq, kind, entity_uuid FROM sync_change ORDER BY seq")
+        if not rows:
+            return 0
+        through = rows[-1]["seq"]
+        latest: dict[tuple[str, str], int] = {}
+        for row in rows:
+            if row["kind"] in UPLOADED:
+                latest[(row["kind"], row["entity_uuid"])] = row["seq"]
+        entities = sorted(latest, key=lambda key: (ORDER[key[0]], latest[key]))
+        made = 0
+        for start in range(0, len(entities), size):
+            chunk = entities[start:start + size]
+            changes = []
+            by_kind: dict[str, list[str]] = {}
+            for kind, entity in chunk:
+                by_kind.setdefault(kind, []).append(entity)
+            images = {kind: await images_of(KINDS[kind], uuids) for kind, uuids in by_kind.items()}
+            for kind, entity in chunk:
+                changes.append({"kind": kind, "uuid": entity, "image": images[kind].get(entity)})
+            await SyncOutbox.insert(SyncOutbox(uuid=str(uuid_module.uuid4()), seq_through=through,
+                                               changes=len(changes), payload={"changes": changes}))
+            made += 1
+        await Branch.raw("DELETE FROM sync_change WHERE seq <= {}", through)
+        return made
+
+    return await db.run_in_write_transaction(work)
+
+
+# --- transport ---------------------------------------------------------------------------
+
+
+async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    """One request with retries and back-off on a dropped link or a 5xx; a 4xx fails at once."""
+    delay = 0.5
+    last = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            response = await client.request(method, url, **kwargs)
+            if response.status_code < 500:
+                if response.status_code >= 400:
+                    detail = _problem_detail(response)
+                    raise SyncFailed(f"{method} {url}: {response.status_code} {detail}")
+                return response.json()
+            last = f"{response.status_code} {_problem_detail(response)}"
+        except (httpx.TransportError, ValueError) as error:  # ValueError: a body cut off mid-JSON
+            last = f"{type(error).__name__}: {error}"
+        if attempt < ATTEMPTS:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise SyncFailed(f"{method} {url}: {last}")
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", ""))[:300]
+    except ValueError:
+        return response.text[:300]
+
+
+def _client(settings: Settings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=settings.central_url or "",
+        headers={"Authorization": f"Bearer {settings.sync_credential}", "Accept": "application/json"},
+        timeout=settings.sync_timeout_seconds,
+    )
+
+
+# --- the round ---------------------------------------------------------------------------
+
+
+async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: RoundReport,
+                         progress: Progress | None = None) -> None:
+    waiting = await SyncOutbox.raw("SELECT id, uuid, payload FROM sync_outbox WHERE acknowledged_at IS NULL "
+                                   "ORDER BY id")
+    for position, row in enumerate(waiting, start=1):
+        payload = db.json_object(row["payload"])
+        await Branch.raw("UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = {}", row["id"])
+        answer = await _call(client, "POST", "/api/sync/uploads",
+                             json={"uuid": str(row["uuid"]), "branch": settings.branch_code,
+                                   "changes": payload.get("changes", [])})
+        await apply_aliases(answer.get("aliases") or {})
+        await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {} WHERE id = {}",
+                         dt.datetime.now(dt.timezone.utc),
+                         json.dumps({k: answer.get(k) for k in ("applied", "conflicts", "already_applied")}),
+                         row["id"])
+        await Branch.raw("UPDATE sync_state SET uploaded_through = {} WHERE id = 1",
+                         (await SyncOutbox.raw("SELECT seq_through FROM sync_outbox WHERE id = {}",
+                                               row["id"]))[0]["seq_through"])
+        report.uploaded += 1
+        report.upload_conflicts += len(answer.get("conflicts") or [])
+        if progress:
+            progress("upload", position, len(waiting))
+
+
+async def pull(client: httpx.AsyncClient, report: RoundReport, progress: Progress | None = None) -> None:
+    state = await Branch.raw("SELECT cursor FROM sync_state WHERE id = 1")
+    cursor = state[0]["cursor"]
+    total: int | None = None
+    done = 0
+    while True:
+        page = await _call(client, "GET", "/api/sync/changes", params={"cursor": cursor, "limit": PAGE_SIZE})
+        changes, next_cursor = page.get("changes"), page.get("cursor")
+        if not isinstance(changes, list) or not isinstance(next_cursor, str):
+            raise SyncFailed("the central node answered with a page that is not a feed page")
+        if page.get("snapshot_total") is not None:
+            total = int(page["snapshot_total"])
+        counts = await apply_page(changes, next_cursor)
+        report.pages += 1
+        report.received += counts["written"] + counts["deleted"]
+        report.kept_local += counts["kept_local"]
+        report.refused_here += counts["refused"]
+        done += len(changes)
+        if progress:
+            progress("snapshot" if page.get("snapshot") else "changes", done, total)
+        cursor = next_cursor
+        if not page.get("more"):
+            return
+
+
+async def sync_round(settings: Settings, progress: Progress | None = None,
+                     client: httpx.AsyncClient | None = None) -> RoundReport:
+    """One round; SyncFailed (with what was done kept) when the central node cannot be reached."""
+    if settings.node_role != "branch" or not settings.central_url or not settings.sync_credential:
+        raise InvalidInput("sync_not_configured")
+    report = RoundReport()
+    now = dt.datetime.now(dt.timezone.utc)
+    await Branch.raw("UPDATE sync_state SET last_attempt_at = {} WHERE id = 1", now)
+    own_client = client is None
+    client = client or _client(settings)
+    try:
+        report.packaged = await package_changes()
+        await upload_waiting(client, settings, report, progress)
+        await pull(client, report, progress)
+    except SyncFailed as error:
+        await Branch.raw("UPDATE sync_state SET last_error = {} WHERE id = 1", str(error)[:1000])
+        raise
+    finally:
+        if own_client:
+            await client.aclose()
+    await Branch.raw("UPDATE sync_state SET last_success_at = {}, last_error = '' WHERE id = 1",
+                     dt.datetime.now(dt.timezone.utc))
+    return report
+
+
+_round_lock: asyncio.Lock | None = None
+
+
+async def sync_round_once(settings: Settings, progress: Progress | None = None) -> RoundReport:
+    """A round, never two at once in this process (the loop and a staff click)."""
+    global _round_lock
+    if _round_lock is None:
+        _round_lock = asyncio.Lock()
+    async with _round_lock:
+        return await sync_round(settings, progress)
+
+
+def start_sync_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
+    """A round every interval on a branch node that has a central node; returns the stopper."""
+    if settings.node_role != "branch" or not settings.central_url or settings.sync_interval_seconds <= 0:
+        async def nothing_to_stop() -> None:
+            return None
+
+        return nothing_to_stop
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            try:
+                report = await sync_round_once(settings)
+                log.info("sync round: %s uploads, %s changes received", report.uploaded, report.received)
+            except SyncFailed as error:
+                log.warning("sync round failed (will retry): %s", error)
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad round
+                log.exception("sync round failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.sync_interval_seconds)
+            except TimeoutError:
+                pass
+
+    task = asyncio.create_task(loop(), name="library-sync")
+
+    async def stop_loop() -> None:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            task.cancel()
+            log.warning("the sync round in progress was cancelled at shutdown")
+
+    return stop_loop

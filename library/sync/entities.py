@@ -1,0 +1,380 @@
+"""What crosses between nodes: an entity's image, and writing images back into tables.
+
+An image is one row as JSON, without its local id: references to other rows are their
+UUIDs (ids differ from node to node), dates and times are ISO text. A branch's image also
+carries its opening periods and calendar exceptions, which have no identity of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid as uuid_module
+from dataclasses import dataclass, field
+from typing import Any
+
+from piccolo.columns import (JSONB, UUID, Boolean, Date, ForeignKey, Integer, Serial, Text, Time, Timestamptz,
+                             Varchar)
+from piccolo.table import Table
+
+from library import db
+from library.accounts.tables import GuardianLink, Patron
+from library.branches.tables import Branch, CalendarException, OpeningPeriod
+from library.catalog.tables import Item, Record
+from library.loans.tables import CirculationRule, Hold, Loan, Transit
+from library.sync.tables import Transfer
+
+IN_CHUNK = 500  # uuids per "IN (...)" list
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    table: type[Table]
+    refs: dict[str, str] = field(default_factory=dict)  # column -> kind of the row it points at
+
+    @property
+    def table_name(self) -> str:
+        return self.table._meta.tablename
+
+    @property
+    def columns(self) -> list[Any]:
+        return [c for c in self.table._meta.columns if not isinstance(c, Serial) and c._meta.name != "id"]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c._meta.db_column_name for c in self.columns]
+
+
+# In the order a receiver writes them: every reference points at a kind written before it.
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("branch", Branch),
+    Kind("circulation_rule", CirculationRule, {"branch": "branch"}),
+    Kind("patron", Patron, {"home_branch": "branch"}),
+    Kind("guardian_link", GuardianLink, {"guardian": "patron", "child": "patron"}),
+    Kind("record", Record),
+    Kind("item", Item, {"record": "record", "home_branch": "branch", "current_branch": "branch"}),
+    Kind("loan", Loan, {"item": "item", "patron": "patron", "branch": "branch", "rule": "circulation_rule",
+                        "returned_branch": "branch"}),
+    Kind("hold", Hold, {"record": "record", "patron": "patron", "pickup_branch": "branch", "item": "item"}),
+    Kind("transit", Transit, {"item": "item", "from_branch": "branch", "to_branch": "branch", "hold": "hold"}),
+    Kind("transfer", Transfer, {"item": "item", "from_branch": "branch", "to_branch": "branch"}),
+)}
+ORDER = {name: position for position, name in enumerate(KINDS)}
+# What a branch sends up: policy and calendars are the central library's to decide.
+UPLOADED = ("patron", "guardian_link", "record", "item", "loan", "hold", "transit", "transfer")
+
+
+class MalformedImage(ValueError):
+    """An image that cannot be a row of its kind: the whole upload is refused."""
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _json_value(column, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(column, JSONB):
+        return json.loads(value) if isinstance(value, str) else value
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, uuid_module.UUID):
+        return str(value)
+    return value
+
+
+def select_sql(kind: Kind, where: str) -> str:
+    """The rows of `kind` as images: its own columns, references as the referenced uuid."""
+    parts, joins = [], []
+    for column in kind.columns:
+        name = column._meta.db_column_name
+        if name in kind.refs:
+            target = KINDS[kind.refs[name]].table_name
+            joins.append(f'LEFT JOIN {target} ref_{name} ON ref_{name}.id = t."{name}"')
+            parts.append(f'ref_{name}.uuid AS "{name}"')
+        else:
+            parts.append(f't."{name}"')
+    return f"SELECT t.id AS sync_local_id, {', '.join(parts)} FROM {kind.table_name} t {' '.join(joins)} WHERE {where}"
+
+
+def to_image(kind: Kind, row: dict[str, Any]) -> dict[str, Any]:
+    return {column._meta.db_column_name: _json_value(column, row[column._meta.db_column_name])
+            for column in kind.columns}
+
+
+async def _calendars(branch_ids: list[int]) -> dict[int, dict[str, list]]:
+    found: dict[int, dict[str, list]] = {branch_id: {"opening_periods": [], "calendar_exceptions": []}
+                                         for branch_id in branch_ids}
+    if not branch_ids:
+        return found
+    marks = ", ".join("{}" for _ in branch_ids)
+    for row in await Branch.raw(f"SELECT branch, weekday, opens, closes FROM opening_period "
+                                f"WHERE branch IN ({marks}) ORDER BY branch, weekday, opens", *branch_ids):
+        found[row["branch"]]["opening_periods"].append(
+            {"weekday": row["weekday"], "opens": row["opens"].isoformat(), "closes": row["closes"].isoformat()})
+    for row in await Branch.raw(f"SELECT branch, day, is_open, reason_zh, reason_en, created_by "
+                                f"FROM calendar_exception WHERE branch IN ({marks}) ORDER BY branch, day",
+                                *branch_ids):
+        found[row["branch"]]["calendar_exceptions"].append(
+            {"day": row["day"].isoformat(), "is_open": bool(row["is_open"]), "reason_zh": row["reason_zh"],
+             "reason_en": row["reason_en"], "created_by": row["created_by"]})
+    return found
+
+
+async def images_where(kind: Kind, where: str, *args: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(local id, image) of the rows of `kind` that `where` (on alias t) selects."""
+    rows = await kind.table.raw(select_sql(kind, where), *args)
+    images = [(row["sync_local_id"], to_image(kind, row)) for row in rows]
+    if kind.name == "branch" and images:
+        calendars = await _calendars([local_id for local_id, _ in images])
+        for local_id, image in images:
+            image.update(calendars[local_id])
+    return images
+
+
+async def images_of(kind: Kind, uuids: list[str]) -> dict[str, dict[str, Any]]:
+    """The current images of these entities; an entity that is gone is missing from the answer."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(uuids), IN_CHUNK):
+        chunk = uuids[start:start + IN_CHUNK]
+        marks = ", ".join("{}" for _ in chunk)
+        for _, image in await images_where(kind, f"t.uuid IN ({marks})", *chunk):
+            found[image["uuid"]] = image
+    return found
+
+
+async def local_ids(kind_name: str, uuids: set[str]) -> dict[str, int]:
+    table = KINDS[kind_name].table_name
+    found: dict[str, int] = {}
+    wanted = sorted(u for u in uuids if u)
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start:start + IN_CHUNK]
+        marks = ", ".join("{}" for _ in chunk)
+        for row in await Branch.raw(f"SELECT id, uuid FROM {table} WHERE uuid IN ({marks})", *chunk):
+            found[str(row["uuid"])] = row["id"]
+    return found
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _python_value(column, value: Any, sqlite: bool) -> Any:
+    """An image's JSON value as the driver wants it for `column`; MalformedImage if it cannot be."""
+    name = column._meta.db_column_name
+    try:
+        if value is None:
+            if column._meta.null:
+                return None
+            raise MalformedImage(f"{name} may not be empty")
+        if isinstance(column, JSONB):
+            return json.dumps(value, ensure_ascii=False)
+        if isinstance(column, Timestamptz):
+            moment = dt.datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise MalformedImage(f"{name} needs a time zone")
+            return moment.astimezone(dt.timezone.utc)
+        if isinstance(column, Date):
+            return dt.date.fromisoformat(value)
+        if isinstance(column, Time):
+            return dt.time.fromisoformat(value)
+        if isinstance(column, UUID):
+            text = str(uuid_module.UUID(str(value)))
+            return text if sqlite else uuid_module.UUID(text)
+        if isinstance(column, Boolean):
+            if not isinstance(value, bool):
+                raise MalformedImage(f"{name} must be true or false")
+            return value
+        if isinstance(column, Integer):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise MalformedImage(f"{name} must be a whole number")
+            return value
+        if isinstance(column, (Varchar, Text)):
+            if not isinstance(value, str):
+                raise MalformedImage(f"{name} must be text")
+            length = getattr(column, "length", None)
+            if length and len(value) > length:
+                raise MalformedImage(f"{name} is longer than {length}")
+            return value
+    except (TypeError, ValueError) as error:
+        if isinstance(error, MalformedImage):
+            raise
+        raise MalformedImage(f"{name}: {error}") from None
+    return value
+
+
+def check_image(kind: Kind, image: Any) -> None:
+    """Refuse an image that is not a row of `kind` (before anything is written)."""
+    if not isinstance(image, dict):
+        raise MalformedImage(f"a {kind.name} must be an object")
+    for column in kind.columns:
+        name = column._meta.db_column_name
+        if name not in image:
+            raise MalformedImage(f"{kind.name}.{name} is missing")
+        if name in kind.refs:
+            if image[name] is not None:
+                try:
+                    uuid_module.UUID(str(image[name]))
+                except ValueError:
+                    raise MalformedImage(f"{kind.name}.{name} is not a UUID") from None
+            elif not column._meta.null:
+                raise MalformedImage(f"{kind.name}.{name} may not be empty")
+        else:
+            _python_value(column, image[name], True)
+    if kind.name == "branch":
+        for key in ("opening_periods", "calendar_exceptions"):
+            if not isinstance(image.get(key, []), list):
+                raise MalformedImage(f"branch.{key} must be a list")
+
+
+@dataclass
+class Written:
+    applied: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (uuid, why)
+
+
+async def resolve_refs(kind: Kind, images: list[dict[str, Any]],
+                       aliases: dict[str, str] | None = None) -> dict[str, dict[str, int]]:
+    wanted: dict[str, set[str]] = {}
+    for image in images:
+        for column, target in kind.refs.items():
+            if image.get(column):
+                value = (aliases or {}).get(image[column], image[column])
+                wanted.setdefault(target, set()).add(value)
+    return {target: await local_ids(target, uuids) for target, uuids in wanted.items()}
+
+
+def row_of(kind: Kind, image: dict[str, Any], ids: dict[str, dict[str, int]], sqlite: bool,
+           aliases: dict[str, str] | None = None) -> tuple | str:
+    """The tuple to write, or why it cannot be written (a reference this node lacks)."""
+    values = []
+    for column in kind.columns:
+        name = column._meta.db_column_name
+        if name in kind.refs:
+            ref = image.get(name)
+            if ref is None:
+                values.append(None)
+                continue
+            ref = (aliases or {}).get(ref, ref)
+            local = ids.get(kind.refs[name], {}).get(ref)
+            if local is None:
+                if column._meta.null:
+                    values.append(None)
+                    continue
+                return f"missing_{kind.refs[name]}"
+            values.append(local)
+        else:
+            values.append(_python_value(column, image.get(name), sqlite))
+    return tuple(values)
+
+
+def upsert_sql(kind: Kind) -> str:
+    names = kind.column_names
+    quoted = ", ".join(f'"{n}"' for n in names)
+    marks = ", ".join("{}" for _ in names)
+    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != "uuid")
+    return f"INSERT INTO {kind.table_name} ({quoted}) VALUES ({marks}) ON CONFLICT (uuid) DO UPDATE SET {updates}"
+
+
+async def savepoint(name: str) -> None:
+    await Branch.raw(f"SAVEPOINT {name}")
+
+
+async def release(name: str) -> None:
+    await Branch.raw(f"RELEASE SAVEPOINT {name}")
+
+
+async def rollback_to(name: str) -> None:
+    await Branch.raw(f"ROLLBACK TO SAVEPOINT {name}")
+    await Branch.raw(f"RELEASE SAVEPOINT {name}")
+
+
+async def _write_calendar(branch_uuid: str, image: dict[str, Any]) -> None:
+    branch_id = (await local_ids("branch", {branch_uuid}))[branch_uuid]
+    await Branch.raw("DELETE FROM opening_period WHERE branch = {}", branch_id)
+    await Branch.raw("DELETE FROM calendar_exception WHERE branch = {}", branch_id)
+    for period in image.get("opening_periods", []):
+        await Branch.raw("INSERT INTO opening_period (branch, weekday, opens, closes) VALUES ({}, {}, {}, {})",
+                         branch_id, int(period["weekday"]), dt.time.fromisoformat(period["opens"]),
+                         dt.time.fromisoformat(period["closes"]))
+    for exception in image.get("calendar_exceptions", []):
+        await Branch.raw("INSERT INTO calendar_exception (branch, day, is_open, reason_zh, reason_en, created_by, "
+                         "created_at) VALUES ({}, {}, {}, {}, {}, {}, {})", branch_id,
+                         dt.date.fromisoformat(exception["day"]), bool(exception["is_open"]),
+                         str(exception.get("reason_zh", "")), str(exception.get("reason_en", "")),
+                         str(exception.get("created_by", "")), dt.datetime.now(dt.timezone.utc))
+
+
+async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[str, str] | None = None) -> Written:
+    """Upsert images by uuid in the current transaction.
+
+    All rows in one statement first; if the database refuses one (a barcode another copy
+    already has here, say), row by row, each in a savepoint, so the rest are written and
+    the refused ones are named.
+    """
+    written = Written()
+    if not images:
+        return written
+    sqlite = db.is_sqlite()
+    ids = await resolve_refs(kind, images, aliases)
+    rows, uuids = [], []
+    for image in images:
+        row = row_of(kind, image, ids, sqlite, aliases)
+        if isinstance(row, str):
+            written.refused.append((image["uuid"], row))
+        else:
+            rows.append(row)
+            uuids.append(image["uuid"])
+    sql = upsert_sql(kind)
+    await savepoint("sync_bulk")
+    try:
+        await db.executemany(sql, rows)
+        await release("sync_bulk")
+        written.applied.extend(uuids)
+    except Exception as error:  # noqa: BLE001 - any refusal sends us row by row
+        if not _is_refusal(error):
+            raise
+        await rollback_to("sync_bulk")
+        for row, entity in zip(rows, uuids):
+            await savepoint("sync_row")
+            try:
+                await db.executemany(sql, [row])
+                await release("sync_row")
+                written.applied.append(entity)
+            except Exception as row_error:  # noqa: BLE001
+                if not _is_refusal(row_error):
+                    raise
+                await rollback_to("sync_row")
+                written.refused.append((entity, _refusal_reason(row_error)))
+    if kind.name == "branch":
+        by_uuid = {image["uuid"]: image for image in images}
+        for entity in written.applied:
+            await _write_calendar(entity, by_uuid[entity])
+    return written
+
+
+async def delete_entity(kind: Kind, entity_uuid: str) -> str | None:
+    """Delete one entity (a tombstone); why not, if the database refuses (rows still point at it)."""
+    await savepoint("sync_delete")
+    try:
+        await Branch.raw(f"DELETE FROM {kind.table_name} WHERE uuid = {{}}", entity_uuid)
+        await release("sync_delete")
+        return None
+    except Exception as error:  # noqa: BLE001
+        if not _is_refusal(error):
+            raise
+        await rollback_to("sync_delete")
+        return _refusal_reason(error)
+
+
+def _is_refusal(error: BaseException) -> bool:
+    import sqlite3
+
+    if isinstance(error, sqlite3.IntegrityError):
+        return True
+    return str(getattr(error, "sqlstate", "") or "").startswith("23")
+
+
+def _refusal_reason(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0][:200] if text else type(error).__name__

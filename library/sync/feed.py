@@ -1,0 +1,204 @@
+"""The central node's change feed: what a branch needs, after its cursor, in pages.
+
+What a branch gets (the choice, and why):
+- every branch with its calendar, every circulation rule, every reader and guardian link:
+  one card works everywhere, so a reader registered at the central library must be able to
+  borrow at the branch while the link is down;
+- the copies it owns or holds (home or current branch), copies travelling to or from it
+  (transits, rotation transfers), their records, their open loans, and the holds it must
+  serve (pickup there, or on a record it has copies of);
+- a copy that leaves the branch is sent once more (the change log keeps the branches a row
+  touched before and after), so the branch sees it go.
+
+A cursor is opaque to the branch. "" starts an initial sync: a snapshot, kind after kind in
+id order, then the log from the sequence number the snapshot began at (changes made during
+the snapshot come again; writing an image twice is harmless). Each page ends on a cursor
+the branch stores with the page's rows, so an interrupted sync resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from library.branches.tables import Branch
+from library.errors import InvalidInput
+from library.sync.entities import KINDS, ORDER, images_of, images_where
+
+EVERYONE = ("branch", "circulation_rule", "patron", "guardian_link")
+ACTIVE_HOLD = "('waiting', 'in_transit', 'ready')"
+PAGE_LIMIT = 2000
+
+
+def item_here(alias: str, branch_id: int) -> str:
+    """A copy this branch owns, holds, or that travels to or from it (branch id is an int: safe to inline)."""
+    b = int(branch_id)
+    return (f"({alias}.home_branch = {b} OR {alias}.current_branch = {b} "
+            f"OR EXISTS (SELECT 1 FROM transit tr WHERE tr.item = {alias}.id AND tr.received_at IS NULL "
+            f"AND (tr.to_branch = {b} OR tr.from_branch = {b})) "
+            f"OR EXISTS (SELECT 1 FROM transfer tf WHERE tf.item = {alias}.id AND tf.status IN ('requested', 'sent') "
+            f"AND (tf.to_branch = {b} OR tf.from_branch = {b})))")
+
+
+def relevant(kind: str, branch_id: int) -> str:
+    """SQL on alias t: the rows of `kind` this branch keeps a copy of."""
+    b = int(branch_id)
+    if kind in EVERYONE:
+        return "1 = 1"
+    if kind == "record":
+        return (f"(EXISTS (SELECT 1 FROM item i WHERE i.record = t.id AND {item_here('i', b)}) "
+                f"OR EXISTS (SELECT 1 FROM hold h WHERE h.record = t.id AND h.pickup_branch = {b} "
+                f"AND h.status IN {ACTIVE_HOLD}))")
+    if kind == "item":
+        return item_here("t", b)
+    if kind == "loan":
+        return f"(t.returned_at IS NULL AND EXISTS (SELECT 1 FROM item i WHERE i.id = t.item AND {item_here('i', b)}))"
+    if kind == "hold":
+        return (f"(t.status IN {ACTIVE_HOLD} AND (t.pickup_branch = {b} OR EXISTS (SELECT 1 FROM item i "
+                f"WHERE i.record = t.record AND (i.home_branch = {b} OR i.current_branch = {b}))))")
+    if kind == "transit":
+        return f"(t.received_at IS NULL AND (t.from_branch = {b} OR t.to_branch = {b}))"
+    if kind == "transfer":
+        return f"(t.from_branch = {b} OR t.to_branch = {b})"
+    raise ValueError(kind)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    snapshot: bool
+    tail_seq: int
+    kind_index: int = 0
+    last_id: int = 0
+
+    def encode(self) -> str:
+        if self.snapshot:
+            return f"snapshot:{self.kind_index}:{self.last_id}:{self.tail_seq}"
+        return f"log:{self.tail_seq}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        """None means: start an initial sync."""
+        if not text:
+            return None
+        try:
+            parts = text.split(":")
+            if parts[0] == "log" and len(parts) == 2:
+                return cls(snapshot=False, tail_seq=_natural(parts[1]))
+            if parts[0] == "snapshot" and len(parts) == 4:
+                kind_index = _natural(parts[1])
+                if kind_index > len(KINDS):
+                    raise ValueError
+                return cls(snapshot=True, kind_index=kind_index, last_id=_natural(parts[2]),
+                           tail_seq=_natural(parts[3]))
+        except ValueError:
+            pass
+        raise InvalidInput("sync_cursor", field="cursor")
+
+
+def _natural(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+async def _max_seq() -> int:
+    rows = await Branch.raw("SELECT MAX(seq) AS seq FROM sync_change")
+    return int(rows[0]["seq"] or 0)
+
+
+async def _count_snapshot(branch_id: int) -> int:
+    total = 0
+    for kind in KINDS:
+        rows = await Branch.raw(f"SELECT COUNT(*) AS n FROM {KINDS[kind].table_name} t WHERE {relevant(kind, branch_id)}")
+        total += int(rows[0]["n"])
+    return total
+
+
+async def changes(branch: dict[str, Any], cursor_text: str, limit: int = 500) -> dict[str, Any]:
+    """One page of the feed for `branch` ({"id", "code", ...})."""
+    limit = max(1, min(int(limit), PAGE_LIMIT))
+    cursor = Cursor.decode(cursor_text)
+    total = None
+    if cursor is None:
+        cursor = Cursor(snapshot=True, tail_seq=await _max_seq())
+        total = await _count_snapshot(branch["id"])
+    if cursor.snapshot:
+        page = await _snapshot_page(branch, cursor, limit)
+    else:
+        page = await _log_page(branch, cursor, limit)
+    if total is not None:
+        page["snapshot_total"] = total
+    return page
+
+
+async def _snapshot_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[str, Any]:
+    names = list(KINDS)
+    kind_index, last_id = cursor.kind_index, cursor.last_id
+    out: list[dict[str, Any]] = []
+    while kind_index < len(names) and len(out) < limit:
+        kind = KINDS[names[kind_index]]
+        wanted = limit - len(out)
+        rows = await images_where(kind, f"t.id > {{}} AND {relevant(kind.name, branch['id'])} ORDER BY t.id "
+                                        f"LIMIT {wanted}", last_id)
+        out.extend({"kind": kind.name, "uuid": image["uuid"], "image": image} for _, image in rows)
+        if len(rows) < wanted:
+            kind_index, last_id = kind_index + 1, 0
+        else:
+            last_id = rows[-1][0]
+    if kind_index >= len(names):  # the log since the snapshot began comes next
+        next_cursor = Cursor(snapshot=False, tail_seq=cursor.tail_seq)
+    else:
+        next_cursor = Cursor(snapshot=True, tail_seq=cursor.tail_seq, kind_index=kind_index, last_id=last_id)
+    return {"changes": out, "cursor": next_cursor.encode(), "more": True, "snapshot": True}
+
+
+async def _log_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[str, Any]:
+    rows = await Branch.raw("SELECT seq, kind, entity_uuid, branches FROM sync_change WHERE seq > {} "
+                            f"ORDER BY seq LIMIT {int(limit)}", cursor.tail_seq)
+    if not rows:
+        return {"changes": [], "cursor": cursor.encode(), "more": False, "snapshot": False}
+    marker = f"|{int(branch['id'])}|"
+    touched: dict[str, dict[str, bool]] = {}  # kind -> uuid -> the log names this branch
+    for row in rows:
+        entities = touched.setdefault(row["kind"], {})
+        entities[row["entity_uuid"]] = entities.get(row["entity_uuid"], False) or marker in (row["branches"] or "")
+    out: list[dict[str, Any]] = []
+    records_needed: set[str] = set()
+    for kind_name in sorted(touched, key=lambda k: ORDER.get(k, 99)):
+        if kind_name not in KINDS:
+            continue
+        kind = KINDS[kind_name]
+        uuids = list(touched[kind_name])
+        current = await images_of(kind, uuids)
+        wanted = set(current) if kind_name in EVERYONE else await _relevant_uuids(kind_name, branch["id"],
+                                                                                   list(current))
+        for entity in uuids:
+            image = current.get(entity)
+            if image is None:
+                out.append({"kind": kind_name, "uuid": entity, "image": None})
+            elif entity in wanted or touched[kind_name][entity]:
+                out.append({"kind": kind_name, "uuid": entity, "image": image})
+                if kind_name in ("item", "hold"):
+                    records_needed.add(image["record"])
+    # A copy that just became this branch's may belong to a record the branch has never seen.
+    records_needed -= {c["uuid"] for c in out if c["kind"] == "record"}
+    if records_needed:
+        extra = await images_of(KINDS["record"], sorted(records_needed))
+        out = [{"kind": "record", "uuid": u, "image": image} for u, image in extra.items()] + out
+        out.sort(key=lambda change: ORDER[change["kind"]])
+    last = rows[-1]["seq"]
+    return {"changes": out, "cursor": Cursor(snapshot=False, tail_seq=last).encode(),
+            "more": len(rows) == limit, "snapshot": False}
+
+
+async def _relevant_uuids(kind_name: str, branch_id: int, uuids: list[str]) -> set[str]:
+    found: set[str] = set()
+    table = KINDS[kind_name].table_name
+    for start in range(0, len(uuids), 500):
+        chunk = uuids[start:start + 500]
+        marks = ", ".join("{}" for _ in chunk)
+        rows = await Branch.raw(f"SELECT t.uuid FROM {table} t WHERE t.uuid IN ({marks}) "
+                                f"AND {relevant(kind_name, branch_id)}", *chunk)
+        found.update(str(row["uuid"]) for row in rows)
+    return found
