@@ -149,7 +149,7 @@ MESSAGES: dict[str, str] = {
     "sync_not_configured": N_("Sync is not set up on this node: set LIBRARY_CENTRAL_URL and LIBRARY_SYNC_CREDENTIAL."),
     "sync_failed": N_("The central library could not be reached: {why}"),
     "transfer_not_found": N_("There is no such transfer."),
-    "transfer_state": N_("This transfer is {status}; it cannot be {action}."),
+    "transfer_state": N_("This transfer was already sent or cancelled."),
     "transfer_same_branch": N_("The copy {barcode} is already at {code}."),
     "transfer_copy_busy": N_("The copy {barcode} is {status}; it can be transferred once it is back on a shelf."),
     "conflict_not_found": N_("There is no such conflict."),

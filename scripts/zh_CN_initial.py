@@ -320,6 +320,10 @@ from zh_CN_activities import ZH as _ACTIVITIES  # noqa: E402 - activities' own f
 
 ZH.update(_ACTIVITIES)
 
+from zh_CN_sync import ZH as _SYNC  # noqa: E402 - branch sync's own file, merged here
+
+ZH.update(_SYNC)
+
 # notices worker (`library notices send` / `list`)
 ZH.update({
     "Failed: {step}": "失败：{step}",

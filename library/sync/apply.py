@@ -324,10 +324,17 @@ async def pending_entities() -> set[tuple[str, str]]:
     return pending
 
 
+async def ensure_state() -> None:
+    """The migration makes the one state row; a database emptied by hand gets it back here."""
+    await Branch.raw("INSERT INTO sync_state (id, applying, cursor, last_error, uploaded_through) "
+                     "SELECT 1, {}, '', '', 0 WHERE NOT EXISTS (SELECT 1 FROM sync_state WHERE id = 1)", False)
+
+
 async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, int]:
     """Write one page of the feed and its cursor in one transaction (resuming never redoes a page)."""
 
     async def work() -> dict[str, int]:
+        await ensure_state()
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
         counts = {"written": 0, "deleted": 0, "kept_local": 0, "refused": 0}
         pending = await pending_entities()
@@ -366,6 +373,7 @@ async def apply_aliases(aliases: dict[str, str]) -> None:
         return
 
     async def work() -> None:
+        await ensure_state()
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
         for mine, central in aliases.items():
             ids = await local_ids("record", {mine, central})

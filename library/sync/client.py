@@ -25,7 +25,7 @@ from library import db
 from library.branches.tables import Branch
 from library.errors import InvalidInput
 from library.settings import Settings
-from library.sync.apply import apply_aliases, apply_page
+from library.sync.apply import apply_aliases, apply_page, ensure_state
 from library.sync.entities import KINDS, ORDER, UPLOADED, images_of
 from library.sync.tables import SyncOutbox
 
@@ -186,6 +186,7 @@ async def sync_round(settings: Settings, progress: Progress | None = None,
         raise InvalidInput("sync_not_configured")
     report = RoundReport()
     now = dt.datetime.now(dt.timezone.utc)
+    await ensure_state()
     await Branch.raw("UPDATE sync_state SET last_attempt_at = {} WHERE id = 1", now)
     own_client = client is None
     client = client or _client(settings)

@@ -78,6 +78,9 @@ def require_central(settings: Settings) -> None:
 
 
 async def status(settings: Settings) -> dict[str, Any]:
+    from library.sync.apply import ensure_state
+
+    await ensure_state()
     state = (await Branch.raw("SELECT cursor, last_attempt_at, last_success_at, last_error, uploaded_through "
                               "FROM sync_state WHERE id = 1"))[0]
     waiting_changes = (await Branch.raw("SELECT COUNT(DISTINCT entity_uuid) AS n FROM sync_change"))[0]["n"]
@@ -232,15 +235,15 @@ async def send_transfers(principal: Principal, branch_code: str, transfer_uuids:
         sent = 0
         for transfer_uuid in wanted:
             rows = await Branch.raw(
-                "SELECT tf.id, tf.status, tf.item, tf.from_branch, tf.to_branch, i.status AS item_status "
+                "SELECT tf.id, tf.status, tf.item, tf.from_branch, tf.to_branch, i.status AS item_status, i.barcode "
                 "FROM transfer tf JOIN item i ON i.id = tf.item WHERE tf.uuid = {}", transfer_uuid)
             if not rows or rows[0]["from_branch"] != branch["id"]:
                 raise NotFound("transfer_not_found")
             transfer = rows[0]
             if transfer["status"] != "requested":
-                raise Conflict("transfer_state", status=transfer["status"], action="sent")
+                raise Conflict("transfer_state")
             if transfer["item_status"] != "available":
-                raise Conflict("transfer_copy_busy", barcode="", status=transfer["item_status"])
+                raise Conflict("transfer_copy_busy", barcode=transfer["barcode"], status=transfer["item_status"])
             await Branch.raw("UPDATE transfer SET status = 'sent', sent_at = {}, updated_at = {} WHERE id = {}",
                              now, now, transfer["id"])
             await Branch.raw("UPDATE item SET status = 'in_transit', updated_at = {} WHERE id = {}",

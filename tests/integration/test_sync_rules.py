@@ -1,0 +1,230 @@
+"""Branch sync on one database acting as the central node: the feed's choices and the upload rules."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from library.branches.tables import Branch
+from library.catalog.tables import Item, Record
+from library.demo import load_demo
+from library.errors import InvalidInput, NotSignedIn
+from library.loans.tables import Loan
+from library.sync import feed, service
+from library.sync.apply import apply_upload, parse_upload
+from library.sync.entities import KINDS, images_of
+from library.sync.tables import SyncApplied, SyncConflict, SyncOrigin
+
+TODAY = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+async def zx():
+    await load_demo(TODAY)
+    row = (await Branch.raw("SELECT id, uuid, code FROM branch WHERE code = 'ZX'"))[0]
+    return {"id": row["id"], "uuid": str(row["uuid"]), "code": "ZX"}
+
+
+async def whole_feed(branch, limit=7):
+    """Every page from an empty cursor to the end: (changes, cursors seen)."""
+    cursor, changes, cursors = "", [], []
+    while True:
+        page = await feed.changes(branch, cursor, limit)
+        changes += page["changes"]
+        cursors.append(page["cursor"])
+        cursor = page["cursor"]
+        if not page["more"]:
+            return changes, cursors
+
+
+async def test_a_credential_names_its_branch_and_nothing_else_gets_in(zx):
+    credential = await service.issue_credential("ZX", "test")
+    assert (await service.branch_of_credential(f"Bearer {credential}"))["code"] == "ZX"
+    code, _, secret = credential.partition(".")
+    for header in (None, "", "Bearer", f"Bearer XZ.{secret}", f"Bearer ZX.{secret}x", f"Basic {credential}"):
+        with pytest.raises(NotSignedIn):
+            await service.branch_of_credential(header)
+    assert await service.revoke_credentials("ZX", "test") == 1
+    with pytest.raises(NotSignedIn):
+        await service.branch_of_credential(f"Bearer {credential}")
+
+
+async def test_the_initial_sync_gives_a_branch_what_it_needs_in_dependency_order(zx):
+    changes, cursors = await whole_feed(zx)
+    kinds = [c["kind"] for c in changes]
+    assert kinds == sorted(kinds, key=list(KINDS).index), "records must come before their copies, copies before loans"
+    items = [c["image"] for c in changes if c["kind"] == "item"]
+    at_zx = await Item.raw("SELECT uuid FROM item WHERE home_branch = {} OR current_branch = {}", zx["id"], zx["id"])
+    assert {i["uuid"] for i in items} == {str(r["uuid"]) for r in at_zx}
+    assert all(zx["uuid"] in (i["home_branch"], i["current_branch"]) for i in items)
+    # every reader travels (one card everywhere); every record sent has a copy here
+    patrons = [c for c in changes if c["kind"] == "patron"]
+    assert len(patrons) == (await Branch.raw("SELECT COUNT(*) AS n FROM patron"))[0]["n"]
+    record_uuids = {c["uuid"] for c in changes if c["kind"] == "record"}
+    assert record_uuids == {i["record"] for i in items}
+    branch_images = [c["image"] for c in changes if c["kind"] == "branch"]
+    assert all(b["opening_periods"] for b in branch_images), "calendars travel with their branch"
+    assert cursors[-1].startswith("log:")
+    # the log since the snapshot began holds nothing new: the next page is empty and final
+    page = await feed.changes(zx, cursors[-1])
+    assert page["changes"] == [] and page["more"] is False
+
+
+async def test_an_interrupted_initial_sync_resumes_at_the_next_page_without_repeats(zx):
+    first = await feed.changes(zx, "", 5)
+    second = await feed.changes(zx, first["cursor"], 5)
+    again = await feed.changes(zx, first["cursor"], 5)  # the answer to page 2 was lost: ask again
+    assert [c["uuid"] for c in second["changes"]] == [c["uuid"] for c in again["changes"]]
+    everything, _ = await whole_feed(zx, limit=5)
+    seen = [c["uuid"] for c in everything]
+    assert len(seen) == len(set(seen))
+
+
+async def test_the_log_sends_a_copy_that_leaves_the_branch_once_more_and_nothing_of_other_branches(zx):
+    _, cursors = await whole_feed(zx)
+    xz = (await Branch.raw("SELECT id FROM branch WHERE code = 'XZ'"))[0]["id"]
+    jx = (await Branch.raw("SELECT id FROM branch WHERE code = 'JX'"))[0]["id"]
+    leaving = (await Item.raw("SELECT uuid FROM item WHERE home_branch = {} AND status = 'available' LIMIT 1",
+                              zx["id"]))[0]["uuid"]
+    elsewhere = (await Item.raw("SELECT uuid FROM item WHERE home_branch = {} LIMIT 1", jx))[0]["uuid"]
+    await Item.raw("UPDATE item SET home_branch = {}, current_branch = {} WHERE uuid = {}", xz, xz, str(leaving))
+    await Item.raw("UPDATE item SET shelf_location = 'moved' WHERE uuid = {}", str(elsewhere))
+    page = await feed.changes(zx, cursors[-1])
+    sent = {c["uuid"]: c for c in page["changes"] if c["kind"] == "item"}
+    assert str(leaving) in sent and sent[str(leaving)]["image"]["current_branch"] != zx["uuid"]
+    assert str(elsewhere) not in sent
+    # and after that, the copy at XZ is no longer this branch's business
+    await Item.raw("UPDATE item SET shelf_location = 'XZ shelf' WHERE uuid = {}", str(leaving))
+    later = await feed.changes(zx, page["cursor"])
+    assert str(leaving) not in {c["uuid"] for c in later["changes"]}
+
+
+async def test_a_bad_cursor_is_refused(zx):
+    for cursor in ("nonsense", "log:-1", "snapshot:99:0:0", "log:x"):
+        with pytest.raises(InvalidInput):
+            await feed.changes(zx, cursor)
+
+
+def _loan_image(item, patron, branch, loan_uuid=None, returned=False):
+    return {"uuid": loan_uuid or str(uuid.uuid4()), "item": item, "patron": patron, "patron_category": "adult",
+            "branch": branch, "rule": None, "rule_scope": "*|*|*", "checked_out_at": NOW.isoformat(),
+            "due_on": "2026-12-26", "due_at": "2026-12-26T15:59:59+00:00", "renewals": 0, "last_renewed_at": None,
+            "returned_at": NOW.isoformat() if returned else None, "returned_branch": branch if returned else None,
+            "days_overdue_at_return": 0, "fine_cents": 0, "overrides": [], "created_by": "branch desk",
+            "updated_at": NOW.isoformat()}
+
+
+async def _available_copy(branch_id):
+    row = (await Item.raw("SELECT uuid FROM item WHERE current_branch = {} AND status = 'available' LIMIT 1",
+                          branch_id))[0]
+    return str(row["uuid"])
+
+
+async def _patron(card):
+    return str((await Item.raw("SELECT uuid FROM patron WHERE card_number = {}", card))[0]["uuid"])
+
+
+async def test_an_upload_is_applied_once_however_often_it_is_sent(zx):
+    item = await _available_copy(zx["id"])
+    image = (await images_of(KINDS["item"], [item]))[item]
+    loan = _loan_image(item, await _patron("JX20000001"), zx["uuid"])
+    body = {"uuid": str(uuid.uuid4()), "branch": "ZX", "changes": [
+        {"kind": "loan", "uuid": loan["uuid"], "image": loan},
+        {"kind": "item", "uuid": item, "image": {**image, "status": "on_loan", "due_back": "2026-12-26"}}]}
+    upload, changes = parse_upload(body)
+    assert [c["kind"] for c in changes] == ["item", "loan"], "copies are written before their loans"
+    first = await apply_upload(zx, upload, changes)
+    again = await apply_upload(zx, upload, changes)
+    assert first["applied"] == 2 and first["already_applied"] is False
+    assert again["already_applied"] is True and again["applied"] == 2
+    assert await Loan.count().where(Loan.uuid == loan["uuid"]) == 1
+    assert await SyncApplied.count() == 1
+    assert (await Item.select(Item.status).where(Item.uuid == item).first())["status"] == "on_loan"
+
+
+async def test_a_copy_lent_at_two_branches_while_offline_is_recorded_for_staff(zx):
+    item = await _available_copy(zx["id"])
+    central_loan = _loan_image(item, await _patron("ZX10000001"), zx["uuid"])
+    await apply_upload(zx, str(uuid.uuid4()), parse_upload(
+        {"uuid": str(uuid.uuid4()), "changes": [{"kind": "loan", "uuid": central_loan["uuid"],
+                                                 "image": central_loan}]})[1])
+    other = _loan_image(item, await _patron("JX20000001"), zx["uuid"])
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload(
+        {"uuid": str(uuid.uuid4()), "changes": [{"kind": "loan", "uuid": other["uuid"], "image": other}]})[1])
+    assert [c["rule"] for c in answer["conflicts"]] == ["lent_twice"]
+    [conflict] = [c for c in await service.conflicts("open") if c["rule"] == "lent_twice"]
+    assert conflict["detail"]["this_loan"]["card_number"] == "JX20000001"
+    assert conflict["detail"]["other_loan"]["card_number"] == "ZX10000001"
+    assert await Loan.count().where(Loan.uuid == other["uuid"]) == 0
+    assert await Loan.count().where(Loan.uuid == central_loan["uuid"]) == 1
+
+
+async def test_the_same_book_catalogued_on_both_sides_becomes_one_record(zx):
+    central = await Record.select(Record.uuid, Record.isbn13).where(Record.isbn13.is_not_null()).first()
+    mine = (await images_of(KINDS["record"], [str(central["uuid"])]))[str(central["uuid"])]
+    mine = {**mine, "uuid": str(uuid.uuid4()), "title": "branch's own entry"}
+    copy = (await images_of(KINDS["item"], [await _available_copy(zx["id"])]))
+    copy = {**next(iter(copy.values())), "uuid": str(uuid.uuid4()), "barcode": "ZX999999999", "record": mine["uuid"]}
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "item", "uuid": copy["uuid"], "image": copy},
+        {"kind": "record", "uuid": mine["uuid"], "image": mine}]})[1])
+    assert answer["aliases"] == {mine["uuid"]: str(central["uuid"])}
+    assert await Record.count().where(Record.isbn13 == central["isbn13"]) == 1
+    attached = await Item.select(Item.record.uuid).where(Item.barcode == "ZX999999999").first()
+    assert str(attached["record.uuid"]) == str(central["uuid"])
+    origin = await SyncOrigin.select().where(SyncOrigin.entity_uuid == mine["uuid"]).first()
+    assert origin["alias_of"] == str(central["uuid"])
+
+
+async def test_the_central_library_decides_bibliographic_data(zx):
+    record = await Record.select(Record.uuid, Record.title).first()
+    image = (await images_of(KINDS["record"], [str(record["uuid"])]))[str(record["uuid"])]
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "record", "uuid": image["uuid"], "image": {**image, "title": "edited at the branch"}}]})[1])
+    assert [c["rule"] for c in answer["conflicts"]] == ["central_authority"]
+    assert (await Record.select(Record.title).where(Record.uuid == record["uuid"]).first())["title"] == record["title"]
+
+
+async def test_a_branch_cannot_move_a_copy_that_is_on_another_branchs_shelf(zx):
+    jx = (await Branch.raw("SELECT id FROM branch WHERE code = 'JX'"))[0]["id"]
+    item = await _available_copy(jx)
+    image = (await images_of(KINDS["item"], [item]))[item]
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "item", "uuid": item, "image": {**image, "status": "lost"}}]})[1])
+    assert [c["rule"] for c in answer["conflicts"]] == ["copy_elsewhere"]
+    assert (await Item.select(Item.status).where(Item.uuid == item).first())["status"] == "available"
+
+
+async def test_a_new_reader_with_a_taken_card_number_is_a_conflict(zx):
+    someone = await _patron("JX20000001")
+    image = (await images_of(KINDS["patron"], [someone]))[someone]
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "patron", "uuid": (new := str(uuid.uuid4())), "image": {**image, "uuid": new, "name": "另一位"}}]})[1])
+    assert [c["rule"] for c in answer["conflicts"]] == ["duplicate_card"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ([], "object"),
+    ({"uuid": "nope", "changes": []}, "UUID"),
+    ({"uuid": str(uuid.uuid4()), "changes": "x"}, "list"),
+    ({"uuid": str(uuid.uuid4()), "changes": [{"kind": "branch", "uuid": str(uuid.uuid4()), "image": None}]},
+     "cannot be uploaded"),
+    ({"uuid": str(uuid.uuid4()), "changes": [{"kind": "loan", "uuid": (same := str(uuid.uuid4())),
+                                              "image": {"uuid": same}}]}, "missing"),
+    ({"uuid": str(uuid.uuid4()), "changes": [{"kind": "loan", "uuid": str(uuid.uuid4()), "image": {"uuid": "x"}}]},
+     "UUID"),
+])
+def test_a_malformed_upload_is_refused_before_anything_is_written(body, fragment):
+    with pytest.raises(InvalidInput) as refused:
+        parse_upload(body)
+    assert fragment in refused.value.params["detail"]
+
+
+async def test_a_malformed_date_or_mismatched_uuid_is_refused(zx):
+    item = await _available_copy(zx["id"])
+    loan = _loan_image(item, await _patron("JX20000001"), zx["uuid"])
+    for bad in ({**loan, "due_on": "26/12/2026"}, {**loan, "renewals": "two"}, {**loan, "uuid": str(uuid.uuid4())},
+                {**loan, "checked_out_at": "2026-11-28T10:00:00"}):
+        with pytest.raises(InvalidInput):
+            parse_upload({"uuid": str(uuid.uuid4()), "changes": [{"kind": "loan", "uuid": loan["uuid"], "image": bad}]})
