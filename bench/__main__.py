@@ -48,6 +48,9 @@ CUSTOM = {
     "activities.register": ("1,000 POST /api/activities/sessions/{id}/registrations at one 30-seat session, 100 in "
                             "flight, against the same registrations by the service functions; checks 30 confirmed "
                             "and the waitlist in arrival order", "activities:register"),
+    "sync.initial": ("initial sync of 100,000 copies with their records from a real central server to an empty "
+                     "SQLite branch, copies/s, against a bare bulk insert of the same rows (target ≤ 3×); then "
+                     "1,000 changes each way, one round each (target < 5 s)", "sync:run"),
 }
 
 
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per figure (default 8)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
-    parser.add_argument("--records", type=int, help="catalogue size for catalog.* (default: 200000 / 50000)")
+    parser.add_argument("--records", type=int, help="catalogue size for catalog.* and sync.* (default: 200000 / 50000 / 100000)")
     args = parser.parse_args(argv)
 
     unknown = [name for name in args.names if name not in BENCHMARKS and name not in CUSTOM]
@@ -93,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                     from bench import activities
 
                     for figures in activities.register(engine):
+                        emit(figures)
+                    continue
+                if module == "sync":
+                    from bench import sync
+
+                    for figures in (sync.run(engine, args.records) if args.records else sync.run(engine)):
                         emit(figures)
                     continue
                 if module == "loans":
