@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from library.branches import service as branches
@@ -83,7 +83,7 @@ class SyncDesk(Controller):
         return await self._page(request, report=report)
 
     @post("/conflicts/{uuid:str}/resolve")
-    async def resolve(self, request: Request, uuid: str) -> Template | Redirect:
+    async def resolve(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         try:
             await service.resolve_conflict(principal_of(request), uuid, form.get("resolution", ""))
