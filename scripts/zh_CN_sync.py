@@ -18,6 +18,8 @@ ZH = {
     "Last error": "最近的错误",
     "Last successful sync": "最近一次成功同步",
     "Last upload": "最近上传",
+    "Last sync with the central library, what waits to go up, conflicts, rotation transfers.":
+        "与总馆的最近一次同步、等待上传的内容、冲突、调拨。",
     "Lent at %(a)s to %(ca)s and at %(b)s to %(cb)s.": "在 %(a)s 借给 %(ca)s，又在 %(b)s 借给 %(cb)s。",
     "Request the transfers": "发起调拨",
     "Resolved": "已处理",

@@ -228,3 +228,19 @@ async def test_a_malformed_date_or_mismatched_uuid_is_refused(zx):
                 {**loan, "checked_out_at": "2026-11-28T10:00:00"}):
         with pytest.raises(InvalidInput):
             parse_upload({"uuid": str(uuid.uuid4()), "changes": [{"kind": "loan", "uuid": loan["uuid"], "image": bad}]})
+
+
+async def test_a_branch_loaded_from_another_systems_marc_export_has_the_copies_and_logs_them_to_send_up(zx):
+    from library.catalog.exchange import export_marc, import_marc
+
+    exported = b"".join([chunk async for chunk in export_marc("marc21", "ZX")])
+    before = sorted(r["barcode"] for r in await Item.raw(
+        "SELECT barcode FROM item WHERE home_branch = {}", zx["id"]))
+    for table in ("transit", "hold", "loan", "item", "record", "sync_change"):
+        await Item.raw(f"DELETE FROM {table}")
+    report = await import_marc(exported, "test", TODAY)
+    after = await Item.raw("SELECT i.barcode, b.code FROM item i JOIN branch b ON b.id = i.home_branch")
+    assert sorted(r["barcode"] for r in after) == before and {r["code"] for r in after} == {"ZX"}
+    assert report.items_created == len(before)
+    logged = await Item.raw("SELECT kind, COUNT(*) AS n FROM sync_change GROUP BY kind")
+    assert {r["kind"]: r["n"] for r in logged}.get("item", 0) >= len(before), "imported copies wait to go up"
