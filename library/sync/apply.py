@@ -36,8 +36,9 @@ from typing import Any
 from library import db
 from library.branches.tables import Branch
 from library.errors import InvalidInput
-from library.sync.entities import (KINDS, ORDER, UPLOADED, MalformedImage, check_image, delete_entity,
-                                   images_of, local_ids, write_images)
+from library.sync.entities import (KINDS, ORDER, UPLOADED, MalformedImage, is_refusal, check_image,
+                                   delete_entity, images_of, local_ids, release, rollback_to, savepoint,
+                                   write_images)
 from library.sync.tables import SyncApplied, SyncConflict, SyncOrigin
 
 MAX_UPLOAD_CHANGES = 1000
@@ -89,9 +90,11 @@ class Outcome:
     applied: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
+    alias_kinds: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"applied": self.applied, "conflicts": self.conflicts, "aliases": self.aliases}
+        return {"applied": self.applied, "conflicts": self.conflicts, "aliases": self.aliases,
+                "alias_kinds": self.alias_kinds}
 
 
 async def apply_upload(branch: dict[str, Any], upload: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -148,8 +151,23 @@ async def _apply_changes(branch: dict[str, Any], upload: str, changes: list[dict
     origins = await _origins([change["uuid"] for change in changes])
     for change in changes:
         kind, entity, image = change["kind"], change["uuid"], change["image"]
-        handler = _HANDLERS[kind]
-        await handler(branch, upload, entity, image, outcome, aliases, origins)
+        if entity in aliases and kind != "record":
+            # a copy or reader the central node knows by another uuid: the branch hears of it
+            # with the answer, but uploads packaged before that still use its own
+            entity = aliases[entity]
+            image = {**image, "uuid": entity} if image is not None else None
+        await _HANDLERS[kind](branch, upload, entity, image, outcome, aliases, origins)
+
+
+async def _alias(outcome: Outcome, aliases: dict[str, str], branch, upload, kind: str, mine: str, central: str,
+                 detail: dict[str, Any]) -> None:
+    """The branch's `mine` is the central node's `central`, for ever (same ISBN, barcode or card)."""
+    aliases[mine] = central
+    outcome.aliases[mine] = central
+    outcome.alias_kinds[mine] = kind
+    await _remember_origin(kind, mine, branch, alias_of=central)
+    await _conflict(outcome, branch, upload, kind, mine, "merged_duplicate", {**detail, "into": central},
+                    resolved=True)
 
 
 async def _write_one(kind: str, image: dict[str, Any], outcome: Outcome, branch, upload, aliases) -> bool:
@@ -195,13 +213,8 @@ async def _record(branch, upload, entity, image, outcome, aliases, origins) -> N
         "SELECT uuid FROM record WHERE " + " OR ".join(f"{column} = {{}}" for column, _ in keys),
         *[value for _, value in keys]) if keys else []
     if same_book:
-        central = str(same_book[0]["uuid"])
-        aliases[entity] = central
-        outcome.aliases[entity] = central
-        await _remember_origin("record", entity, branch, alias_of=central)
-        await _conflict(outcome, branch, upload, "record", entity, "merged_duplicate",
-                        {"title": image.get("title", ""), "isbn13": image.get("isbn13"), "into": central},
-                        resolved=True)
+        await _alias(outcome, aliases, branch, upload, "record", entity, str(same_book[0]["uuid"]),
+                     {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
         return
     if await _write_one("record", image, outcome, branch, upload, aliases):
         await _remember_origin("record", entity, branch)
@@ -213,7 +226,13 @@ async def _item(branch, upload, entity, image, outcome, aliases, origins) -> Non
         return await _tombstone("item", branch, upload, entity, outcome, origins)
     current = (await images_of(KINDS["item"], [entity])).get(entity)
     if current is None:
-        taken = await Branch.raw("SELECT uuid FROM item WHERE barcode = {}", image["barcode"])
+        taken = await Branch.raw("SELECT uuid, home_branch, current_branch FROM item WHERE barcode = {}",
+                                 image["barcode"])
+        if taken and branch["id"] in (taken[0]["home_branch"], taken[0]["current_branch"]):
+            # the branch has this copy from elsewhere (another system's export, say): the same copy
+            central = str(taken[0]["uuid"])
+            await _alias(outcome, aliases, branch, upload, "item", entity, central, {"barcode": image["barcode"]})
+            return await _item(branch, upload, central, {**image, "uuid": central}, outcome, aliases, origins)
         if taken:
             await _conflict(outcome, branch, upload, "item", entity, "duplicate_barcode",
                             {"barcode": image["barcode"], "other": str(taken[0]["uuid"])})
@@ -274,7 +293,13 @@ async def _patron(branch, upload, entity, image, outcome, aliases, origins) -> N
         return await _tombstone("patron", branch, upload, entity, outcome, origins)
     current = (await images_of(KINDS["patron"], [entity])).get(entity)
     if current is None:
-        taken = await Branch.raw("SELECT uuid FROM patron WHERE card_number = {}", image["card_number"])
+        taken = await Branch.raw("SELECT uuid, name FROM patron WHERE card_number = {}", image["card_number"])
+        if taken and taken[0]["name"] == image["name"]:
+            # one card, one reader: registered at both nodes before they synced
+            central = str(taken[0]["uuid"])
+            await _alias(outcome, aliases, branch, upload, "patron", entity, central,
+                         {"card_number": image["card_number"]})
+            return await _patron(branch, upload, central, {**image, "uuid": central}, outcome, aliases, origins)
         if taken:
             await _conflict(outcome, branch, upload, "patron", entity, "duplicate_card",
                             {"card_number": image["card_number"], "other": str(taken[0]["uuid"])})
@@ -337,6 +362,8 @@ async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, in
         await ensure_state()
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
         counts = {"written": 0, "deleted": 0, "kept_local": 0, "refused": 0}
+        for kind in NATURAL_KEYS:
+            await adopt_natural_keys(kind, [c["image"] for c in changes if c.get("kind") == kind and c.get("image")])
         pending = await pending_entities()
         by_kind: dict[str, list[dict[str, Any]]] = {}
         tombstones: list[tuple[str, str]] = []
@@ -367,24 +394,97 @@ async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, in
     return await db.run_in_write_transaction(work)
 
 
-async def apply_aliases(aliases: dict[str, str]) -> None:
-    """The central node merged records this branch made into its own: do the same here."""
-    if not aliases:
-        return
+def _references_to(table_name: str) -> list[tuple[str, str]]:
+    """(table, column) of every foreign key, in every app, that points at `table_name`."""
+    from piccolo.columns import ForeignKey
+    from piccolo.conf.apps import Finder
 
-    async def work() -> None:
+    found = []
+    for table in Finder().get_table_classes():
+        for column in table._meta.columns:
+            if isinstance(column, ForeignKey) and \
+                    column._foreign_key_meta.resolved_references._meta.tablename == table_name:
+                found.append((table._meta.tablename, column._meta.db_column_name))
+    return found
+
+
+async def apply_aliases(aliases: dict[str, str], kinds: dict[str, str] | None = None) -> int:
+    """The central node knows rows this branch made by another uuid (same ISBN, barcode or card):
+    take the central uuid here too; if that row is already here, move everything that points
+    at ours onto it and drop ours. Returns how many could not be merged (listed as conflicts)."""
+    if not aliases:
+        return 0
+
+    async def work() -> int:
         await ensure_state()
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
+        failed = 0
         for mine, central in aliases.items():
-            ids = await local_ids("record", {mine, central})
+            kind = (kinds or {}).get(mine, "record")
+            if kind not in KINDS:
+                continue
+            table = KINDS[kind].table_name
+            ids = await local_ids(kind, {mine, central})
             if mine not in ids:
                 continue
-            if central in ids:
-                for table in ("item", "hold"):
-                    await Branch.raw(f"UPDATE {table} SET record = {{}} WHERE record = {{}}", ids[central], ids[mine])
-                await Branch.raw("DELETE FROM record WHERE id = {}", ids[mine])
-            else:
-                await Branch.raw("UPDATE record SET uuid = {} WHERE id = {}", central, ids[mine])
+            await savepoint("sync_alias")
+            try:
+                if central in ids:
+                    for other, column in _references_to(table):
+                        await Branch.raw(f'UPDATE {other} SET "{column}" = {{}} WHERE "{column}" = {{}}',
+                                         ids[central], ids[mine])
+                    await Branch.raw(f"DELETE FROM {table} WHERE id = {{}}", ids[mine])
+                else:
+                    await Branch.raw(f"UPDATE {table} SET uuid = {{}} WHERE id = {{}}", central, ids[mine])
+                await Branch.raw("UPDATE sync_change SET entity_uuid = {} WHERE kind = {} AND entity_uuid = {}",
+                                 central, kind, mine)
+                await release("sync_alias")
+            except Exception as error:  # noqa: BLE001 - one merge the database refuses stays listed
+                if not is_refusal(error):
+                    raise
+                await rollback_to("sync_alias")
+                failed += 1
+                await SyncConflict.insert(SyncConflict(
+                    uuid=str(uuid_module.uuid4()), branch_code="", kind=kind, entity_uuid=mine,
+                    rule="merge_not_applied_here", detail={"into": central, "why": str(error)[:200]}))
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", False)
+        return failed
 
-    await db.run_in_write_transaction(work)
+    return await db.run_in_write_transaction(work)
+
+
+# Natural keys: the same branch, rule, reader, copy or book, whatever uuid it was given.
+NATURAL_KEYS = {"branch": ("code",), "circulation_rule": ("scope",), "patron": ("card_number",),
+                "record": ("isbn13", "control_number"), "item": ("barcode",)}
+
+
+async def adopt_natural_keys(kind: str, images: list[dict[str, Any]]) -> int:
+    """Before writing the central node's rows: a local row that is the same thing under another
+    uuid (a branch loaded from another system's export, a demo branch) takes the central uuid."""
+    columns = NATURAL_KEYS.get(kind)
+    if not columns or not images:
+        return 0
+    table = KINDS[kind].table_name
+    incoming = {image["uuid"] for image in images}
+    adopted = 0
+    for column in columns:
+        wanted = {image[column]: image["uuid"] for image in images if image.get(column)}
+        if not wanted:
+            continue
+        keys = sorted(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ", ".join("{}" for _ in chunk)
+            rows = await Branch.raw(f'SELECT id, uuid, "{column}" AS natural FROM {table} '
+                                    f'WHERE "{column}" IN ({marks})', *chunk)
+            for row in rows:
+                local, central = str(row["uuid"]), wanted[row["natural"]]
+                if local == central or local in incoming:
+                    continue
+                if await local_ids(kind, {central}):
+                    continue  # both are here: the write will say which one the database refuses
+                await Branch.raw(f"UPDATE {table} SET uuid = {{}} WHERE id = {{}}", central, row["id"])
+                await Branch.raw("UPDATE sync_change SET entity_uuid = {} WHERE kind = {} AND entity_uuid = {}",
+                                 central, kind, local)
+                adopted += 1
+    return adopted

@@ -140,7 +140,7 @@ async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: 
         answer = await _call(client, "POST", "/api/sync/uploads",
                              json={"uuid": str(row["uuid"]), "branch": settings.branch_code,
                                    "changes": payload.get("changes", [])})
-        await apply_aliases(answer.get("aliases") or {})
+        await apply_aliases(answer.get("aliases") or {}, answer.get("alias_kinds") or {})
         await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {} WHERE id = {}",
                          dt.datetime.now(dt.timezone.utc),
                          json.dumps({k: answer.get(k) for k in ("applied", "conflicts", "already_applied")}),

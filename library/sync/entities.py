@@ -332,7 +332,7 @@ async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[s
         await release("sync_bulk")
         written.applied.extend(uuids)
     except Exception as error:  # noqa: BLE001 - any refusal sends us row by row
-        if not _is_refusal(error):
+        if not is_refusal(error):
             raise
         await rollback_to("sync_bulk")
         for row, entity in zip(rows, uuids):
@@ -342,7 +342,7 @@ async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[s
                 await release("sync_row")
                 written.applied.append(entity)
             except Exception as row_error:  # noqa: BLE001
-                if not _is_refusal(row_error):
+                if not is_refusal(row_error):
                     raise
                 await rollback_to("sync_row")
                 written.refused.append((entity, _refusal_reason(row_error)))
@@ -361,13 +361,13 @@ async def delete_entity(kind: Kind, entity_uuid: str) -> str | None:
         await release("sync_delete")
         return None
     except Exception as error:  # noqa: BLE001
-        if not _is_refusal(error):
+        if not is_refusal(error):
             raise
         await rollback_to("sync_delete")
         return _refusal_reason(error)
 
 
-def _is_refusal(error: BaseException) -> bool:
+def is_refusal(error: BaseException) -> bool:
     import sqlite3
 
     if isinstance(error, sqlite3.IntegrityError):

@@ -244,3 +244,42 @@ async def test_a_branch_loaded_from_another_systems_marc_export_has_the_copies_a
     assert report.items_created == len(before)
     logged = await Item.raw("SELECT kind, COUNT(*) AS n FROM sync_change GROUP BY kind")
     assert {r["kind"]: r["n"] for r in logged}.get("item", 0) >= len(before), "imported copies wait to go up"
+
+
+async def test_a_copy_the_branch_knows_by_another_uuid_is_the_same_copy_and_its_loan_lands_on_it(zx):
+    from library.sync.apply import apply_upload
+
+    central_uuid = await _available_copy(zx["id"])
+    image = (await images_of(KINDS["item"], [central_uuid]))[central_uuid]
+    mine = str(uuid.uuid4())  # loaded at the branch from another system's export
+    loan = _loan_image(mine, await _patron("JX20000001"), zx["uuid"])
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "item", "uuid": mine, "image": {**image, "uuid": mine, "status": "on_loan"}},
+        {"kind": "loan", "uuid": loan["uuid"], "image": loan}]})[1])
+    assert answer["aliases"] == {mine: central_uuid} and answer["alias_kinds"] == {mine: "item"}
+    assert [c["rule"] for c in answer["conflicts"]] == ["merged_duplicate"]
+    assert await Item.count().where(Item.barcode == image["barcode"]) == 1
+    landed = await Loan.select(Loan.item.uuid).where(Loan.uuid == loan["uuid"]).first()
+    assert str(landed["item.uuid"]) == central_uuid
+
+
+async def test_a_branch_row_under_another_uuid_takes_the_central_uuid_instead_of_doubling(zx):
+    from library.sync.apply import apply_aliases, apply_page
+
+    item = await _available_copy(zx["id"])
+    image = (await images_of(KINDS["item"], [item]))[item]
+    await Item.raw("DELETE FROM sync_change")  # nothing of ours waits to go up
+    central = str(uuid.uuid4())
+    await apply_page([{"kind": "item", "uuid": central, "image": {**image, "uuid": central,
+                                                                    "shelf_location": "from central"}}], "log:1")
+    row = await Item.select(Item.uuid, Item.shelf_location).where(Item.barcode == image["barcode"]).first()
+    assert (str(row["uuid"]), row["shelf_location"]) == (central, "from central")
+    assert await Item.count().where(Item.barcode == image["barcode"]) == 1
+    # a record the central node merged into one it has: everything that pointed at ours moves over
+    records = await Record.select(Record.uuid).order_by(Record.id).limit(2)
+    mine, theirs = str(records[0]["uuid"]), str(records[1]["uuid"])
+    copies_before = await Item.count().where(Item.record.uuid.is_in([mine, theirs]))
+    assert await apply_aliases({mine: theirs}, {mine: "record"}) == 0
+    assert await Record.count().where(Record.uuid == mine) == 0
+    assert await Item.count().where(Item.record.uuid == theirs) == copies_before
+    assert (await Branch.raw("SELECT applying FROM sync_state WHERE id = 1"))[0]["applying"] in (False, 0)
