@@ -11,6 +11,7 @@ feed's cursor is stored with the rows of each page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -159,24 +160,40 @@ async def pull(client: httpx.AsyncClient, report: RoundReport, progress: Progres
     cursor = state[0]["cursor"]
     total: int | None = None
     done = 0
-    while True:
-        page = await _call(client, "GET", "/api/sync/changes", params={"cursor": cursor, "limit": PAGE_SIZE})
-        changes, next_cursor = page.get("changes"), page.get("cursor")
-        if not isinstance(changes, list) or not isinstance(next_cursor, str):
-            raise SyncFailed("the central node answered with a page that is not a feed page")
-        if page.get("snapshot_total") is not None:
-            total = int(page["snapshot_total"])
-        counts = await apply_page(changes, next_cursor)
-        report.pages += 1
-        report.received += counts["written"] + counts["deleted"]
-        report.kept_local += counts["kept_local"]
-        report.refused_here += counts["refused"]
-        done += len(changes)
-        if progress:
-            progress("snapshot" if page.get("snapshot") else "changes", done, total)
-        cursor = next_cursor
-        if not page.get("more"):
-            return
+
+    def fetch(after: str) -> asyncio.Future:
+        return asyncio.ensure_future(_call(client, "GET", "/api/sync/changes",
+                                           params={"cursor": after, "limit": PAGE_SIZE}))
+
+    # The next page travels (and the central node reads it) while this one is written here;
+    # pages are still written one after another, each with its own cursor.
+    pending: asyncio.Future | None = fetch(cursor)
+    try:
+        while True:
+            page = await pending
+            pending = None
+            changes, next_cursor = page.get("changes"), page.get("cursor")
+            if not isinstance(changes, list) or not isinstance(next_cursor, str):
+                raise SyncFailed("the central node answered with a page that is not a feed page")
+            if page.get("snapshot_total") is not None:
+                total = int(page["snapshot_total"])
+            if page.get("more"):
+                pending = fetch(next_cursor)
+            counts = await apply_page(changes, next_cursor)
+            report.pages += 1
+            report.received += counts["written"] + counts["deleted"]
+            report.kept_local += counts["kept_local"]
+            report.refused_here += counts["refused"]
+            done += len(changes)
+            if progress:
+                progress("snapshot" if page.get("snapshot") else "changes", done, total)
+            if not page.get("more"):
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
 
 
 async def sync_round(settings: Settings, progress: Progress | None = None,
@@ -218,8 +235,10 @@ async def sync_round_once(settings: Settings, progress: Progress | None = None) 
 
 
 def start_sync_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
-    """A round every interval on a branch node that has a central node; returns the stopper."""
-    if settings.node_role != "branch" or not settings.central_url or settings.sync_interval_seconds <= 0:
+    """Every interval: a round on a branch node that has a central node, compaction of the change
+    log on the central node. Returns the stopper."""
+    central = settings.node_role == "central"
+    if settings.sync_interval_seconds <= 0 or not (central or settings.central_url):
         async def nothing_to_stop() -> None:
             return None
 
@@ -229,8 +248,15 @@ def start_sync_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
     async def loop() -> None:
         while not stop.is_set():
             try:
-                report = await sync_round_once(settings)
-                log.info("sync round: %s uploads, %s changes received", report.uploaded, report.received)
+                if central:
+                    from library.sync.feed import compact_log
+
+                    dropped = await compact_log()
+                    if dropped:
+                        log.info("change log compacted: %s redundant rows dropped", dropped)
+                else:
+                    report = await sync_round_once(settings)
+                    log.info("sync round: %s uploads, %s changes received", report.uploaded, report.received)
             except SyncFailed as error:
                 log.warning("sync round failed (will retry): %s", error)
             except Exception:  # noqa: BLE001 - the loop must outlive one bad round

@@ -202,3 +202,41 @@ async def _relevant_uuids(kind_name: str, branch_id: int, uuids: list[str]) -> s
                                 f"AND {relevant(kind_name, branch_id)}", *chunk)
         found.update(str(row["uuid"]) for row in rows)
     return found
+
+
+async def compact_log(batch: int = 2000) -> int:
+    """Drop log rows that a later row of the same entity makes redundant; how many were dropped.
+
+    The feed sends an entity's current image, so only its newest row matters — but the
+    branches its older rows named still need to hear of it, so they are kept on the newest.
+    """
+    from library import db
+
+    dropped = 0
+    while True:
+        groups = await Branch.raw(
+            "SELECT kind, entity_uuid, MAX(seq) AS last FROM sync_change GROUP BY kind, entity_uuid "
+            f"HAVING COUNT(*) > 1 LIMIT {int(batch)}")
+        if not groups:
+            return dropped
+
+        async def work() -> int:
+            done = 0
+            for group in groups:
+                rows = await Branch.raw("SELECT seq, branches FROM sync_change WHERE kind = {} AND entity_uuid = {} "
+                                        "AND seq <= {}", group["kind"], group["entity_uuid"], group["last"])
+                named = sorted({part for row in rows for part in (row["branches"] or "").split("|") if part},
+                               key=int)
+                union = f"|{'|'.join(named)}|" if named else ""
+                if len(union) > 64:
+                    continue  # too many branches to name in one row: leave this entity's rows alone
+                await Branch.raw("UPDATE sync_change SET branches = {} WHERE seq = {}", union, group["last"])
+                deleted = await Branch.raw("DELETE FROM sync_change WHERE kind = {} AND entity_uuid = {} AND seq < {} "
+                                           "RETURNING seq", group["kind"], group["entity_uuid"], group["last"])
+                done += len(deleted)
+            return done
+
+        step = await db.run_in_write_transaction(work)
+        dropped += step
+        if step == 0:
+            return dropped

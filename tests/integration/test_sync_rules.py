@@ -283,3 +283,21 @@ async def test_a_branch_row_under_another_uuid_takes_the_central_uuid_instead_of
     assert await Record.count().where(Record.uuid == mine) == 0
     assert await Item.count().where(Item.record.uuid == theirs) == copies_before
     assert (await Branch.raw("SELECT applying FROM sync_state WHERE id = 1"))[0]["applying"] in (False, 0)
+
+
+async def test_compacting_the_log_keeps_what_every_branch_would_receive(zx):
+    _, cursors = await whole_feed(zx)
+    start = cursors[-1]
+    xz = (await Branch.raw("SELECT id FROM branch WHERE code = 'XZ'"))[0]["id"]
+    leaving = await _available_copy(zx["id"])
+    await Item.raw("UPDATE item SET shelf_location = 'one' WHERE uuid = {}", leaving)
+    await Item.raw("UPDATE item SET home_branch = {}, current_branch = {} WHERE uuid = {}", xz, xz, leaving)
+    await Item.raw("UPDATE item SET shelf_location = 'two' WHERE uuid = {}", leaving)
+    before = await feed.changes(zx, start)
+    dropped = await feed.compact_log()
+    after = await feed.changes(zx, start)
+    assert dropped >= 2
+    assert [(c["kind"], c["uuid"], c["image"]) for c in after["changes"]] == \
+        [(c["kind"], c["uuid"], c["image"]) for c in before["changes"]]
+    assert leaving in {c["uuid"] for c in after["changes"]}, "the copy that left ZX still reaches ZX once"
+    assert await feed.compact_log() == 0
