@@ -349,7 +349,10 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
     report.holds_expired = await step("expire hold shelf", lambda: expire_hold_shelf(now)) or 0
     # Seats offered from an activity's waitlist and not taken in time pass to the next family.
     report.offers_lapsed = await step("lapse seat offers", lambda: lapse_offers(now)) or 0
-    report.queued = await step("queue reminders", lambda: queue_reminders(now, settings.due_soon_days)) or {}
+    # A branch node that syncs leaves loan reminders to the central node, which has every
+    # loan of the network after sync: one reminder per loan, not one per node.
+    if not (settings.node_role == "branch" and settings.central_url):
+        report.queued = await step("queue reminders", lambda: queue_reminders(now, settings.due_soon_days)) or {}
     report.anonymised = await step("anonymise loans",
                                    lambda: anonymise_returned_loans(now, settings.loan_history_days)) or 0
     sending = await step("send notices", lambda: send_due(now, settings))

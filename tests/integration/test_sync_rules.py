@@ -301,3 +301,21 @@ async def test_compacting_the_log_keeps_what_every_branch_would_receive(zx):
         [(c["kind"], c["uuid"], c["image"]) for c in before["changes"]]
     assert leaving in {c["uuid"] for c in after["changes"]}, "the copy that left ZX still reaches ZX once"
     assert await feed.compact_log() == 0
+
+
+async def test_a_syncing_branch_node_leaves_loan_reminders_to_the_central_node(zx):
+    import os
+
+    from library.loans.outbox import run_cycle
+    from library.settings import load_settings
+
+    base = {**os.environ, "LIBRARY_SMTP_HOST": ""}
+    loan = (await Loan.raw("SELECT id, patron FROM loan WHERE returned_at IS NULL AND patron IS NOT NULL LIMIT 1"))[0]
+    await Loan.raw("UPDATE loan SET due_on = {}, due_at = {} WHERE id = {}", TODAY - dt.timedelta(days=5),
+                   NOW - dt.timedelta(days=5), loan["id"])
+    await Loan.raw("UPDATE patron SET email = 'reader@example.org' WHERE id = {}", loan["patron"])
+    branch = load_settings({**base, "LIBRARY_NODE_ROLE": "branch", "LIBRARY_BRANCH_CODE": "ZX",
+                            "LIBRARY_CENTRAL_URL": "http://127.0.0.1:9", "LIBRARY_SYNC_CREDENTIAL": "ZX.secret"})
+    central = load_settings({**base, "LIBRARY_NODE_ROLE": "central"})
+    assert sum((await run_cycle(NOW, branch)).queued.values()) == 0
+    assert sum((await run_cycle(NOW, central)).queued.values()) > 0
