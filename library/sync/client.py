@@ -31,6 +31,7 @@ from library.sync.entities import KINDS, ORDER, UPLOADED, images_of
 from library.sync.tables import SyncOutbox
 
 log = logging.getLogger("library.sync")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request every round is noise
 
 PACKAGE_SIZE = 250  # entities per upload transaction
 PAGE_SIZE = 1000  # feed rows per page
@@ -256,7 +257,9 @@ def start_sync_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
                         log.info("change log compacted: %s redundant rows dropped", dropped)
                 else:
                     report = await sync_round_once(settings)
-                    log.info("sync round: %s uploads, %s changes received", report.uploaded, report.received)
+                    if report.uploaded or report.received:
+                        log.info("sync round: %s uploads sent, %s changes received", report.uploaded,
+                                 report.received)
             except SyncFailed as error:
                 log.warning("sync round failed (will retry): %s", error)
             except Exception:  # noqa: BLE001 - the loop must outlive one bad round
