@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from library import audit
+from library import audit, config_cache
 from library.accounts.principal import Principal
 from library.branches import rules
 from library.branches.public_holidays import public_calendar
@@ -56,6 +56,13 @@ async def calendars_for(branches: list[dict[str, Any]], start: dt.date,
 
 async def _calendar_for(branch: dict[str, Any], start: dt.date, end: dt.date) -> rules.BranchCalendar:
     return (await calendars_for([branch], start, end))[branch["id"]]
+
+
+async def cached_calendar(branch: dict[str, Any], start: dt.date, end: dt.date,
+                          version: Any) -> rules.BranchCalendar:
+    """A branch's calendar, read once per configuration version (see library.config_cache)."""
+    return await config_cache.cached(("calendar", branch["id"], branch["closes_on_public_holidays"], start, end),
+                                     version, lambda: _calendar_for(branch, start, end))
 
 
 def _branch_view(row: dict[str, Any]) -> dict[str, Any]:

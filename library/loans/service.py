@@ -11,17 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid as uuid_module
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from library import audit
+from library import audit, config_cache
 from library.accounts.principal import Principal
 from library.accounts.service import normalise_card_number
 from library.accounts.tables import Patron
 from library.branches.public_holidays import public_calendar
 from library.branches.rules import BranchCalendar, PublicCalendar
-from library.branches.service import calendars_for
+from library.branches.service import cached_calendar
 from library.branches.tables import Branch
 from library.catalog.tables import Item, Record
 from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
@@ -88,14 +89,21 @@ def _terms(row: dict[str, Any]) -> rules.Terms:
     )
 
 
-async def _all_terms() -> list[rules.Terms]:
-    return [_terms(row) for row in await _rows(
+async def _load_terms() -> tuple[rules.Terms, ...]:
+    return tuple(_terms(row) for row in await _rows(
         "SELECT id, scope, branch, patron_category, item_type, loanable, loan_days, max_loans, renewal_days, "
         "max_renewals, renew_from, holds_allowed, hold_shelf_days, renewal_refused_after_overdue_days, "
-        "fine_cents_per_day FROM circulation_rule")]
+        "fine_cents_per_day FROM circulation_rule"))
 
 
-def _choose(all_terms: list[rules.Terms], branch_id: int, category: str, item_type: str) -> rules.ChosenRule:
+async def _all_terms(version: Any = None) -> tuple[rules.Terms, ...]:
+    """Every circulation rule, read once per configuration version (read now unless given)."""
+    if version is None:
+        version = await config_cache.current_version()
+    return await config_cache.cached(("circulation_rules",), version, _load_terms)
+
+
+def _choose(all_terms: Sequence[rules.Terms], branch_id: int, category: str, item_type: str) -> rules.ChosenRule:
     chosen = rules.choose_rule(all_terms, branch_id, category, item_type)
     if chosen is None:
         raise Conflict("no_circulation_rule")
@@ -105,21 +113,31 @@ def _choose(all_terms: list[rules.Terms], branch_id: int, category: str, item_ty
 _BRANCH_SQL = "SELECT id, code, name_zh, name_en, time_zone, closes_on_public_holidays FROM branch WHERE "
 
 
-async def _branch(code: str) -> dict[str, Any]:
-    row = await _first(_BRANCH_SQL + "code = {}", (code or "").strip().upper())
-    if row is None:
-        raise NotFound("branch_not_found", field="branch", code=code)
-    return row
+async def _branch(code: str, version: Any = None) -> dict[str, Any]:
+    """A branch by code, read once per configuration version (read now unless given)."""
+    code = (code or "").strip().upper()
+    if version is None:
+        version = await config_cache.current_version()
+
+    async def load() -> dict[str, Any]:
+        row = await _first(_BRANCH_SQL + "code = {}", code)
+        if row is None:
+            raise NotFound("branch_not_found", field="branch", code=code)
+        return row
+
+    return await config_cache.cached(("branch", code), version, load)
 
 
 async def _branch_by_id(branch_id: int) -> dict[str, Any]:
     return await _first(_BRANCH_SQL + "id = {}", branch_id)
 
 
-async def _calendar(branch: dict[str, Any], start: dt.date) -> tuple[BranchCalendar, PublicCalendar]:
+async def _calendar(branch: dict[str, Any], start: dt.date,
+                    version: Any = None) -> tuple[BranchCalendar, PublicCalendar]:
     end = start + dt.timedelta(days=CALENDAR_REACH_DAYS)
-    calendars = await calendars_for([branch], start, end)
-    return calendars[branch["id"]], public_calendar(start, end)
+    if version is None:
+        version = await config_cache.current_version()
+    return await cached_calendar(branch, start, end, version), public_calendar(start, end)
 
 
 async def _patron_by_card(card_number: str) -> dict[str, Any]:
@@ -195,14 +213,15 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
         raise NotPermitted("staff_only")
     comment = _clean_comment(override_comment)
     # The branch, its rules and its calendar are configuration, read before the write
-    # transaction: SQLite has one writer, and it should hold the lock only for the reader,
-    # the copy and the writes.
-    branch = await _branch(branch_code)
+    # transaction (SQLite has one writer, and it should hold the lock only for the reader,
+    # the copy and the writes) and cached per configuration version: one query here.
+    version = await config_cache.current_version()
+    branch = await _branch(branch_code, version)
     if not principal.works_for(branch["id"]):
         raise NotPermitted("not_your_branch", code=branch["code"])
     today = local_today(now, branch["time_zone"])
-    all_terms = await _all_terms()
-    calendar, public = await _calendar(branch, today)
+    all_terms = await _all_terms(version)
+    calendar, public = await _calendar(branch, today, version)
 
     async def work() -> CheckedOut:
         patron = await _patron_by_card(card_number)
@@ -306,7 +325,7 @@ async def _route_copy(item: dict[str, Any], here: dict[str, Any],
     """
     waiting = await _waiting_holds(item["record"]) if item.get("waiting_holds", 1) else []
     queue = [rules.WaitingHold(h["id"], h["patron"], h["pickup_branch"], h["placed_at"]) for h in waiting]
-    all_terms: list[rules.Terms] = []
+    all_terms: Sequence[rules.Terms] = ()
     loanable = True
     if queue:  # the rules only matter when someone waits
         all_terms = await _all_terms()

@@ -295,6 +295,24 @@ async def test_a_reader_with_two_hundred_loans_borrows_like_anyone(demo):
     assert account["loan_count"] == 204  # her 202 and her children's two
 
 
+async def test_rules_and_calendars_changed_by_raw_sql_apply_to_the_next_checkout(demo):
+    """Rules, branches and calendars are cached per configuration version; a change from anywhere
+    (branch sync writes them with plain SQL) moves the version, so no checkout sees stale rules."""
+    [barcode] = await copies(CATERPILLAR, "available", "ZX")
+    lent = await service.checkout(ADMIN, "ZX", "JX20000001", barcode, NOW)
+    assert lent.due_on == dt.date(2026, 12, 19)
+    await service.checkin(ADMIN, "ZX", barcode, NOW)
+    await CirculationRule.raw("UPDATE circulation_rule SET loan_days = 7 WHERE scope = 'ZX|*|picture_book'")
+    lent = await service.checkout(ADMIN, "ZX", "JX20000001", barcode, NOW)
+    assert lent.due_on == dt.date(2026, 12, 5)
+    await service.checkin(ADMIN, "ZX", barcode, NOW)
+    await CirculationRule.raw(
+        "INSERT INTO calendar_exception (branch, day, is_open, reason_zh, reason_en, created_by) "
+        "SELECT id, '2026-12-05', false, '盘点', 'Stocktake', 'sync' FROM branch WHERE code = 'ZX'")
+    lent = await service.checkout(ADMIN, "ZX", "JX20000001", barcode, NOW)
+    assert lent.due_on == dt.date(2026, 12, 6)
+
+
 async def test_without_any_rule_nothing_is_lent(demo):
     await CirculationRule.delete(force=True)
     with pytest.raises(Conflict) as refused:
