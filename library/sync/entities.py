@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid as uuid_module
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from piccolo.columns import (JSONB, UUID, Boolean, Date, ForeignKey, Integer, Serial, Text, Time, Timestamptz,
@@ -37,13 +39,32 @@ class Kind:
     def table_name(self) -> str:
         return self.table._meta.tablename
 
-    @property
+    # Worked out once per kind: a feed page or an applied page goes through them for every row.
+    @cached_property
     def columns(self) -> list[Any]:
         return [c for c in self.table._meta.columns if not isinstance(c, Serial) and c._meta.name != "id"]
 
-    @property
+    @cached_property
     def column_names(self) -> list[str]:
         return [c._meta.db_column_name for c in self.columns]
+
+    @cached_property
+    def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        """(column, its value as JSON) for `to_image`."""
+        return tuple((c._meta.db_column_name, _reader(c)) for c in self.columns)
+
+    def writers(self, sqlite: bool) -> tuple[tuple[str, str | None, bool, Callable[[Any], Any]], ...]:
+        """(column, kind it references or None, nullable, the image's value as the driver wants it) for `row_of`."""
+        key = (self.name, sqlite)
+        plan = _WRITERS.get(key)
+        if plan is None:
+            plan = _WRITERS[key] = tuple(
+                (c._meta.db_column_name, self.refs.get(c._meta.db_column_name), bool(c._meta.null), _writer(c, sqlite))
+                for c in self.columns)
+        return plan
+
+
+_WRITERS: dict[tuple[str, bool], tuple] = {}
 
 
 # In the order a receiver writes them: every reference points at a kind written before it.
@@ -84,6 +105,21 @@ def _json_value(column, value: Any) -> Any:
     return value
 
 
+def _reader(column) -> Callable[[Any], Any]:
+    """`_json_value` for one column, its type looked at once."""
+    if isinstance(column, JSONB):
+        return lambda value: json.loads(value) if isinstance(value, str) else value
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (dt.datetime, dt.date, dt.time)):
+            return value.isoformat()
+        if isinstance(value, uuid_module.UUID):
+            return str(value)
+        return value
+
+    return plain
+
+
 def select_sql(kind: Kind, where: str) -> str:
     """The rows of `kind` as images: its own columns, references as the referenced uuid."""
     parts, joins = [], []
@@ -99,8 +135,7 @@ def select_sql(kind: Kind, where: str) -> str:
 
 
 def to_image(kind: Kind, row: dict[str, Any]) -> dict[str, Any]:
-    return {column._meta.db_column_name: _json_value(column, row[column._meta.db_column_name])
-            for column in kind.columns}
+    return {name: read(row[name]) for name, read in kind.readers}
 
 
 async def _calendars(branch_ids: list[int]) -> dict[int, dict[str, list]]:
@@ -203,6 +238,64 @@ def _python_value(column, value: Any, sqlite: bool) -> Any:
     return value
 
 
+def _writer(column, sqlite: bool) -> Callable[[Any], Any]:
+    """`_python_value` for one column, its type looked at once: the common, well-formed value
+    is converted here; anything else goes to `_python_value`, which converts it or says why not."""
+
+    def slow(value: Any) -> Any:
+        return _python_value(column, value, sqlite)
+
+    if isinstance(column, JSONB):
+        return lambda value: slow(value) if value is None else json.dumps(value, ensure_ascii=False)
+    if isinstance(column, Timestamptz):
+        utc = dt.timezone.utc
+
+        def moment(value: Any) -> Any:
+            if type(value) is str:
+                try:
+                    parsed = dt.datetime.fromisoformat(value)
+                except ValueError:
+                    return slow(value)
+                if parsed.tzinfo is not None:
+                    return parsed.astimezone(utc)
+            return slow(value)
+
+        return moment
+    if isinstance(column, (Date, Time)):
+        parse = dt.date.fromisoformat if isinstance(column, Date) else dt.time.fromisoformat
+
+        def day_or_time(value: Any) -> Any:
+            if type(value) is str:
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass
+            return slow(value)
+
+        return day_or_time
+    if isinstance(column, UUID):
+        def identifier(value: Any) -> Any:
+            if type(value) is str:
+                try:
+                    text = str(uuid_module.UUID(value))
+                except ValueError:
+                    return slow(value)
+                return text if sqlite else uuid_module.UUID(text)
+            return slow(value)
+
+        return identifier
+    if isinstance(column, Boolean):
+        return lambda value: value if type(value) is bool else slow(value)
+    if isinstance(column, Integer):
+        return lambda value: value if type(value) is int else slow(value)
+    if isinstance(column, (Varchar, Text)):
+        length = getattr(column, "length", None)
+        if length:
+            return lambda value: value if type(value) is str and len(value) <= length else slow(value)
+        return lambda value: value if type(value) is str else slow(value)
+    return slow
+
+
 def check_image(kind: Kind, image: Any) -> None:
     """Refuse an image that is not a row of `kind` (before anything is written)."""
     if not isinstance(image, dict):
@@ -248,23 +341,23 @@ def row_of(kind: Kind, image: dict[str, Any], ids: dict[str, dict[str, int]], sq
            aliases: dict[str, str] | None = None) -> tuple | str:
     """The tuple to write, or why it cannot be written (a reference this node lacks)."""
     values = []
-    for column in kind.columns:
-        name = column._meta.db_column_name
-        if name in kind.refs:
+    aliases = aliases or {}
+    for name, target, nullable, write in kind.writers(sqlite):
+        if target is not None:
             ref = image.get(name)
             if ref is None:
                 values.append(None)
                 continue
-            ref = (aliases or {}).get(ref, ref)
-            local = ids.get(kind.refs[name], {}).get(ref)
+            ref = aliases.get(ref, ref)
+            local = ids.get(target, {}).get(ref)
             if local is None:
-                if column._meta.null:
+                if nullable:
                     values.append(None)
                     continue
-                return f"missing_{kind.refs[name]}"
+                return f"missing_{target}"
             values.append(local)
         else:
-            values.append(_python_value(column, image.get(name), sqlite))
+            values.append(write(image.get(name)))
     return tuple(values)
 
 
