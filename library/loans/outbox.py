@@ -346,7 +346,8 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
             report.failures.append(f"{name}: {_describe(error)}")
             return None
 
-    report.holds_expired = await step("expire hold shelf", lambda: expire_hold_shelf(now)) or 0
+    only, leave = await _hold_shelves_of_this_node(settings)
+    report.holds_expired = await step("expire hold shelf", lambda: expire_hold_shelf(now, only, leave)) or 0
     # Seats offered from an activity's waitlist and not taken in time pass to the next family.
     report.offers_lapsed = await step("lapse seat offers", lambda: lapse_offers(now)) or 0
     # A branch node that syncs leaves loan reminders to the central node, which has every
@@ -359,6 +360,18 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
     if sending is not None:
         report.sending = sending
     return report
+
+
+async def _hold_shelves_of_this_node(settings: Settings) -> tuple[set[str] | None, set[str]]:
+    """(only these branches, or None for all; never these): with branch sync, the node that runs
+    a branch empties its hold shelf — a syncing branch node its own, the central node the rest."""
+    if settings.node_role == "branch" and settings.central_url:
+        return {settings.branch_code or ""}, set()
+    if settings.node_role == "central":
+        rows = await Notice.raw("SELECT DISTINCT b.code FROM sync_credential c JOIN branch b ON b.id = c.branch "
+                                "WHERE c.revoked_at IS NULL")
+        return None, {row["code"] for row in rows}
+    return None, set()
 
 
 async def notice_loop(settings: Settings, stop: asyncio.Event, first_delay: float = 5.0) -> None:

@@ -608,13 +608,21 @@ async def _release_from_shelf(item_id: int, branch_id: int, now: dt.datetime) ->
     await _route_copy({**item, "status": "available"}, here, now)
 
 
-async def expire_hold_shelf(now: dt.datetime) -> int:
-    """Holds not collected by their last day expire; each copy passes to the next reader."""
+async def expire_hold_shelf(now: dt.datetime, only_branches: set[str] | None = None,
+                            except_branches: set[str] | None = None) -> int:
+    """Holds not collected by their last day expire; each copy passes to the next reader.
+
+    With branch sync, a hold shelf is emptied by the node that runs its branch (branch codes
+    to keep to, or to leave to their own nodes), so two nodes never pass one copy on twice.
+    """
     async def work() -> int:
         ready = await Hold.select(Hold.id, Hold.item, Hold.pickup_branch, Hold.expires_on,
-                                  Hold.pickup_branch.time_zone).where(Hold.status == "ready")
+                                  Hold.pickup_branch.time_zone, Hold.pickup_branch.code).where(Hold.status == "ready")
         expired = 0
         for hold in ready:
+            code = hold["pickup_branch.code"]
+            if (only_branches is not None and code not in only_branches) or code in (except_branches or set()):
+                continue
             if hold["expires_on"] >= local_today(now, hold["pickup_branch.time_zone"]):
                 continue
             changed = await Hold.update({Hold.status: "expired", Hold.closed_at: now}).where(

@@ -319,3 +319,25 @@ async def test_a_syncing_branch_node_leaves_loan_reminders_to_the_central_node(z
     central = load_settings({**base, "LIBRARY_NODE_ROLE": "central"})
     assert sum((await run_cycle(NOW, branch)).queued.values()) == 0
     assert sum((await run_cycle(NOW, central)).queued.values()) > 0
+
+
+async def test_the_node_that_runs_a_branch_empties_its_hold_shelf(zx):
+    import os
+
+    from library.loans.outbox import _hold_shelves_of_this_node
+    from library.loans.service import expire_hold_shelf
+    from library.settings import load_settings
+
+    hold = (await Loan.raw("SELECT id, record FROM hold LIMIT 1"))[0]
+    copy = (await Loan.raw("SELECT id FROM item WHERE record = {} LIMIT 1", hold["record"]))[0]
+    await Loan.raw("UPDATE item SET status = 'on_hold_shelf', current_branch = {} WHERE id = {}", zx["id"], copy["id"])
+    await Loan.raw("UPDATE hold SET status = 'ready', item = {}, pickup_branch = {}, expires_on = {} WHERE id = {}",
+                   copy["id"], zx["id"], TODAY - dt.timedelta(days=2), hold["id"])
+    await service.issue_credential("ZX", "test")  # ZX runs its own node
+    central = load_settings({**os.environ, "LIBRARY_NODE_ROLE": "central"})
+    branch = load_settings({**os.environ, "LIBRARY_NODE_ROLE": "branch", "LIBRARY_BRANCH_CODE": "ZX",
+                            "LIBRARY_CENTRAL_URL": "http://127.0.0.1:9", "LIBRARY_SYNC_CREDENTIAL": "ZX.x"})
+    assert await _hold_shelves_of_this_node(central) == (None, {"ZX"})
+    assert await _hold_shelves_of_this_node(branch) == ({"ZX"}, set())
+    assert await expire_hold_shelf(NOW, *await _hold_shelves_of_this_node(central)) == 0
+    assert await expire_hold_shelf(NOW, *await _hold_shelves_of_this_node(branch)) == 1
