@@ -50,7 +50,8 @@ def check_digit10(body: str) -> str:
 
 
 def check_digit13(body: str) -> str:
-    total = sum(int(digit) * (3 if position % 2 else 1) for position, digit in enumerate(body))
+    digits = [ord(character) - 48 for character in body]  # ASCII digits only: callers checked
+    total = sum(digits[0::2]) + 3 * sum(digits[1::2])
     return str((10 - total % 10) % 10)
 
 

@@ -51,6 +51,18 @@ def _char_reading(char: str) -> str | None:
     return _toneless(readings.split(",")[0]) if readings else None
 
 
+@lru_cache(maxsize=1)
+def _phrase_reach() -> dict[str, int]:
+    """For each character that starts a phrase of pypinyin's dictionary, its longest phrase."""
+    from pypinyin.phrases_dict import phrases_dict
+
+    reach: dict[str, int] = {}
+    for phrase in phrases_dict:
+        if len(phrase) > reach.get(phrase[0], 1):
+            reach[phrase[0]] = len(phrase)
+    return reach
+
+
 def pinyin_of(run: str) -> list[str]:
     """Toneless pinyin of a run of characters: the longest word of pypinyin's phrase dictionary
     first (睡觉 -> shui jiao, 银行 -> yin hang), else each character's usual reading.
@@ -60,10 +72,12 @@ def pinyin_of(run: str) -> list[str]:
     """
     from pypinyin.phrases_dict import phrases_dict
 
+    reach = _phrase_reach()
     syllables: list[str] = []
     position, length = 0, len(run)
     while position < length:
-        for size in range(min(6, length - position), 1, -1):
+        # only as long as the longest phrase that starts with this character: most start none
+        for size in range(min(reach.get(run[position], 1), length - position), 1, -1):
             phrase = phrases_dict.get(run[position:position + size])
             if phrase:
                 syllables.extend(_toneless(readings[0]) for readings in phrase)
@@ -83,28 +97,36 @@ def _cjk_tokens(run: str) -> tuple[list[str], list[str], str]:
     return list(run), syllables, initials
 
 
+@lru_cache(maxsize=100_000)
+def _field_parts(field: str) -> tuple[str, ...]:
+    """One field's indexed parts. Cached: publishers, series, subjects and authors repeat
+    across a catalogue, and a big import meets each many times."""
+    parts: list[str] = []
+    characters: list[str] = []
+    latin: list[str] = []
+    for cjk, word in _RUNS.findall(fold(field)):
+        if cjk:
+            characters.append(cjk)
+        else:
+            latin.append(word)
+    if characters:
+        text = "".join(characters)
+        chars, syllables, initials = _cjk_tokens(text)
+        parts.append(" ".join(chars))
+        parts.append(" ".join(syllables))
+        parts.append(initials)
+    if latin:
+        parts.append(" ".join(latin))
+    return tuple(part for part in parts if part)
+
+
 def index_text(fields: Iterable[str | None]) -> str:
     """The text the database indexes for one record."""
     parts: list[str] = []
     for field in fields:
-        if not field:
-            continue
-        characters: list[str] = []
-        latin: list[str] = []
-        for cjk, word in _RUNS.findall(fold(field)):
-            if cjk:
-                characters.append(cjk)
-            else:
-                latin.append(word)
-        if characters:
-            text = "".join(characters)
-            chars, syllables, initials = _cjk_tokens(text)
-            parts.append(" ".join(chars))
-            parts.append(" ".join(syllables))
-            parts.append(initials)
-        if latin:
-            parts.append(" ".join(latin))
-    return " ; ".join(part for part in parts if part)
+        if field:
+            parts.extend(_field_parts(field))
+    return " ; ".join(parts)
 
 
 # --- pinyin syllables -------------------------------------------------------------------
