@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -30,6 +29,7 @@ from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
+from library.web.sessions import SteadyCookieConfig
 from library.web.templating import build_environment
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             else:
                 await close_connections()
 
-    session = CookieBackendConfig(
+    session = SteadyCookieConfig(
         secret=_session_key(settings.secret_key),
         key="library_session",
         # The cookie outlives the sign-in by a week so that the server, which enforces

@@ -67,6 +67,24 @@ async def test_the_desk_lists_every_reason_and_offers_an_override_only_when_allo
     assert await Loan.count().where(Loan.patron.card_number == "ZX10000004") == 0
 
 
+async def test_an_unchanged_session_is_not_sent_again_but_signing_out_clears_it(client):
+    """The session cookie is set at sign-in and cleared at sign-out; a checkout does not re-send it."""
+    headers = await api_as(client, "staff", "librarian", "librarian-demo")
+    signed_in = client.cookies["library_session"]
+    [barcode] = await barcodes(CATERPILLAR, "available", "ZX")
+    lent = await client.post("/api/loans/checkout", json={"branch": "ZX", "card_number": "ZX10000001",
+                                                          "barcode": barcode}, headers=headers)
+    assert lent.status_code == 201
+    assert "library_session" not in lent.headers.get("set-cookie", "")
+    assert client.cookies["library_session"] == signed_in
+    back = await client.post("/api/loans/checkin", json={"branch": "ZX", "barcode": barcode}, headers=headers)
+    assert back.status_code == 200 and "library_session" not in back.headers.get("set-cookie", "")
+    signed_out = await client.post("/api/session/end", headers=headers)
+    assert signed_out.status_code < 300 and "library_session=null" in signed_out.headers.get("set-cookie", "")
+    assert (await client.post("/api/loans/checkin", json={"branch": "ZX", "barcode": barcode},
+                              headers=headers)).status_code == 401
+
+
 async def test_checkout_api_statuses_and_messages(client):
     headers = await api_as(client, "staff", "librarian", "librarian-demo")
     [barcode] = await barcodes(CATERPILLAR, "available", "ZX")
