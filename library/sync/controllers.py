@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -46,6 +47,8 @@ class SyncAPI(Controller):
         node = await service.branch_of_credential(request.headers.get("authorization"))
         try:
             body = await request.json()
+        except HTTPException:
+            raise  # over the size limit: a 413, not a malformed payload
         except Exception:  # noqa: BLE001 - any undecodable body is the sender's error
             raise InvalidInput("sync_payload", detail="the body is not JSON") from None
         if isinstance(body, dict):

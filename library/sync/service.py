@@ -104,9 +104,13 @@ async def status(settings: Settings) -> dict[str, Any]:
     }
     if settings.node_role == "central":
         view["log_seq"] = int((await Branch.raw("SELECT MAX(seq) AS s FROM sync_change"))[0]["s"] or 0)
-        view["branches"] = await Branch.raw(
+        branches = await Branch.raw(
             "SELECT b.code, MAX(a.applied_at) AS last_upload_at, COUNT(a.id) AS uploads FROM branch b "
             "LEFT JOIN sync_applied a ON a.branch = b.id GROUP BY b.code ORDER BY b.code")
+        for row in branches:  # SQLite gives an aggregate's timestamp back as text
+            if isinstance(row["last_upload_at"], str):
+                row["last_upload_at"] = dt.datetime.fromisoformat(row["last_upload_at"])
+        view["branches"] = branches
     return view
 
 
