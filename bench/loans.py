@@ -7,8 +7,8 @@ refused), all written with bulk inserts.
 
 1. The ceiling, in a child process on the same database, before the server starts: the
    same checkouts and checkins by `library.loans.service.checkout`/`checkin` directly,
-   no HTTP — with as many asyncio tasks as HTTP clients, and with one task; the ceiling
-   is the better of the two.
+   no HTTP — with as many asyncio tasks as HTTP clients, and with one task, on the event
+   loop the server runs on (uvloop when installed); the ceiling is the better of the two.
 2. The real server (uvicorn, one worker); `--concurrency` clients signed in as the demo's
    network administrator, each looping over its own slice of copies and readers:
    checkout (201), then checkin (200). A cycle counts when both succeed.
@@ -155,9 +155,18 @@ async def _direct_cycles(service, admin, count: int, tasks: int, duration: float
     return result
 
 
+def run(coroutine):
+    """Run on the event loop the server runs on: uvicorn's "auto" takes uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def child(env: dict[str, str], function: str, *args) -> object:
-    code = (f"import asyncio, json, sys; from bench.loans import {function}; "
-            f"print(json.dumps(asyncio.run({function}(*json.loads(sys.argv[1])))))")
+    code = (f"import json, sys; from bench.loans import run, {function}; "
+            f"print(json.dumps(run({function}(*json.loads(sys.argv[1])))))")
     done = subprocess.run([sys.executable, "-c", code, json.dumps(args)], env={**env, "PICCOLO_CONF": "piccolo_conf"},
                           cwd=ROOT, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
