@@ -356,8 +356,21 @@ async def ensure_state() -> None:
 
 
 async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, int]:
-    """Write one page of the feed and its cursor in one transaction (resuming never redoes a page)."""
+    """Write one page of the feed and its cursor in one transaction (resuming never redoes a page).
 
+    Written without savepoints first (they cost SQLite a copy of every page the bulk writes
+    touch); if the database refuses a row, that transaction is rolled back and the page is
+    written again with them, so the refused rows are named and the rest written.
+    """
+    try:
+        return await _apply_page(changes, cursor, guarded=False)
+    except Exception as error:  # noqa: BLE001 - filtered right below
+        if not is_refusal(error):
+            raise
+    return await _apply_page(changes, cursor, guarded=True)
+
+
+async def _apply_page(changes: list[dict[str, Any]], cursor: str, guarded: bool) -> dict[str, int]:
     async def work() -> dict[str, int]:
         await ensure_state()
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
@@ -378,7 +391,7 @@ async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, in
             else:
                 by_kind.setdefault(kind, []).append(image)
         for kind in sorted(by_kind, key=ORDER.__getitem__):
-            written = await write_images(KINDS[kind], by_kind[kind])
+            written = await write_images(KINDS[kind], by_kind[kind], guarded=guarded)
             counts["written"] += len(written.applied)
             for entity, why in written.refused:
                 counts["refused"] += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid as uuid_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,8 +51,10 @@ class Kind:
 
     @cached_property
     def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
-        """(column, its value as JSON) for `to_image`."""
-        return tuple((c._meta.db_column_name, _reader(c)) for c in self.columns)
+        """(column, its value as JSON) for `to_image`: the columns whose values need converting
+        (text, whole numbers and booleans come from both drivers as JSON already)."""
+        return tuple((c._meta.db_column_name, _reader(c)) for c in self.columns
+                     if c._meta.db_column_name in self.refs or not isinstance(c, _AS_IS))
 
     def writers(self, sqlite: bool) -> tuple[tuple[str, str | None, bool, Callable[[Any], Any]], ...]:
         """(column, kind it references or None, nullable, the image's value as the driver wants it) for `row_of`."""
@@ -65,6 +68,7 @@ class Kind:
 
 
 _WRITERS: dict[tuple[str, bool], tuple] = {}
+_AS_IS = (Varchar, Text, Integer, Boolean)
 
 
 # In the order a receiver writes them: every reference points at a kind written before it.
@@ -135,7 +139,12 @@ def select_sql(kind: Kind, where: str) -> str:
 
 
 def to_image(kind: Kind, row: dict[str, Any]) -> dict[str, Any]:
-    return {name: read(row[name]) for name, read in kind.readers}
+    image = {name: row[name] for name in kind.column_names}
+    for name, read in kind.readers:
+        value = image[name]
+        if value is not None:
+            image[name] = read(value)
+    return image
 
 
 async def _calendars(branch_ids: list[int]) -> dict[int, dict[str, list]]:
@@ -238,6 +247,10 @@ def _python_value(column, value: Any, sqlite: bool) -> Any:
     return value
 
 
+_UTC_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?\+00:00")
+_json_text = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensure_ascii=False), made once
+
+
 def _writer(column, sqlite: bool) -> Callable[[Any], Any]:
     """`_python_value` for one column, its type looked at once: the common, well-formed value
     is converted here; anything else goes to `_python_value`, which converts it or says why not."""
@@ -246,7 +259,7 @@ def _writer(column, sqlite: bool) -> Callable[[Any], Any]:
         return _python_value(column, value, sqlite)
 
     if isinstance(column, JSONB):
-        return lambda value: slow(value) if value is None else json.dumps(value, ensure_ascii=False)
+        return lambda value: slow(value) if value is None else ("[]" if value == [] else _json_text(value))
     if isinstance(column, Timestamptz):
         utc = dt.timezone.utc
 
@@ -260,16 +273,34 @@ def _writer(column, sqlite: bool) -> Callable[[Any], Any]:
                     return parsed.astimezone(utc)
             return slow(value)
 
-        return moment
+        if not sqlite:
+            return moment
+
+        def moment_text(value: Any) -> Any:
+            # SQLite keeps an instant as the text str() gives of it in UTC (Piccolo's adapter): an image's
+            # UTC instant in isoformat's own shape becomes that text here, not in the adapter (per value,
+            # on the database's thread).
+            if type(value) is str and _UTC_ISO.fullmatch(value):
+                try:
+                    parsed = dt.datetime.fromisoformat(value)
+                except ValueError:
+                    return slow(value)
+                if parsed.microsecond or len(value) == 25:
+                    return value[:10] + " " + value[11:]
+            return moment(value)
+
+        return moment_text
     if isinstance(column, (Date, Time)):
         parse = dt.date.fromisoformat if isinstance(column, Date) else dt.time.fromisoformat
+        as_text = sqlite and isinstance(column, Date)  # as Piccolo's adapter writes a date
 
         def day_or_time(value: Any) -> Any:
             if type(value) is str:
                 try:
-                    return parse(value)
+                    parsed = parse(value)
                 except ValueError:
-                    pass
+                    return slow(value)
+                return parsed.isoformat() if as_text else parsed
             return slow(value)
 
         return day_or_time
@@ -398,12 +429,18 @@ async def _write_calendar(branch_uuid: str, image: dict[str, Any]) -> None:
                          str(exception.get("created_by", "")), dt.datetime.now(dt.timezone.utc))
 
 
-async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[str, str] | None = None) -> Written:
+async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[str, str] | None = None,
+                       guarded: bool = True) -> Written:
     """Upsert images by uuid in the current transaction.
 
     All rows in one statement first; if the database refuses one (a barcode another copy
     already has here, say), row by row, each in a savepoint, so the rest are written and
     the refused ones are named.
+
+    `guarded=False` leaves the savepoints out (on SQLite a savepoint copies every page the
+    bulk statement touches into a sub-journal: a third of a big page's write): a refusal
+    then fails the caller's transaction, which must roll it all back and write it again
+    guarded.
     """
     written = Written()
     if not images:
@@ -419,6 +456,10 @@ async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[s
             rows.append(row)
             uuids.append(image["uuid"])
     sql = upsert_sql(kind)
+    if not guarded:
+        await db.executemany(sql, rows)
+        written.applied.extend(uuids)
+        return await _with_calendars(kind, images, written)
     await savepoint("sync_bulk")
     try:
         await db.executemany(sql, rows)
@@ -439,6 +480,10 @@ async def write_images(kind: Kind, images: list[dict[str, Any]], aliases: dict[s
                     raise
                 await rollback_to("sync_row")
                 written.refused.append((entity, _refusal_reason(row_error)))
+    return await _with_calendars(kind, images, written)
+
+
+async def _with_calendars(kind: Kind, images: list[dict[str, Any]], written: Written) -> Written:
     if kind.name == "branch":
         by_uuid = {image["uuid"]: image for image in images}
         for entity in written.applied:
