@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -27,23 +28,59 @@ SERIALIZATION_FAILURE = "40001"
 DEADLOCK_DETECTED = "40P01"
 
 
-class _PooledTransaction(SQLiteTransaction):
-    """Piccolo's SQLite transaction, handing its connection back to the pool instead of closing it."""
+# Set on a pooled connection whose BEGIN waits to travel with the transaction's first statement.
+_PENDING_BEGIN = "library_pending_begin"
 
-    __slots__ = ()
+
+def _begin_then_fetch(connection: sqlite3.Connection, begin: str, query: str, args) -> list:
+    connection.execute(begin)
+    cursor = connection.execute(query, args)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+class _PooledTransaction(SQLiteTransaction):
+    """Piccolo's SQLite transaction, handing its connection back to the pool instead of closing it.
+
+    With `begin_with_first_statement`, BEGIN is not a trip of its own to the connection's
+    thread: it is sent with the first statement that goes through the engine (or `batch`).
+    Only for code that never touches `transaction.connection` itself.
+    """
+
+    __slots__ = ("begin_with_first_statement",)
+
+    def __init__(self, *args, begin_with_first_statement: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.begin_with_first_statement = begin_with_first_statement
 
     async def __aenter__(self) -> SQLiteTransaction:
         if self._parent is not None:
             return self._parent
         self.connection = await self.get_connection()
-        try:
-            await self.begin()
-        except BaseException:
-            # Piccolo leaves the connection (and its thread) open when BEGIN fails.
-            await self.engine.release(self.connection, broken=True)
-            raise
+        if self.begin_with_first_statement:
+            setattr(self.connection, _PENDING_BEGIN, f"BEGIN {self.transaction_type.value}")
+        else:
+            try:
+                await self.begin()
+            except BaseException:
+                # Piccolo leaves the connection (and its thread) open when BEGIN fails.
+                await self.engine.release(self.connection, broken=True)
+                raise
         self.context = self.engine.current_transaction.set(self)
         return self
+
+    async def commit(self) -> None:
+        if self.connection.__dict__.pop(_PENDING_BEGIN, None) is None:  # else nothing was begun
+            await self.connection.execute("COMMIT")
+        self._committed = True
+
+    async def rollback(self) -> None:
+        # Nothing to roll back when BEGIN was never sent, or failed (database locked).
+        if self.connection.__dict__.pop(_PENDING_BEGIN, None) is None and self.connection.in_transaction:
+            await self.connection.execute("ROLLBACK")
+        self._rolled_back = True
 
     async def __aexit__(self, exception_type, exception, traceback) -> bool:
         if self._parent:
@@ -128,6 +165,9 @@ class PooledSQLiteEngine(SQLiteEngine):
     async def _run_in_existing_connection(self, connection, query: str, args=None, query_type: str = "generic",
                                           table=None):
         # One trip to the connection's thread (execute, fetch and close there), not three.
+        begin = connection.__dict__.pop(_PENDING_BEGIN, None)
+        if begin is not None:
+            return await connection._execute(_begin_then_fetch, connection._conn, begin, query, args or [])
         return await connection.execute_fetchall(query, args or [])
 
     async def _run_in_new_connection(self, query: str, args=None, query_type: str = "generic", table=None):
@@ -145,8 +185,9 @@ class PooledSQLiteEngine(SQLiteEngine):
             await self.release(connection, broken=broken)
 
     def transaction(self, transaction_type: TransactionType = TransactionType.deferred,
-                    allow_nested: bool = True) -> SQLiteTransaction:
-        return _PooledTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
+                    allow_nested: bool = True, begin_with_first_statement: bool = False) -> SQLiteTransaction:
+        return _PooledTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested,
+                                  begin_with_first_statement=begin_with_first_statement)
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -174,7 +215,7 @@ def is_sqlite() -> bool:
 
 
 @asynccontextmanager
-async def _sqlite_write_transaction(db: PooledSQLiteEngine):
+async def _sqlite_write_transaction(db: PooledSQLiteEngine, begin_with_first_statement: bool = False):
     """IMMEDIATE, and one writer at a time within this process.
 
     SQLite has one writer anyway; writers of this process queue on an asyncio lock
@@ -186,14 +227,17 @@ async def _sqlite_write_transaction(db: PooledSQLiteEngine):
             yield transaction
         return
     async with db.write_lock():
-        async with db.transaction(transaction_type=TransactionType.immediate) as transaction:
+        async with db.transaction(transaction_type=TransactionType.immediate,
+                                  begin_with_first_statement=begin_with_first_statement) as transaction:
             yield transaction
 
 
-def write_transaction():
+def write_transaction(begin_with_first_statement: bool = False):
+    """A write transaction. `begin_with_first_statement` (SQLite): BEGIN travels with the first
+    statement instead of alone — for work that runs its SQL through Piccolo or `batch` only."""
     db = engine()
     if isinstance(db, PooledSQLiteEngine):
-        return _sqlite_write_transaction(db)
+        return _sqlite_write_transaction(db, begin_with_first_statement)
     if isinstance(db, SQLiteEngine):
         return db.transaction(transaction_type=TransactionType.immediate)
     return db.transaction()
@@ -211,11 +255,12 @@ def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
 
-async def run_in_write_transaction(work: Callable[[], Awaitable[T]], attempts: int = 4) -> T:
+async def run_in_write_transaction(work: Callable[[], Awaitable[T]], attempts: int = 4,
+                                   begin_with_first_statement: bool = False) -> T:
     """Run `work` in one write transaction, retrying transient conflicts with back-off."""
     for attempt in range(1, attempts + 1):
         try:
-            async with write_transaction():
+            async with write_transaction(begin_with_first_statement):
                 return await work()
         except Exception as error:  # noqa: BLE001 - filtered right below
             if attempt == attempts or not _is_retryable(error):
@@ -262,6 +307,9 @@ async def executemany(sql: str, rows: list[tuple]) -> None:
     if transaction is None:
         raise RuntimeError("executemany needs a write transaction")
     if isinstance(db, SQLiteEngine):
+        begin = transaction.connection.__dict__.pop(_PENDING_BEGIN, None)
+        if begin is not None:
+            await transaction.connection.execute(begin)
         await transaction.connection.executemany(sql.replace("{}", "?"), rows)
         return
     numbered, count = [], 0
@@ -269,6 +317,67 @@ async def executemany(sql: str, rows: list[tuple]) -> None:
         count += 1
         numbered.append(f"{part}${count}")
     await transaction.connection.executemany("".join(numbered) + sql.split("{}")[-1], rows)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a `batch`: SQL with {} placeholders and its arguments. A `required`
+    statement (a SELECT, or a write with RETURNING) that gives no row stops the batch there."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    required: bool = False
+
+
+def _run_batch(connection: sqlite3.Connection, begin: str | None, statements: list[tuple[str, Sequence[Any], bool]],
+               commit: bool) -> list[list[dict[str, Any]]] | None:
+    if begin is not None:
+        connection.execute(begin)
+    results = []
+    for sql, args, required in statements:
+        cursor = connection.execute(sql, args)
+        try:
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if required and not rows:
+            return None
+        results.append(rows)
+    if commit:
+        connection.execute("COMMIT")
+    return results
+
+
+async def batch(*statements: Statement, commit: bool = False) -> list[list[dict[str, Any]]] | None:
+    """Several statements of the current transaction in one trip; each one's rows, in order.
+
+    On SQLite the statements (and the transaction's BEGIN, when it waits for its first
+    statement) run in one trip to the connection's thread, and with `commit` the COMMIT too:
+    nothing may run in the transaction after that. A `required` statement without rows
+    stops the batch — nothing after it runs, nothing is committed — and None is returned.
+    On PostgreSQL the statements run one after another and the transaction commits as usual.
+    """
+    db = engine()
+    transaction = db.current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("batch needs a transaction")
+    if isinstance(db, SQLiteEngine):
+        connection = transaction.connection
+        begin = connection.__dict__.pop(_PENDING_BEGIN, None)
+        compiled = [(s.sql.replace("{}", "?"), list(s.args), s.required) for s in statements]
+        results = await connection._execute(_run_batch, connection._conn, begin, compiled, commit)
+        if commit and results is not None:
+            transaction._committed = True
+        return results
+    results = []
+    for statement in statements:
+        parts = statement.sql.split("{}")
+        sql = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+        rows = [dict(row) for row in await transaction.connection.fetch(sql, *statement.args)]
+        if statement.required and not rows:
+            return None
+        results.append(rows)
+    return results
 
 
 def is_unique_violation(error: BaseException) -> bool:

@@ -25,7 +25,7 @@ from library.branches.rules import BranchCalendar, PublicCalendar
 from library.branches.service import cached_calendar
 from library.branches.tables import Branch
 from library.catalog.tables import Item, Record
-from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
+from library.db import Statement, batch, is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
 from library.loans import notices, rules
 from library.loans.tables import CirculationRule, Hold, Loan, Transit
@@ -128,8 +128,11 @@ async def _branch(code: str, version: Any = None) -> dict[str, Any]:
     return await config_cache.cached(("branch", code), version, load)
 
 
-async def _branch_by_id(branch_id: int) -> dict[str, Any]:
-    return await _first(_BRANCH_SQL + "id = {}", branch_id)
+async def _branch_by_id(branch_id: int, version: Any = None) -> dict[str, Any]:
+    if version is None:
+        version = await config_cache.current_version()
+    return await config_cache.cached(("branch_id", branch_id), version,
+                                     lambda: _first(_BRANCH_SQL + "id = {}", branch_id))
 
 
 async def _calendar(branch: dict[str, Any], start: dt.date,
@@ -168,18 +171,41 @@ _ITEM_SQL = (
     "FROM item i JOIN record r ON r.id = i.record WHERE ")
 
 
-async def _item_by_barcode(barcode: str, borrower_id: int | None = None) -> dict[str, Any]:
-    """A copy by barcode; with `borrower_id`, also how many active holds that reader has on its record."""
+async def _returned_item(barcode: str) -> dict[str, Any]:
+    """A copy by barcode with its open loan, if any (`loan_id`, `loan_due_on`, `loan_rule`)."""
     barcode = normalise_barcode(barcode)
-    if borrower_id is None:
-        item = await _first(_ITEM_SQL + "i.barcode = {}", barcode)
-    else:
-        item = await _first(_ITEM_SQL.replace(" FROM item i", ", (SELECT count(*) FROM hold o WHERE o.record = i.record "
-                                              "AND o.patron = {} AND o.status IN ('waiting', 'ready')) AS own_holds "
-                                              "FROM item i") + "i.barcode = {}", borrower_id, barcode)
+    item = await _first(_ITEM_SQL.replace(" FROM item i JOIN record r ON r.id = i.record ",
+                                          ', l.id AS loan_id, l.due_on AS loan_due_on, l.rule AS loan_rule '
+                                          "FROM item i JOIN record r ON r.id = i.record "
+                                          "LEFT JOIN loan l ON l.item = i.id AND l.returned_at IS NULL ")
+                        + "i.barcode = {}", barcode)
     if item is None:
         raise NotFound("item_not_found", field="barcode", barcode=barcode)
     return item
+
+
+_PATRON_AND_ITEM_SQL = (
+    "SELECT p.id AS patron_id, p.category, p.expires_on, p.block_reason, "
+    "(SELECT count(*) FROM loan l WHERE l.patron = p.id AND l.returned_at IS NULL) AS open_loans, "
+    'i.id, i.barcode, i.status, i.item_type, i.record, r.title AS "record.title", '
+    "(SELECT h.patron FROM hold h WHERE h.item = i.id AND h.status = 'ready') AS held_for, "
+    "(SELECT count(*) FROM hold o WHERE o.record = i.record AND o.patron = p.id "
+    "AND o.status IN ('waiting', 'ready')) AS own_holds "
+    "FROM patron p LEFT JOIN item i ON i.barcode = {} LEFT JOIN record r ON r.id = i.record "
+    "WHERE p.card_number = {}")
+
+
+async def _patron_and_item(card_number: str, barcode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The reader (with their open loans, counted on the partial index) and the copy, in one query."""
+    card, barcode = normalise_card_number(card_number), normalise_barcode(barcode)
+    row = await _first(_PATRON_AND_ITEM_SQL, barcode, card)
+    if row is None:
+        raise NotFound("patron_not_found", field="card_number", card_number=card)
+    if row["id"] is None:
+        raise NotFound("item_not_found", field="barcode", barcode=barcode)
+    patron = {"id": row["patron_id"], "category": row["category"], "expires_on": row["expires_on"],
+              "block_reason": row["block_reason"], "open_loans": row["open_loans"]}
+    return patron, row
 
 
 async def _item_by_id(item_id: int) -> dict[str, Any]:
@@ -224,8 +250,7 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
     calendar, public = await _calendar(branch, today, version)
 
     async def work() -> CheckedOut:
-        patron = await _patron_by_card(card_number)
-        item = await _item_by_barcode(barcode, borrower_id=patron["id"])
+        patron, item = await _patron_and_item(card_number, barcode)
         chosen = _choose(all_terms, branch["id"], patron["category"], item["item_type"])
         refusals = rules.checkout_refusals(
             _patron_facts(patron, patron["open_loans"]),
@@ -234,34 +259,37 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
         due_on = rules.due_date(today, chosen.terms.loan_days, calendar, public)
         loan_uuid = str(uuid_module.uuid4())
         overrides = [{**entry, "comment": comment, "by": principal.name} for entry in overridden]
-        # The partial unique index on open loans refuses a second loan of the copy here.
-        await _rows(
-            "INSERT INTO loan (uuid, item, patron, patron_category, branch, rule, rule_scope, checked_out_at, "
-            "due_on, due_at, renewals, last_renewed_at, returned_at, returned_branch, days_overdue_at_return, "
-            "fine_cents, overrides, created_by, updated_at) "
-            "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, NULL, NULL, NULL, 0, 0, {}, {}, {})",
-            loan_uuid, item["id"], patron["id"], patron["category"], branch["id"], chosen.terms.id,
-            chosen.terms.scope, now, due_on, end_of_day(due_on, branch["time_zone"]), json.dumps(overrides),
-            principal.audit_name, now)
-        updated = await _rows(
-            "UPDATE item SET status = 'on_loan', due_back = {}, current_branch = {}, updated_at = {} "
-            "WHERE id = {} AND status IN ('available', 'in_processing', 'on_hold_shelf') RETURNING id",
-            due_on, branch["id"], now, item["id"])
-        if not updated:
-            raise CirculationRefused([rules.Refusal("item_on_loan")])
-        # The reader's own hold on this book is fulfilled by borrowing any copy of it.
-        if item["own_holds"]:
-            await _rows("UPDATE hold SET status = 'fulfilled', closed_at = {}, updated_at = {} "
-                        "WHERE patron = {} AND record = {} AND status IN ('waiting', 'ready')",
-                        now, now, patron["id"], item["record"])
         if overridden:
             await audit.record(principal.audit_name, "loan.override", f"item:{item['barcode']}",
                                reasons=[entry["code"] for entry in overridden], comment=comment)
+        writes = [
+            # The partial unique index on open loans refuses a second loan of the copy here.
+            Statement(
+                "INSERT INTO loan (uuid, item, patron, patron_category, branch, rule, rule_scope, checked_out_at, "
+                "due_on, due_at, renewals, last_renewed_at, returned_at, returned_branch, days_overdue_at_return, "
+                "fine_cents, overrides, created_by, updated_at) "
+                "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0, NULL, NULL, NULL, 0, 0, {}, {}, {})",
+                (loan_uuid, item["id"], patron["id"], patron["category"], branch["id"], chosen.terms.id,
+                 chosen.terms.scope, now, due_on, end_of_day(due_on, branch["time_zone"]), json.dumps(overrides),
+                 principal.audit_name, now)),
+            Statement(
+                "UPDATE item SET status = 'on_loan', due_back = {}, current_branch = {}, updated_at = {} "
+                "WHERE id = {} AND status IN ('available', 'in_processing', 'on_hold_shelf') RETURNING id",
+                (due_on, branch["id"], now, item["id"]), required=True),
+        ]
+        # The reader's own hold on this book is fulfilled by borrowing any copy of it.
+        if item["own_holds"]:
+            writes.append(Statement("UPDATE hold SET status = 'fulfilled', closed_at = {}, updated_at = {} "
+                                    "WHERE patron = {} AND record = {} AND status IN ('waiting', 'ready')",
+                                    (now, now, patron["id"], item["record"])))
+        # The writes and the commit in one trip (SQLite); nothing runs in the transaction after them.
+        if await batch(*writes, commit=True) is None:  # the copy was lent a moment ago
+            raise CirculationRefused([rules.Refusal("item_on_loan")])
         return CheckedOut(loan_uuid, item["barcode"], item["record.title"], due_on, chosen.terms.scope,
                           tuple(entry["code"] for entry in overridden))
 
     try:
-        return await run_in_write_transaction(work)
+        return await run_in_write_transaction(work, begin_with_first_statement=True)
     except Exception as error:
         if is_unique_violation(error):
             # Another desk lent the same copy a moment earlier.
@@ -341,40 +369,64 @@ async def _route_copy(item: dict[str, Any], here: dict[str, Any],
         break
     destination = here if route.to_branch_id == here["id"] else await _branch_by_id(route.to_branch_id)
     status = {"shelve": "available", "hold_shelf": "on_hold_shelf"}.get(route.kind, "in_transit")
-    await _rows("UPDATE item SET status = {}, current_branch = {}, due_back = NULL, updated_at = {} WHERE id = {}",
-                status, here["id"], now, item["id"])
+    writes = [Statement("UPDATE item SET status = {}, current_branch = {}, due_back = NULL, updated_at = {} "
+                        "WHERE id = {}", (status, here["id"], now, item["id"]))]
     if status == "in_transit":
-        await _rows("INSERT INTO transit (uuid, item, from_branch, to_branch, hold, sent_at, received_at, updated_at) "
-                    "VALUES ({}, {}, {}, {}, {}, {}, NULL, {})", str(uuid_module.uuid4()), item["id"], here["id"],
-                    route.to_branch_id, route.hold_id, now, now)
+        writes.append(_transit_statement(item, here, route, now))
+    await batch(*writes)
     return route.kind, destination, hold
+
+
+def _transit_statement(item: dict[str, Any], here: dict[str, Any], route: rules.Route, now: dt.datetime) -> Statement:
+    return Statement("INSERT INTO transit (uuid, item, from_branch, to_branch, hold, sent_at, received_at, updated_at) "
+                     "VALUES ({}, {}, {}, {}, {}, {}, NULL, {})",
+                     (str(uuid_module.uuid4()), item["id"], here["id"], route.to_branch_id, route.hold_id, now, now))
 
 
 async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.datetime) -> CheckedIn:
     """A copy handed in at any branch (通借通还): close its loan, then shelve, send home, or trap for a hold."""
     if not principal.is_staff:
         raise NotPermitted("staff_only")
-    here = await _branch(branch_code)  # configuration, read before the write lock
+    version = await config_cache.current_version()
+    here = await _branch(branch_code, version)  # configuration, read before the write lock
     if not principal.works_for(here["id"]):
         raise NotPermitted("not_your_branch", code=here["code"])
 
     async def work() -> CheckedIn:
         today = local_today(now, here["time_zone"])
-        item = await _item_by_barcode(barcode)
+        item = await _returned_item(barcode)
         if item["status"] == "withdrawn":
             raise Conflict("item_withdrawn", field="barcode")
-        # Close the open loan, if any, in one statement; only a late return needs a second.
-        loan = await _first("UPDATE loan SET returned_at = {}, returned_branch = {}, updated_at = {} "
-                            "WHERE item = {} AND returned_at IS NULL RETURNING id, due_on, rule",
-                            now, here["id"], now, item["id"])
         days_overdue = fine = 0
-        if loan is not None:
-            days_overdue = rules.overdue_days(loan["due_on"], today)
+        close_loan = []
+        if item["loan_id"] is not None:
+            days_overdue = rules.overdue_days(item["loan_due_on"], today)
             if days_overdue:
-                rate = await _first("SELECT fine_cents_per_day FROM circulation_rule WHERE id = {}", loan["rule"])
-                fine = days_overdue * ((rate or {}).get("fine_cents_per_day") or 0)
-                await _rows("UPDATE loan SET days_overdue_at_return = {}, fine_cents = {} WHERE id = {}",
-                            days_overdue, fine, loan["id"])
+                rate = next((t.fine_cents_per_day for t in await _all_terms(version) if t.id == item["loan_rule"]), 0)
+                fine = days_overdue * (rate or 0)
+            close_loan = [Statement(
+                "UPDATE loan SET returned_at = {}, returned_branch = {}, days_overdue_at_return = {}, fine_cents = {}, "
+                "updated_at = {} WHERE id = {} AND returned_at IS NULL RETURNING id",
+                (now, here["id"], days_overdue, fine, now, item["loan_id"]))]
+        if item["status"] not in ("in_transit", "on_hold_shelf") and not item["waiting_holds"]:
+            # Nobody waits for the book and it is not travelling: to this shelf or home, the
+            # loan closed, the copy moved and the commit in one trip (SQLite).
+            route = rules.route_returned_copy(here["id"], item["home_branch"], ())
+            destination = here if route.to_branch_id == here["id"] else await _branch_by_id(route.to_branch_id,
+                                                                                            version)
+            status = "available" if route.kind == "shelve" else "in_transit"
+            writes = [*close_loan, Statement(
+                "UPDATE item SET status = {}, current_branch = {}, due_back = NULL, updated_at = {} WHERE id = {}",
+                (status, here["id"], now, item["id"]))]
+            if status == "in_transit":
+                writes.append(_transit_statement(item, here, route, now))
+            results = await batch(*writes, commit=True)
+            closed = bool(close_loan and results[0])
+            return _checked_in(item, closed, days_overdue if closed else 0, fine if closed else 0, route.kind,
+                               destination)
+        closed = bool(close_loan and (await batch(*close_loan))[0])
+        if not closed:
+            days_overdue = fine = 0
         transit = None
         if item["status"] == "in_transit":
             transit = await Transit.select(Transit.id, Transit.to_branch, Transit.hold).where(
@@ -382,19 +434,19 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
         if transit is not None:
             if transit["to_branch"] != here["id"]:
                 # Scanned on the way (the van stopped here): it keeps travelling.
-                destination = await _branch_by_id(transit["to_branch"])
-                return _checked_in(item, loan is not None, days_overdue, fine, "still_in_transit", destination)
-            return await _receive(item, here, transit, now, loan is not None, days_overdue, fine)
-        if item["status"] == "on_hold_shelf" and loan is None:
+                destination = await _branch_by_id(transit["to_branch"], version)
+                return _checked_in(item, closed, days_overdue, fine, "still_in_transit", destination)
+            return await _receive(item, here, transit, now, closed, days_overdue, fine)
+        if item["status"] == "on_hold_shelf" and not closed:
             # Scanned again on the hold shelf: it stays set aside for its reader.
             hold = await Hold.select(Hold.patron.name, Hold.patron.card_number).where(
                 (Hold.item == item["id"]) & (Hold.status == "ready")).first()
             if hold is not None:
                 return _checked_in(item, False, 0, 0, "hold_shelf", here, hold)
         kind, destination, hold = await _route_copy(item, here, now)
-        return _checked_in(item, loan is not None, days_overdue, fine, kind, destination, hold)
+        return _checked_in(item, closed, days_overdue, fine, kind, destination, hold)
 
-    return await run_in_write_transaction(work)
+    return await run_in_write_transaction(work, begin_with_first_statement=True)
 
 
 def _checked_in(item, was_on_loan, days_overdue, fine, route, destination, hold=None, received=False) -> CheckedIn:

@@ -1,0 +1,92 @@
+"""Write transactions whose BEGIN travels with their first statement, and `batch`, on both engines."""
+
+import pytest
+
+from library import config_cache
+from library.branches.tables import Branch
+from library.db import Statement, batch, run_in_write_transaction
+
+INSERT = "INSERT INTO branch (uuid, code, name_zh, name_en) VALUES ({}, {}, {}, {})"
+
+
+def branch_row(code: str) -> tuple:
+    import uuid
+
+    return (str(uuid.uuid4()), code, code, code)
+
+
+async def codes() -> list[str]:
+    return sorted(row["code"] for row in await Branch.select(Branch.code))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+async def test_a_batch_commits_its_writes_in_one_go(lazy):
+    async def work():
+        await Branch.raw("SELECT 1")
+        return await batch(Statement(INSERT, branch_row("AA")), Statement(INSERT + " RETURNING code", branch_row("BB")),
+                           commit=True)
+
+    results = await run_in_write_transaction(work, begin_with_first_statement=lazy)
+    assert results == [[], [{"code": "BB"}]]
+    assert await codes() == ["AA", "BB"]
+
+
+async def test_a_required_statement_without_rows_stops_the_batch_and_nothing_is_kept():
+    async def work():
+        outcome = await batch(Statement(INSERT, branch_row("AA")),
+                              Statement("UPDATE branch SET name_en = 'x' WHERE code = 'NOPE' RETURNING id", required=True),
+                              Statement(INSERT, branch_row("BB")), commit=True)
+        assert outcome is None
+        raise LookupError("refused")
+
+    with pytest.raises(LookupError):
+        await run_in_write_transaction(work, begin_with_first_statement=True)
+    assert await codes() == []
+
+
+async def test_a_failure_after_the_first_statement_rolls_everything_back():
+    async def work():
+        await batch(Statement(INSERT, branch_row("AA")))
+        await batch(Statement(INSERT, branch_row("AA")))  # the same code twice: unique
+
+    with pytest.raises(Exception):
+        await run_in_write_transaction(work, begin_with_first_statement=True)
+    assert await codes() == []
+
+
+async def test_a_transaction_that_runs_nothing_ends_cleanly_and_the_next_one_works():
+    async def nothing():
+        return "nothing"
+
+    assert await run_in_write_transaction(nothing, begin_with_first_statement=True) == "nothing"
+
+    async def failing():
+        raise LookupError("before any statement")
+
+    with pytest.raises(LookupError):
+        await run_in_write_transaction(failing, begin_with_first_statement=True)
+    await run_in_write_transaction(lambda: batch(Statement(INSERT, branch_row("CC")), commit=True),
+                                   begin_with_first_statement=True)
+    assert await codes() == ["CC"]
+
+
+async def test_batch_needs_a_transaction():
+    with pytest.raises(RuntimeError):
+        await batch(Statement("SELECT 1"))
+
+
+async def test_the_configuration_version_moves_on_every_change_and_back_on_rollback():
+    before = await config_cache.current_version()
+    await run_in_write_transaction(lambda: batch(Statement(INSERT, branch_row("DD")), commit=True))
+    after_insert = await config_cache.current_version()
+    assert after_insert != before
+
+    async def rolled_back():
+        await Branch.raw("UPDATE branch SET name_en = 'changed' WHERE code = 'DD'")
+        raise LookupError("undo")
+
+    with pytest.raises(LookupError):
+        await run_in_write_transaction(rolled_back)
+    assert await config_cache.current_version() == after_insert
+    await Branch.raw("DELETE FROM branch WHERE code = 'DD'")
+    assert await config_cache.current_version() != after_insert
