@@ -18,6 +18,7 @@ code that wants the memory back or distrusts the triggers.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -28,14 +29,42 @@ MAX_ENTRIES = 512
 _entries: dict[Hashable, tuple[int, Any]] = {}
 
 
+# The version read with the signed-in person at the start of an HTTP request (one query for
+# both, see library.web.auth); used once, and forgotten when the request starts writing.
+_read_with_request: ContextVar[tuple[int, int] | None] = ContextVar("config_version_read_with_request", default=None)
+
+# Selects the version beside other columns of a query that runs anyway.
+VERSION_COLUMN = "(SELECT version FROM config_version WHERE id = 1) AS config_version"
+
+
+def _labelled(version: int | None) -> tuple[int, int] | None:
+    from library.db import engine
+
+    return None if version is None else (id(engine()), version)
+
+
 async def current_version() -> tuple[int, int] | None:
     """The configuration's version now (with the engine it belongs to); None, and nothing is
     cached, if the database has no version row."""
-    from library.db import engine
+    known = _read_with_request.get()
+    if known is not None:
+        _read_with_request.set(None)
+        return known
     from library.loans.tables import CirculationRule
 
     rows = await CirculationRule.raw("SELECT version FROM config_version WHERE id = 1")
-    return (id(engine()), rows[0]["version"]) if rows else None
+    return _labelled(rows[0]["version"]) if rows else None
+
+
+def read_with_request(version: int | None) -> None:
+    """The version a query at the start of this request read beside its own columns."""
+    _read_with_request.set(_labelled(version))
+
+
+def forget_request_version() -> None:
+    """This request writes: what it read at its start may no longer be current."""
+    if _read_with_request.get() is not None:
+        _read_with_request.set(None)
 
 
 async def cached(key: Hashable, version: Any, load: Callable[[], Awaitable[T]]) -> T:

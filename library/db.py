@@ -235,6 +235,9 @@ async def _sqlite_write_transaction(db: PooledSQLiteEngine, begin_with_first_sta
 def write_transaction(begin_with_first_statement: bool = False):
     """A write transaction. `begin_with_first_statement` (SQLite): BEGIN travels with the first
     statement instead of alone — for work that runs its SQL through Piccolo or `batch` only."""
+    from library import config_cache
+
+    config_cache.forget_request_version()
     db = engine()
     if isinstance(db, PooledSQLiteEngine):
         return _sqlite_write_transaction(db, begin_with_first_statement)

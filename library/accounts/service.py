@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from library import audit
+from library import audit, config_cache
 from library.accounts import rules
 from library.accounts.hashing import hash_secret, verify_secret
 from library.accounts.principal import Principal
@@ -90,18 +90,23 @@ async def sign_in_staff(username: str, password: str, address: str, now: dt.date
     return await _sign_in("staff", username, password, row, "bad_staff_credentials", address, now, limit)
 
 
-async def load_principal(kind: str, account_id: int) -> Principal | None:
+async def load_principal(kind: str, account_id: int, with_config_version: bool = False) -> Principal | None:
     """The signed-in person as they are now: a deactivated account is signed out.
 
     Runs on every request, so it is one plain query (with the children, or the branches,
-    joined in) rather than two of Piccolo's in a transaction.
+    joined in) rather than two of Piccolo's in a transaction. `with_config_version`: the
+    same query reads the configuration's version for the rest of the request
+    (library.config_cache), which a checkout would otherwise ask for on its own.
     """
+    version = f", {config_cache.VERSION_COLUMN}" if with_config_version else ""
     if kind == "patron":
         rows = await Patron.raw(
-            "SELECT p.id, p.uuid, p.name, p.language, g.child FROM patron p "
+            f"SELECT p.id, p.uuid, p.name, p.language, g.child{version} FROM patron p "
             "LEFT JOIN guardian_link g ON g.guardian = p.id WHERE p.id = {}", account_id)
         if not rows:
             return None
+        if with_config_version:
+            config_cache.read_with_request(rows[0]["config_version"])
         return Principal(
             kind="patron",
             id=rows[0]["id"],
@@ -112,10 +117,13 @@ async def load_principal(kind: str, account_id: int) -> Principal | None:
         )
     if kind == "staff":
         rows = await StaffMember.raw(
-            "SELECT s.id, s.uuid, s.display_name, s.language, s.role, s.all_branches, b.branch FROM staff_member s "
-            "LEFT JOIN staff_branch b ON b.staff = s.id WHERE s.id = {} AND s.active = {}", account_id, True)
+            f"SELECT s.id, s.uuid, s.display_name, s.language, s.role, s.all_branches, b.branch{version} "
+            "FROM staff_member s LEFT JOIN staff_branch b ON b.staff = s.id WHERE s.id = {} AND s.active = {}",
+            account_id, True)
         if not rows:
             return None
+        if with_config_version:
+            config_cache.read_with_request(rows[0]["config_version"])
         staff = rows[0]
         return Principal(
             kind="staff",

@@ -45,7 +45,8 @@ class SessionPrincipalMiddleware(AbstractAuthenticationMiddleware):
                 connection.clear_session()
                 connection.state.session_expired = True
             else:
-                principal = await load_principal(session["kind"], int(session["id"]))
+                # The same query reads the configuration's version, which a checkout needs.
+                principal = await load_principal(session["kind"], int(session["id"]), with_config_version=True)
                 if principal is None:
                     connection.clear_session()
         language = request_language(connection, principal)

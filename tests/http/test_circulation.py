@@ -85,6 +85,21 @@ async def test_an_unchanged_session_is_not_sent_again_but_signing_out_clears_it(
                               headers=headers)).status_code == 401
 
 
+async def test_a_rule_changed_between_two_api_checkouts_applies_to_the_second(client):
+    """The configuration version is read with the signed-in person; a change from anywhere moves it."""
+    from library.loans.tables import CirculationRule
+
+    headers = await api_as(client, "staff", "librarian", "librarian-demo")
+    [barcode] = await barcodes(CATERPILLAR, "available", "ZX")
+    body = {"branch": "ZX", "card_number": "ZX10000001", "barcode": barcode}
+    first = await client.post("/api/loans/checkout", json=body, headers=headers)
+    assert first.status_code == 201 and first.json()["due_on"] == "2026-12-19"
+    await client.post("/api/loans/checkin", json={"branch": "ZX", "barcode": barcode}, headers=headers)
+    await CirculationRule.raw("UPDATE circulation_rule SET loan_days = 7 WHERE scope = 'ZX|*|picture_book'")
+    second = await client.post("/api/loans/checkout", json=body, headers=headers)
+    assert second.status_code == 201 and second.json()["due_on"] == "2026-12-05"
+
+
 async def test_checkout_api_statuses_and_messages(client):
     headers = await api_as(client, "staff", "librarian", "librarian-demo")
     [barcode] = await barcodes(CATERPILLAR, "available", "ZX")

@@ -90,3 +90,13 @@ async def test_the_configuration_version_moves_on_every_change_and_back_on_rollb
     assert await config_cache.current_version() == after_insert
     await Branch.raw("DELETE FROM branch WHERE code = 'DD'")
     assert await config_cache.current_version() != after_insert
+
+
+async def test_a_version_read_with_the_request_is_used_once_and_not_after_a_write():
+    now = await config_cache.current_version()
+    config_cache.read_with_request(12345)
+    assert (await config_cache.current_version())[1] == 12345
+    assert await config_cache.current_version() == now  # used once
+    config_cache.read_with_request(12345)
+    await run_in_write_transaction(lambda: batch(Statement(INSERT, branch_row("EE")), commit=True))
+    assert await config_cache.current_version() not in (now, (now[0], 12345))
