@@ -420,6 +420,12 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
                 (status, here["id"], now, item["id"]))]
             if status == "in_transit":
                 writes.append(_transit_statement(item, here, route, now))
+            else:
+                # a copy rotated here (library.sync) and lent meanwhile comes home by being returned
+                writes.append(Statement(
+                    "UPDATE transfer SET status = 'received', received_at = {}, updated_at = {} "
+                    "WHERE item = {} AND status IN ('requested', 'sent') AND to_branch = {}",
+                    (now, now, item["id"], here["id"])))
             results = await batch(*writes, commit=True)
             closed = bool(close_loan and results[0])
             return _checked_in(item, closed, days_overdue if closed else 0, fine if closed else 0, route.kind,
@@ -463,7 +469,7 @@ async def _receive(item, here, transit, now, was_on_loan, days_overdue, fine) ->
     await Transit.update({Transit.received_at: now}).where(Transit.id == transit["id"])
     # A rotation (library.sync) ends when its copy is received at its new home.
     await _rows("UPDATE transfer SET status = 'received', received_at = {}, updated_at = {} "
-                "WHERE item = {} AND status = 'sent' AND to_branch = {}", now, now, item["id"], here["id"])
+                "WHERE item = {} AND status IN ('requested', 'sent') AND to_branch = {}", now, now, item["id"], here["id"])
     if transit["hold"] is not None:
         hold = await Hold.select(Hold.id, Hold.uuid, Hold.patron, Hold.patron.name, Hold.patron.card_number,
                                  Hold.patron.category, Hold.record.title, Hold.status).where(

@@ -119,6 +119,8 @@ async def apply_upload(branch: dict[str, Any], upload: str, changes: list[dict[s
         if not db.is_unique_violation(error):
             raise
         done = await SyncApplied.raw("SELECT result FROM sync_applied WHERE uuid = {}", upload)
+        if not done:
+            raise  # another unique violation, not a resend: the sender's error stays visible
         return {**db.json_object(done[0]["result"]), "uuid": upload, "already_applied": True}
 
 
@@ -176,7 +178,7 @@ async def _write_one(kind: str, image: dict[str, Any], outcome: Outcome, branch,
         outcome.applied += 1
         return True
     for entity, why in written.refused:
-        await _conflict(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why})
+        await _refuse(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why})
     return False
 
 
@@ -184,10 +186,32 @@ async def _remember_origin(kind: str, entity: str, branch: dict[str, Any], alias
     await SyncOrigin.insert(SyncOrigin(kind=kind, entity_uuid=entity, branch=branch["id"], alias_of=alias_of))
 
 
+async def _resend(kind: str, entity: str, branch: dict[str, Any]) -> None:
+    """The branch's change was not taken: log the entity again for that branch, so its next
+    page carries the central node's version and the branch stops showing its own."""
+    if not db.is_sqlite():
+        await Branch.raw("SELECT pg_advisory_xact_lock(747001)")  # seq order stays commit order
+    await Branch.raw("INSERT INTO sync_change (kind, entity_uuid, branches) VALUES ({}, {}, {})",
+                     kind, entity, f"|{int(branch['id'])}|")
+
+
+async def _refuse(outcome: Outcome, branch, upload, kind: str, entity: str, rule: str, detail: dict[str, Any],
+                  resolved: bool = False) -> None:
+    await _conflict(outcome, branch, upload, kind, entity, rule, detail, resolved=resolved)
+    if await local_ids(kind, {entity}):
+        await _resend(kind, entity, branch)
+
+
 async def _tombstone(kind, branch, upload, entity, outcome, origins) -> None:
     if kind in ("record", "item", "patron") and origins.get(entity) != branch["id"]:
-        await _conflict(outcome, branch, upload, kind, entity, "central_authority", {"change": "delete"})
+        await _refuse(outcome, branch, upload, kind, entity, "central_authority", {"change": "delete"})
         return
+    if kind in ("loan", "hold", "transit", "transfer"):
+        column = {"loan": "branch", "hold": "pickup_branch", "transit": "from_branch", "transfer": "from_branch"}[kind]
+        rows = await Branch.raw(f"SELECT {column} AS b FROM {KINDS[kind].table_name} WHERE uuid = {{}}", entity)
+        if rows and rows[0]["b"] != branch["id"]:
+            await _refuse(outcome, branch, upload, kind, entity, "not_this_branch", {"change": "delete"})
+            return
     why = await delete_entity(KINDS[kind], entity)
     if why:
         await _conflict(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why, "change": "delete"})
@@ -205,10 +229,12 @@ async def _record(branch, upload, entity, image, outcome, aliases, origins) -> N
         if origins.get(entity) == branch["id"]:
             await _write_one("record", image, outcome, branch, upload, aliases)
         else:
-            await _conflict(outcome, branch, upload, "record", entity, "central_authority",
-                            {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
+            await _refuse(outcome, branch, upload, "record", entity, "central_authority",
+                          {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
         return
-    keys = [(column, image.get(column)) for column in ("isbn13", "control_number") if image.get(column)]
+    # ISBN only: a control number (001) is one system's own numbering, another system's 001
+    # may be a different book
+    keys = [(column, image.get(column)) for column in ("isbn13",) if image.get(column)]
     same_book = await Branch.raw(
         "SELECT uuid FROM record WHERE " + " OR ".join(f"{column} = {{}}" for column, _ in keys),
         *[value for _, value in keys]) if keys else []
@@ -241,20 +267,22 @@ async def _item(branch, upload, entity, image, outcome, aliases, origins) -> Non
             await _remember_origin("item", entity, branch)
             origins[entity] = branch["id"]
         return
-    if origins.get(entity) == branch["id"]:
-        await _write_one("item", image, outcome, branch, upload, aliases)
-        return
     here = branch["uuid"]
+    made_here = origins.get(entity) == branch["id"]
     if current["current_branch"] != here and current["status"] not in IN_HAND:
-        await _conflict(outcome, branch, upload, "item", entity, "copy_elsewhere",
-                        {"barcode": current["barcode"], "status": image["status"],
-                         "central_status": current["status"], "central_branch": current["current_branch"]})
+        await _refuse(outcome, branch, upload, "item", entity, "copy_elsewhere",
+                      {"barcode": current["barcode"], "status": image["status"],
+                       "central_status": current["status"], "central_branch": current["current_branch"]})
         return
+    # Home branch and record stay the central node's (a rotation reassigns the home); the
+    # branch holding the copy decides its circulation; its home (or maker) its details.
     merged = dict(current)
     merged.update({key: image[key] for key in CIRCULATION})
-    if current["home_branch"] == here:
+    if current["home_branch"] == here or made_here:
         merged.update({key: image[key] for key in COPY_DETAILS})
     await _write_one("item", merged, outcome, branch, upload, aliases)
+    if any(merged[key] != image[key] for key in ("home_branch", "record")):
+        await _resend("item", entity, branch)
 
 
 async def _loan(branch, upload, entity, image, outcome, aliases, origins) -> None:
@@ -281,10 +309,22 @@ async def _loan(branch, upload, entity, image, outcome, aliases, origins) -> Non
                                    "card_number": other[0]["card_number"]},
                     "image": image})
                 return
-    if current is not None and current["returned_at"] is not None and image["returned_at"] is None:
-        await _conflict(outcome, branch, upload, "loan", entity, "already_returned",
-                        {"returned_at": current["returned_at"], "renewals": image["renewals"]}, resolved=True)
+    if current is None and image["branch"] != branch["uuid"]:
+        await _conflict(outcome, branch, upload, "loan", entity, "not_this_branch", {"lent_at": image["branch"]})
         return
+    if current is not None and current["returned_at"] is not None:
+        # returned is final: a renewal or a second return from a branch that had not heard
+        if image["returned_at"] != current["returned_at"] or image["renewals"] != current["renewals"]:
+            await _refuse(outcome, branch, upload, "loan", entity, "already_returned",
+                          {"returned_at": current["returned_at"], "renewals": image["renewals"]}, resolved=True)
+        return
+    if current is not None and current["branch"] != branch["uuid"]:
+        item = (await images_of(KINDS["item"], [current["item"]])).get(current["item"])
+        if item is None or (item["current_branch"] != branch["uuid"] and item["status"] not in IN_HAND):
+            await _refuse(outcome, branch, upload, "loan", entity, "not_this_branch", {"lent_at": current["branch"]})
+            return
+    image = {**image, "branch": current["branch"], "item": current["item"], "patron": current["patron"]} \
+        if current is not None else image
     await _write_one("loan", image, outcome, branch, upload, aliases)
 
 
@@ -309,6 +349,8 @@ async def _patron(branch, upload, entity, image, outcome, aliases, origins) -> N
         return
     if dt.datetime.fromisoformat(image["updated_at"]) > dt.datetime.fromisoformat(current["updated_at"]):
         await _write_one("patron", image, outcome, branch, upload, aliases)
+    else:
+        await _resend("patron", entity, branch)  # the central edit is newer: the branch takes it
 
 
 def _as_sent(kind: str):
@@ -331,8 +373,23 @@ async def _transfer(branch, upload, entity, image, outcome, aliases, origins) ->
     await _write_one("transfer", merged, outcome, branch, upload, aliases)
 
 
+ACTIVE = ("waiting", "in_transit", "ready")
+
+
+async def _hold(branch, upload, entity, image, outcome, aliases, origins) -> None:
+    if image is None:
+        return await _tombstone("hold", branch, upload, entity, outcome, origins)
+    current = (await images_of(KINDS["hold"], [entity])).get(entity)
+    if current is not None and current["status"] not in ACTIVE and image["status"] in ACTIVE:
+        # cancelled or expired centrally while the branch still served it: closed is final
+        await _refuse(outcome, branch, upload, "hold", entity, "hold_closed",
+                      {"status": current["status"], "branch_status": image["status"]}, resolved=True)
+        return
+    await _write_one("hold", image, outcome, branch, upload, aliases)
+
+
 _HANDLERS = {"record": _record, "item": _item, "loan": _loan, "patron": _patron,
-             "guardian_link": _as_sent("guardian_link"), "hold": _as_sent("hold"), "transit": _as_sent("transit"),
+             "guardian_link": _as_sent("guardian_link"), "hold": _hold, "transit": _as_sent("transit"),
              "transfer": _transfer}
 
 
@@ -355,7 +412,7 @@ async def ensure_state() -> None:
                      "SELECT 1, {}, '', '', 0 WHERE NOT EXISTS (SELECT 1 FROM sync_state WHERE id = 1)", False)
 
 
-async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, int]:
+async def apply_page(changes: list[dict[str, Any]], cursor: str, snapshot: bool = False) -> dict[str, int]:
     """Write one page of the feed and its cursor in one transaction (resuming never redoes a page).
 
     Written without savepoints first (they cost SQLite a copy of every page the bulk writes
@@ -363,19 +420,21 @@ async def apply_page(changes: list[dict[str, Any]], cursor: str) -> dict[str, in
     written again with them, so the refused rows are named and the rest written.
     """
     try:
-        return await _apply_page(changes, cursor, guarded=False)
+        return await _apply_page(changes, cursor, snapshot, guarded=False)
     except Exception as error:  # noqa: BLE001 - filtered right below
         if not is_refusal(error):
             raise
-    return await _apply_page(changes, cursor, guarded=True)
+    return await _apply_page(changes, cursor, snapshot, guarded=True)
 
 
-async def _apply_page(changes: list[dict[str, Any]], cursor: str, guarded: bool) -> dict[str, int]:
+async def _apply_page(changes: list[dict[str, Any]], cursor: str, snapshot: bool, guarded: bool) -> dict[str, int]:
     async def work() -> dict[str, int]:
         await ensure_state()
         await Branch.raw("UPDATE sync_state SET applying = {} WHERE id = 1", True)
         counts = {"written": 0, "deleted": 0, "kept_local": 0, "refused": 0}
-        for kind in NATURAL_KEYS:
+        # Only while the snapshot arrives: afterwards the same card or barcode under another uuid
+        # is a conflict the central node has already named, not the same thing.
+        for kind in NATURAL_KEYS if snapshot else ():
             await adopt_natural_keys(kind, [c["image"] for c in changes if c.get("kind") == kind and c.get("image")])
         pending = await pending_entities()
         by_kind: dict[str, list[dict[str, Any]]] = {}
@@ -468,7 +527,7 @@ async def apply_aliases(aliases: dict[str, str], kinds: dict[str, str] | None = 
 
 # Natural keys: the same branch, rule, reader, copy or book, whatever uuid it was given.
 NATURAL_KEYS = {"branch": ("code",), "circulation_rule": ("scope",), "patron": ("card_number",),
-                "record": ("isbn13", "control_number"), "item": ("barcode",)}
+                "record": ("isbn13",), "item": ("barcode",)}
 
 
 async def adopt_natural_keys(kind: str, images: list[dict[str, Any]]) -> int:
@@ -479,6 +538,7 @@ async def adopt_natural_keys(kind: str, images: list[dict[str, Any]]) -> int:
         return 0
     table = KINDS[kind].table_name
     incoming = {image["uuid"] for image in images}
+    by_uuid = {image["uuid"]: image for image in images}
     adopted = 0
     for column in columns:
         wanted = {image[column]: image["uuid"] for image in images if image.get(column)}
@@ -488,12 +548,15 @@ async def adopt_natural_keys(kind: str, images: list[dict[str, Any]]) -> int:
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ", ".join("{}" for _ in chunk)
-            rows = await Branch.raw(f'SELECT id, uuid, "{column}" AS natural FROM {table} '
+            named = ", name" if kind == "patron" else ""
+            rows = await Branch.raw(f'SELECT id, uuid, "{column}" AS natural{named} FROM {table} '
                                     f'WHERE "{column}" IN ({marks})', *chunk)
             for row in rows:
                 local, central = str(row["uuid"]), wanted[row["natural"]]
                 if local == central or local in incoming:
                     continue
+                if kind == "patron" and row["name"] != by_uuid[central]["name"]:
+                    continue  # one card number, two people: not the same reader
                 if await local_ids(kind, {central}):
                     continue  # both are here: the write will say which one the database refuses
                 await Branch.raw(f"UPDATE {table} SET uuid = {{}} WHERE id = {{}}", central, row["id"])

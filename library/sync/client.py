@@ -43,6 +43,10 @@ Progress = Callable[[str, int, int | None], None]
 class SyncFailed(Exception):
     """A round stopped; what it finished is kept, the next round goes on from there."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass
 class RoundReport:
@@ -104,7 +108,7 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
             if response.status_code < 500:
                 if response.status_code >= 400:
                     detail = _problem_detail(response)
-                    raise SyncFailed(f"{method} {url}: {response.status_code} {detail}")
+                    raise SyncFailed(f"{method} {url}: {response.status_code} {detail}", response.status_code)
                 return msgspec.json.decode(response.content)  # a feed page: several MB of JSON
             last = f"{response.status_code} {_problem_detail(response)}"
         except (httpx.TransportError, ValueError) as error:  # ValueError (msgspec's too): a body cut off mid-JSON
@@ -140,9 +144,18 @@ async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: 
     for position, row in enumerate(waiting, start=1):
         payload = db.json_object(row["payload"])
         await Branch.raw("UPDATE sync_outbox SET attempts = attempts + 1 WHERE id = {}", row["id"])
-        answer = await _call(client, "POST", "/api/sync/uploads",
-                             json={"uuid": str(row["uuid"]), "branch": settings.branch_code,
-                                   "changes": payload.get("changes", [])})
+        try:
+            answer = await _call(client, "POST", "/api/sync/uploads",
+                                 json={"uuid": str(row["uuid"]), "branch": settings.branch_code,
+                                       "changes": payload.get("changes", [])})
+        except SyncFailed as error:
+            if error.status not in REFUSED_FOR_GOOD:
+                raise
+            # The central node will never take this one: park it for staff and go on, so one
+            # bad package does not hold back every later change and the pull.
+            await _park(row["id"], str(row["uuid"]), str(error))
+            report.errors.append(str(error))
+            continue
         await apply_aliases(answer.get("aliases") or {}, answer.get("alias_kinds") or {})
         await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {} WHERE id = {}",
                          dt.datetime.now(dt.timezone.utc),
@@ -155,6 +168,18 @@ async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: 
         report.upload_conflicts += len(answer.get("conflicts") or [])
         if progress:
             progress("upload", position, len(waiting))
+
+
+REFUSED_FOR_GOOD = (400, 413, 422)
+
+
+async def _park(outbox_id: int, upload: str, why: str) -> None:
+    from library.sync.tables import SyncConflict
+
+    await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {} WHERE id = {}",
+                     dt.datetime.now(dt.timezone.utc), json.dumps({"refused": why[:500]}), outbox_id)
+    await SyncConflict.insert(SyncConflict(uuid=str(uuid_module.uuid4()), kind="upload", entity_uuid=upload,
+                                           rule="upload_refused", detail={"why": why[:500]}, upload=upload))
 
 
 async def pull(client: httpx.AsyncClient, report: RoundReport, progress: Progress | None = None) -> None:
@@ -181,7 +206,7 @@ async def pull(client: httpx.AsyncClient, report: RoundReport, progress: Progres
                 total = int(page["snapshot_total"])
             if page.get("more"):
                 pending = fetch(next_cursor)
-            counts = await apply_page(changes, next_cursor)
+            counts = await apply_page(changes, next_cursor, snapshot=bool(page.get("snapshot")))
             report.pages += 1
             report.received += counts["written"] + counts["deleted"]
             report.kept_local += counts["kept_local"]
@@ -211,7 +236,14 @@ async def sync_round(settings: Settings, progress: Progress | None = None,
     client = client or _client(settings)
     try:
         report.packaged = await package_changes()
-        await upload_waiting(client, settings, report, progress)
+        try:
+            await upload_waiting(client, settings, report, progress)
+        except SyncFailed as upload_error:
+            if upload_error.status in (401, 403):
+                raise
+            # what waits to go up stays queued (and keeps its local state); still take what came down
+            await pull(client, report, progress)
+            raise
         await pull(client, report, progress)
     except SyncFailed as error:
         await Branch.raw("UPDATE sync_state SET last_error = {} WHERE id = 1", str(error)[:1000])

@@ -20,7 +20,9 @@ from library.web.templating import page
 UPLOAD_MAX_BYTES = 16 * 1024 * 1024  # a package of 250 entities is far below; a day offline is several
 
 
-def _check_branch(branch: dict[str, Any], asked: str | None) -> None:
+def _check_branch(branch: dict[str, Any], asked: Any) -> None:
+    if asked is not None and not isinstance(asked, str):
+        raise InvalidInput("sync_payload", detail="branch must be a branch code")
     if asked and asked.strip().upper() != branch["code"]:
         raise NotPermitted("sync_other_branch", code=branch["code"])
 

@@ -368,6 +368,11 @@ async def resolve_refs(kind: Kind, images: list[dict[str, Any]],
     return {target: await local_ids(target, uuids) for target, uuids in wanted.items()}
 
 
+# References a node may write as empty when it lacks their row (the rule that applied, the
+# hold a transit was for, the copy a hold was given): everything else is refused.
+DROPPABLE = {"loan": ("rule",), "transit": ("hold",), "hold": ("item",)}
+
+
 def row_of(kind: Kind, image: dict[str, Any], ids: dict[str, dict[str, int]], sqlite: bool,
            aliases: dict[str, str] | None = None) -> tuple | str:
     """The tuple to write, or why it cannot be written (a reference this node lacks)."""
@@ -382,7 +387,9 @@ def row_of(kind: Kind, image: dict[str, Any], ids: dict[str, dict[str, int]], sq
             ref = aliases.get(ref, ref)
             local = ids.get(target, {}).get(ref)
             if local is None:
-                if nullable:
+                # Only a pointer that says nothing about who or what may be dropped: a loan
+                # whose reader is missing here is refused, not written as nobody's loan.
+                if nullable and name in DROPPABLE.get(kind.name, ()):
                     values.append(None)
                     continue
                 return f"missing_{target}"

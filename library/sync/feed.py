@@ -40,6 +40,24 @@ def item_here(alias: str, branch_id: int) -> str:
             f"AND (tf.to_branch = {b} OR tf.from_branch = {b})))")
 
 
+def changed_relevant(kind: str, branch_id: int) -> str:
+    """SQL on alias t: a changed row of `kind` this branch must hear of, whatever its state now.
+
+    Wider than `relevant`: a loan returned or a hold cancelled elsewhere is no longer one the
+    branch keeps, but the branch has the open one and must see it close.
+    """
+    b = int(branch_id)
+    if kind == "loan":
+        return f"EXISTS (SELECT 1 FROM item i WHERE i.id = t.item AND {item_here('i', b)})"
+    if kind == "hold":
+        return (f"(t.pickup_branch = {b} OR EXISTS (SELECT 1 FROM item i WHERE i.record = t.record "
+                f"AND {item_here('i', b)}))")
+    if kind == "transit":
+        return f"(t.from_branch = {b} OR t.to_branch = {b} OR EXISTS (SELECT 1 FROM item i WHERE i.id = t.item " \
+               f"AND {item_here('i', b)}))"
+    return relevant(kind, branch_id)
+
+
 def relevant(kind: str, branch_id: int) -> str:
     """SQL on alias t: the rows of `kind` this branch keeps a copy of."""
     b = int(branch_id)
@@ -97,7 +115,7 @@ class Cursor:
 
 def _natural(text: str) -> int:
     value = int(text)
-    if value < 0:
+    if value < 0 or value >= 2**63:
         raise ValueError
     return value
 
@@ -172,7 +190,7 @@ async def _log_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[
         uuids = list(touched[kind_name])
         current = await images_of(kind, uuids)
         wanted = set(current) if kind_name in EVERYONE else await _relevant_uuids(kind_name, branch["id"],
-                                                                                   list(current))
+                                                                                   list(current), changed=True)
         for entity in uuids:
             image = current.get(entity)
             if image is None:
@@ -181,6 +199,19 @@ async def _log_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[
                 out.append({"kind": kind_name, "uuid": entity, "image": image})
                 if kind_name in ("item", "hold"):
                     records_needed.add(image["record"])
+    # A copy that just became this branch's comes with what hangs on it: its open loan, its
+    # journeys, the holds waiting on its record (and the record, which may be new here).
+    sent_items = [c["image"] for c in out if c["kind"] == "item" and c["image"] is not None]
+    if sent_items:
+        have = {(c["kind"], c["uuid"]) for c in out}
+        for kind_name, found in (await _hanging_on(sent_items)).items():
+            for image in found:
+                if (kind_name, image["uuid"]) not in have:
+                    out.append({"kind": kind_name, "uuid": image["uuid"], "image": image})
+                    have.add((kind_name, image["uuid"]))
+                    if kind_name == "hold":
+                        records_needed.add(image["record"])
+        out.sort(key=lambda change: ORDER[change["kind"]])
     # A copy that just became this branch's may belong to a record the branch has never seen.
     records_needed -= {c["uuid"] for c in out if c["kind"] == "record"}
     if records_needed:
@@ -192,14 +223,35 @@ async def _log_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[
             "more": len(rows) == limit, "snapshot": False}
 
 
-async def _relevant_uuids(kind_name: str, branch_id: int, uuids: list[str]) -> set[str]:
+async def _hanging_on(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Open loans, open transits and transfers of these copies, and active holds on their records."""
+    item_uuids = sorted({image["uuid"] for image in items})
+    record_uuids = sorted({image["record"] for image in items if image.get("record")})
+    found: dict[str, list[dict[str, Any]]] = {}
+    for kind_name, uuids, where in (
+            ("loan", item_uuids, "t.returned_at IS NULL AND t.item IN (SELECT id FROM item WHERE uuid IN ({marks}))"),
+            ("transit", item_uuids, "t.received_at IS NULL AND t.item IN (SELECT id FROM item WHERE uuid IN ({marks}))"),
+            ("transfer", item_uuids, "t.status IN ('requested', 'sent') AND t.item IN "
+                                     "(SELECT id FROM item WHERE uuid IN ({marks}))"),
+            ("hold", record_uuids, f"t.status IN {ACTIVE_HOLD} AND t.record IN "
+                                   "(SELECT id FROM record WHERE uuid IN ({marks}))")):
+        for start in range(0, len(uuids), 500):
+            chunk = uuids[start:start + 500]
+            marks = ", ".join("{}" for _ in chunk)
+            rows = await images_where(KINDS[kind_name], where.replace("{marks}", marks), *chunk)
+            found.setdefault(kind_name, []).extend(image for _, image in rows)
+    return found
+
+
+async def _relevant_uuids(kind_name: str, branch_id: int, uuids: list[str], changed: bool = False) -> set[str]:
     found: set[str] = set()
     table = KINDS[kind_name].table_name
+    condition = changed_relevant(kind_name, branch_id) if changed else relevant(kind_name, branch_id)
     for start in range(0, len(uuids), 500):
         chunk = uuids[start:start + 500]
         marks = ", ".join("{}" for _ in chunk)
         rows = await Branch.raw(f"SELECT t.uuid FROM {table} t WHERE t.uuid IN ({marks}) "
-                                f"AND {relevant(kind_name, branch_id)}", *chunk)
+                                f"AND {condition}", *chunk)
         found.update(str(row["uuid"]) for row in rows)
     return found
 

@@ -239,13 +239,15 @@ async def send_transfers(principal: Principal, branch_code: str, transfer_uuids:
         sent = 0
         for transfer_uuid in wanted:
             rows = await Branch.raw(
-                "SELECT tf.id, tf.status, tf.item, tf.from_branch, tf.to_branch, i.status AS item_status, i.barcode "
+                "SELECT tf.id, tf.status, tf.item, tf.from_branch, tf.to_branch, i.status AS item_status, i.barcode, i.current_branch AS item_current_branch "
                 "FROM transfer tf JOIN item i ON i.id = tf.item WHERE tf.uuid = {}", transfer_uuid)
             if not rows or rows[0]["from_branch"] != branch["id"]:
                 raise NotFound("transfer_not_found")
             transfer = rows[0]
             if transfer["status"] != "requested":
                 raise Conflict("transfer_state")
+            if transfer["item_current_branch"] != branch["id"]:
+                raise Conflict("transfer_copy_busy", barcode=transfer["barcode"], status=transfer["item_status"])
             if transfer["item_status"] != "available":
                 raise Conflict("transfer_copy_busy", barcode=transfer["barcode"], status=transfer["item_status"])
             await Branch.raw("UPDATE transfer SET status = 'sent', sent_at = {}, updated_at = {} WHERE id = {}",

@@ -271,7 +271,7 @@ async def test_a_branch_row_under_another_uuid_takes_the_central_uuid_instead_of
     await Item.raw("DELETE FROM sync_change")  # nothing of ours waits to go up
     central = str(uuid.uuid4())
     await apply_page([{"kind": "item", "uuid": central, "image": {**image, "uuid": central,
-                                                                    "shelf_location": "from central"}}], "log:1")
+                                                                    "shelf_location": "from central"}}], "log:1", snapshot=True)
     row = await Item.select(Item.uuid, Item.shelf_location).where(Item.barcode == image["barcode"]).first()
     assert (str(row["uuid"]), row["shelf_location"]) == (central, "from central")
     assert await Item.count().where(Item.barcode == image["barcode"]) == 1
@@ -341,3 +341,71 @@ async def test_the_node_that_runs_a_branch_empties_its_hold_shelf(zx):
     assert await _hold_shelves_of_this_node(branch) == ({"ZX"}, set())
     assert await expire_hold_shelf(NOW, *await _hold_shelves_of_this_node(central)) == 0
     assert await expire_hold_shelf(NOW, *await _hold_shelves_of_this_node(branch)) == 1
+
+
+async def _open_loan_of_zx_copy(zx):
+    return (await Loan.raw("SELECT l.id, l.uuid, l.item FROM loan l JOIN item i ON i.id = l.item "
+                           "WHERE l.returned_at IS NULL AND i.home_branch = {} LIMIT 1", zx["id"]))[0]
+
+
+async def test_a_loan_closed_elsewhere_and_a_copy_arriving_with_its_loan_reach_the_branch(zx):
+    _, cursors = await whole_feed(zx)
+    jx = (await Branch.raw("SELECT id FROM branch WHERE code = 'JX'"))[0]["id"]
+    loan = await _open_loan_of_zx_copy(zx)
+    await Loan.raw("UPDATE loan SET returned_at = {}, returned_branch = {}, branch = {} WHERE id = {}",
+                   NOW, jx, jx, loan["id"])
+    page = await feed.changes(zx, cursors[-1])
+    closed = [c for c in page["changes"] if c["kind"] == "loan" and c["uuid"] == str(loan["uuid"])]
+    assert closed and closed[0]["image"]["returned_at"] is not None
+    # a JX copy out on loan is rotated to ZX: its open loan comes with it
+    lent = (await Loan.raw("SELECT l.uuid, l.item FROM loan l JOIN item i ON i.id = l.item "
+                           "WHERE l.returned_at IS NULL AND i.home_branch = {} LIMIT 1", jx))[0]
+    await Item.raw("UPDATE item SET home_branch = {} WHERE id = {}", zx["id"], lent["item"])
+    later = await feed.changes(zx, page["cursor"])
+    assert str(lent["uuid"]) in {c["uuid"] for c in later["changes"] if c["kind"] == "loan"}
+
+
+async def test_a_branch_cannot_delete_or_take_over_another_branchs_loan_nor_lend_to_a_reader_it_lacks(zx):
+    jx = (await Branch.raw("SELECT id, uuid FROM branch WHERE code = 'JX'"))[0]
+    theirs = (await Loan.raw("SELECT l.uuid FROM loan l JOIN item i ON i.id = l.item WHERE l.branch = {} "
+                             "AND i.current_branch = {} AND l.returned_at IS NULL LIMIT 1", jx["id"], jx["id"]))
+    if theirs:
+        answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+            {"kind": "loan", "uuid": str(theirs[0]["uuid"]), "image": None}]})[1])
+        assert [c["rule"] for c in answer["conflicts"]] == ["not_this_branch"]
+        assert await Loan.count().where(Loan.uuid == theirs[0]["uuid"]) == 1
+    item = await _available_copy(zx["id"])
+    stranger = _loan_image(item, str(uuid.uuid4()), zx["uuid"])  # a reader the central node never heard of
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "loan", "uuid": stranger["uuid"], "image": stranger}]})[1])
+    assert [c["rule"] for c in answer["conflicts"]] == ["refused_by_database"]
+    assert await Loan.count().where(Loan.uuid == stranger["uuid"]) == 0
+
+
+async def test_a_refused_change_is_sent_back_to_the_branch_as_the_central_version(zx):
+    _, cursors = await whole_feed(zx)
+    record = (await images_of(KINDS["record"], [str((await Item.raw(
+        "SELECT r.uuid FROM record r JOIN item i ON i.record = r.id WHERE i.home_branch = {} LIMIT 1",
+        zx["id"]))[0]["uuid"])]))
+    image = next(iter(record.values()))
+    await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "record", "uuid": image["uuid"], "image": {**image, "title": "BRANCH EDIT"}}]})[1])
+    page = await feed.changes(zx, cursors[-1])
+    back = [c["image"] for c in page["changes"] if c["uuid"] == image["uuid"]]
+    assert back and back[0]["title"] == image["title"]
+
+
+async def test_a_hold_closed_centrally_is_not_reopened_by_a_branch(zx):
+    hold = (await Loan.raw("SELECT uuid FROM hold LIMIT 1"))[0]
+    image = (await images_of(KINDS["hold"], [str(hold["uuid"])]))[str(hold["uuid"])]
+    await Loan.raw("UPDATE hold SET status = 'cancelled' WHERE uuid = {}", str(hold["uuid"]))
+    answer = await apply_upload(zx, str(uuid.uuid4()), parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+        {"kind": "hold", "uuid": image["uuid"], "image": {**image, "status": "in_transit"}}]})[1])
+    assert [c["rule"] for c in answer["conflicts"]] == ["hold_closed"]
+    assert (await Loan.raw("SELECT status FROM hold WHERE uuid = {}", str(hold["uuid"])))[0]["status"] == "cancelled"
+
+
+async def test_a_cursor_beyond_any_sequence_is_refused_not_a_crash(zx):
+    for cursor in ("log:99999999999999999999", "snapshot:0:99999999999999999999:0"):
+        with pytest.raises(InvalidInput):
+            await feed.changes(zx, cursor)
