@@ -175,7 +175,9 @@ async def _returned_item(barcode: str) -> dict[str, Any]:
     """A copy by barcode with its open loan, if any (`loan_id`, `loan_due_on`, `loan_rule`)."""
     barcode = normalise_barcode(barcode)
     item = await _first(_ITEM_SQL.replace(" FROM item i JOIN record r ON r.id = i.record ",
-                                          ', l.id AS loan_id, l.due_on AS loan_due_on, l.rule AS loan_rule '
+                                          ', l.id AS loan_id, l.due_on AS loan_due_on, l.rule AS loan_rule, '
+                                          "(SELECT tf.to_branch FROM transfer tf WHERE tf.item = i.id "
+                                          "AND tf.status IN ('requested', 'sent')) AS rotating_to "
                                           "FROM item i JOIN record r ON r.id = i.record "
                                           "LEFT JOIN loan l ON l.item = i.id AND l.returned_at IS NULL ")
                         + "i.barcode = {}", barcode)
@@ -420,7 +422,7 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
                 (status, here["id"], now, item["id"]))]
             if status == "in_transit":
                 writes.append(_transit_statement(item, here, route, now))
-            else:
+            elif item["rotating_to"] == here["id"]:
                 # a copy rotated here (library.sync) and lent meanwhile comes home by being returned
                 writes.append(Statement(
                     "UPDATE transfer SET status = 'received', received_at = {}, updated_at = {} "
