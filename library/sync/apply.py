@@ -39,12 +39,10 @@ from library.errors import InvalidInput
 from library.sync.entities import (KINDS, ORDER, UPLOADED, MalformedImage, is_refusal, check_image,
                                    delete_entity, images_of, local_ids, release, rollback_to, savepoint,
                                    write_images)
+from library.sync import rules
 from library.sync.tables import SyncApplied, SyncConflict, SyncOrigin
 
 MAX_UPLOAD_CHANGES = 1000
-CIRCULATION = ("status", "current_branch", "due_back", "updated_at")
-COPY_DETAILS = ("shelf_location", "item_type", "price_cents", "acquired_on", "withdrawn_reason")
-IN_HAND = ("on_loan", "in_transit")
 
 
 # --- checking an upload before anything is written -----------------------------------------
@@ -267,21 +265,14 @@ async def _item(branch, upload, entity, image, outcome, aliases, origins) -> Non
             await _remember_origin("item", entity, branch)
             origins[entity] = branch["id"]
         return
-    here = branch["uuid"]
-    made_here = origins.get(entity) == branch["id"]
-    if current["current_branch"] != here and current["status"] not in IN_HAND:
-        await _refuse(outcome, branch, upload, "item", entity, "copy_elsewhere",
+    decision = rules.copy_change(current, image, branch["uuid"], origins.get(entity) == branch["id"])
+    if decision.row is None:
+        await _refuse(outcome, branch, upload, "item", entity, decision.refusal,
                       {"barcode": current["barcode"], "status": image["status"],
                        "central_status": current["status"], "central_branch": current["current_branch"]})
         return
-    # Home branch and record stay the central node's (a rotation reassigns the home); the
-    # branch holding the copy decides its circulation; its home (or maker) its details.
-    merged = dict(current)
-    merged.update({key: image[key] for key in CIRCULATION})
-    if current["home_branch"] == here or made_here:
-        merged.update({key: image[key] for key in COPY_DETAILS})
-    await _write_one("item", merged, outcome, branch, upload, aliases)
-    if any(merged[key] != image[key] for key in ("home_branch", "record")):
+    await _write_one("item", decision.row, outcome, branch, upload, aliases)
+    if any(decision.row[key] != image[key] for key in ("home_branch", "record")):
         await _resend("item", entity, branch)
 
 
@@ -309,23 +300,16 @@ async def _loan(branch, upload, entity, image, outcome, aliases, origins) -> Non
                                    "card_number": other[0]["card_number"]},
                     "image": image})
                 return
-    if current is None and image["branch"] != branch["uuid"]:
-        await _conflict(outcome, branch, upload, "loan", entity, "not_this_branch", {"lent_at": image["branch"]})
-        return
-    if current is not None and current["returned_at"] is not None:
-        # returned is final: a renewal or a second return from a branch that had not heard
-        if image["returned_at"] != current["returned_at"] or image["renewals"] != current["renewals"]:
-            await _refuse(outcome, branch, upload, "loan", entity, "already_returned",
-                          {"returned_at": current["returned_at"], "renewals": image["renewals"]}, resolved=True)
-        return
+    item = None
     if current is not None and current["branch"] != branch["uuid"]:
         item = (await images_of(KINDS["item"], [current["item"]])).get(current["item"])
-        if item is None or (item["current_branch"] != branch["uuid"] and item["status"] not in IN_HAND):
-            await _refuse(outcome, branch, upload, "loan", entity, "not_this_branch", {"lent_at": current["branch"]})
-            return
-    image = {**image, "branch": current["branch"], "item": current["item"], "patron": current["patron"]} \
-        if current is not None else image
-    await _write_one("loan", image, outcome, branch, upload, aliases)
+    decision = rules.loan_change(current, image, branch["uuid"], item)
+    if decision.refusal:
+        await _refuse(outcome, branch, upload, "loan", entity, decision.refusal,
+                      {"lent_at": (current or image)["branch"], "returned_at": (current or {}).get("returned_at"),
+                       "renewals": image["renewals"]}, resolved=decision.resolved)
+    elif decision.row is not None:
+        await _write_one("loan", decision.row, outcome, branch, upload, aliases)
 
 
 async def _patron(branch, upload, entity, image, outcome, aliases, origins) -> None:
@@ -347,8 +331,9 @@ async def _patron(branch, upload, entity, image, outcome, aliases, origins) -> N
         if await _write_one("patron", image, outcome, branch, upload, aliases):
             await _remember_origin("patron", entity, branch)
         return
-    if dt.datetime.fromisoformat(image["updated_at"]) > dt.datetime.fromisoformat(current["updated_at"]):
-        await _write_one("patron", image, outcome, branch, upload, aliases)
+    decision = rules.reader_change(current, image)
+    if decision.row is not None:
+        await _write_one("patron", decision.row, outcome, branch, upload, aliases)
     else:
         await _resend("patron", entity, branch)  # the central edit is newer: the branch takes it
 
@@ -373,19 +358,16 @@ async def _transfer(branch, upload, entity, image, outcome, aliases, origins) ->
     await _write_one("transfer", merged, outcome, branch, upload, aliases)
 
 
-ACTIVE = ("waiting", "in_transit", "ready")
-
-
 async def _hold(branch, upload, entity, image, outcome, aliases, origins) -> None:
     if image is None:
         return await _tombstone("hold", branch, upload, entity, outcome, origins)
     current = (await images_of(KINDS["hold"], [entity])).get(entity)
-    if current is not None and current["status"] not in ACTIVE and image["status"] in ACTIVE:
-        # cancelled or expired centrally while the branch still served it: closed is final
-        await _refuse(outcome, branch, upload, "hold", entity, "hold_closed",
-                      {"status": current["status"], "branch_status": image["status"]}, resolved=True)
+    decision = rules.hold_change(current, image)
+    if decision.row is None:
+        await _refuse(outcome, branch, upload, "hold", entity, decision.refusal,
+                      {"status": current["status"], "branch_status": image["status"]}, resolved=decision.resolved)
         return
-    await _write_one("hold", image, outcome, branch, upload, aliases)
+    await _write_one("hold", decision.row, outcome, branch, upload, aliases)
 
 
 _HANDLERS = {"record": _record, "item": _item, "loan": _loan, "patron": _patron,
