@@ -52,17 +52,9 @@ def with_database(url: str, name: str) -> str:
 
 
 def pg_admin(admin_url: str, *statements: str) -> None:
-    import asyncpg
+    from tests.conftest import _admin_execute
 
-    async def run() -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            for statement in statements:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
+    asyncio.run(_admin_execute(admin_url, *statements))
 
 
 def pg_drop(admin_url: str, name: str) -> None:

@@ -12,12 +12,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title",
-                  "original_title", "contributors", "publisher", "publication_year", "language", "series",
-                  "series_number", "subjects", "age_min", "age_max", "format", "pages", "summary", "cover", "clc",
-                  "call_number", "search_text", "created_at", "updated_at")
-ITEM_COLUMNS = ("uuid", "record", "barcode", "home_branch", "current_branch", "shelf_location", "item_type", "status",
-                "price_cents", "acquired_on", "withdrawn_reason", "created_at", "updated_at")
 BATCH = 2000
 
 
@@ -31,14 +25,11 @@ async def run(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         await close_connections()
 
 
-def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("{}" for _ in columns)})'
-
-
 async def seed_copies(branch_code: str, count: int, prefix: str) -> int:
     """`count` records with one copy each at `branch_code` (barcodes PREFIX0000001...), no ISBNs."""
     from library.branches.tables import Branch
     from library.catalog.service import search_text_of
+    from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
     from library.db import executemany, run_in_write_transaction
 
     branch_id = (await Branch.raw("SELECT id FROM branch WHERE code = {}", branch_code))[0]["id"]
