@@ -71,6 +71,39 @@ def _unnest_insert_sql(table: str, columns: tuple[str, ...], returning: str = ""
             + (f" RETURNING {returning}" if returning else ""))
 
 
+# The bulk path of an import batch (see catalog migration 2026-11-29T09:30:00 and sync migration
+# 2026-11-29T09:31:00). Inside the batch's write transaction a row in catalog_bulk_load makes
+# the per-row INSERT triggers of record (full-text index, change log) and item (change log)
+# stand aside; the batch then indexes and logs exactly the rows it inserted, set-based, with
+# the values and conditions of those triggers, and removes the mark before it commits (a
+# rollback removes it too), so no other transaction ever sees it. Updates keep their per-row
+# triggers. Keep these statements in step with the triggers they replace.
+_MARK, _UNMARK = "INSERT INTO catalog_bulk_load (id) VALUES (1)", "DELETE FROM catalog_bulk_load"
+_NOT_APPLYING_SQLITE = "(SELECT applying FROM sync_state WHERE id = 1) IS NOT 1"
+_SQLITE_LOG_INSERTED = (
+    # On SQLite the batch's rows are those above the highest ids seen at its start: one writer
+    # at a time, and the mark and that look happen inside the batch's IMMEDIATE transaction.
+    "INSERT INTO record_fts (rowid, search_text) SELECT id, search_text FROM record WHERE id > ? ORDER BY id",
+    "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'record', uuid, '' FROM record "
+    f"WHERE id > ? AND uuid IS NOT NULL AND {_NOT_APPLYING_SQLITE} ORDER BY id",
+    "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'item', uuid, "
+    "'|' || COALESCE(home_branch, '') || '|' || COALESCE(current_branch, '') || '|' FROM item "
+    f"WHERE id > ? AND uuid IS NOT NULL AND {_NOT_APPLYING_SQLITE} ORDER BY id",
+)
+# PostgreSQL: other transactions insert too, so the batch names its rows by the ids its inserts
+# returned. Its full-text vector is a generated column; only the change log is written here,
+# after the same advisory lock the triggers take (so that `seq` order stays commit order).
+_PG_NOT_APPLYING = "NOT EXISTS (SELECT 1 FROM sync_state WHERE id = 1 AND applying)"
+_PG_LOCK = "SELECT pg_advisory_xact_lock(747001)"
+_PG_LOG_INSERTED = (
+    "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'record', uuid::text, '' FROM record "
+    f"WHERE id = ANY($1::int[]) AND uuid IS NOT NULL AND {_PG_NOT_APPLYING} ORDER BY id",
+    "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'item', uuid::text, "
+    "'|' || concat_ws('|', home_branch, current_branch) || '|' FROM item "
+    f"WHERE id = ANY($1::int[]) AND uuid IS NOT NULL AND {_PG_NOT_APPLYING} ORDER BY id",
+)
+
+
 async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tuple]:
     """`select` WHERE column IN (values) OR ...: one query, on either engine."""
     column_lists = [(column, values) for column, values in column_lists if values]
@@ -115,6 +148,14 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         return {isbn13: i for i, isbn13, _ in rows if isbn13}, {number: i for i, _, number in rows if number}
 
     async def work() -> tuple[int, int, int, int]:
+        connection = engine().current_transaction.get().connection
+        await connection.execute(_MARK)  # first, so that every insert below finds it
+        if sqlite:
+            async with connection.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM record), "
+                                          "(SELECT COALESCE(MAX(id), 0) FROM item)") as cursor:
+                cursor.row_factory = None
+                records_before, items_before = await cursor.fetchone()
+        inserted_records: list[int] = []  # PostgreSQL only
         by_isbn, by_number = await find([e[1] for e in batch if e[1]], [e[2] for e in batch if e[2]])
         record_ids: list[int | None] = []
         keyed, unkeyed, updates = [], [], {}
@@ -136,15 +177,16 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             stamps = (stamp, stamp)
             await executemany(_insert_sql("record", RECORD_COLUMNS), [row + stamps for row in keyed])
         elif keyed:
-            connection = engine().current_transaction.get().connection
             rows = await connection.fetch(_unnest_insert_sql("record", RECORD_COLUMNS, "id, isbn13, control_number"),
                                           *zip(*keyed), now)
+            inserted_records += [i for i, _, _ in rows]
             by_isbn.update((isbn13, i) for i, isbn13, _ in rows if isbn13)
             by_number.update((number, i) for i, _, number in rows if number)
         unkeyed_ids = []
         for row in unkeyed:  # nothing to find it by: one at a time
             values = dict(zip(ROW_COLUMNS[1:], row[1:]))
             unkeyed_ids.append((await Record.insert(Record(**values)).returning(Record.id))[0]["id"])
+        inserted_records += unkeyed_ids if not sqlite else []
         for shape, rows in updates.items():
             await executemany(_update_sql("record", shape), rows)
         if keyed and sqlite:
@@ -171,12 +213,23 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                     existing[barcode] = -1
                     item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
                                       acquired, "", stamp, stamp))
+        inserted_items: list[int] = []  # PostgreSQL only
         if item_rows and not sqlite:
-            connection = engine().current_transaction.get().connection
-            await connection.execute(_unnest_insert_sql("item", ITEM_COLUMNS), *list(zip(*item_rows))[:-2], now)
+            inserted_items = [row[0] for row in await connection.fetch(
+                _unnest_insert_sql("item", ITEM_COLUMNS, "id"), *list(zip(*item_rows))[:-2], now)]
         else:
             await executemany(_insert_sql("item", ITEM_COLUMNS), item_rows)
         await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
+        # What the stood-aside triggers would have written, for exactly the rows inserted above.
+        if sqlite:
+            for sql, after in zip(_SQLITE_LOG_INSERTED, (records_before, records_before, items_before)):
+                await connection.execute(sql, (after,))
+        elif inserted_records or inserted_items:
+            await connection.execute(_PG_LOCK)
+            for sql, ids in zip(_PG_LOG_INSERTED, (inserted_records, inserted_items)):
+                if ids:
+                    await connection.execute(sql, ids)
+        await connection.execute(_UNMARK)
         return created, sum(map(len, updates.values())), len(item_rows), len(item_updates)
 
     created, updated, items_created, items_updated = await run_in_write_transaction(work)

@@ -1,0 +1,127 @@
+"""An import batch indexes and logs its inserted rows set-based (the per-row insert triggers
+stand aside while catalog_bulk_load has a row): nothing may be lost on the way, on either engine."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from library.branches.tables import Branch
+from library.catalog import exchange, service
+from library.catalog.exchange import import_marc
+from library.catalog.service import RecordInput, SearchFilters
+from library.catalog.tables import Item, Record
+from library.db import is_sqlite
+from library.demo import load_demo
+from tests.marc_samples import iso2709, marc21
+
+TODAY = dt.date(2026, 11, 28)
+WORDS = ["aardvark", "buttercup", "cinnamon", "dandelion", "elderberry", "foxglove", "gooseberry", "hollyhock",
+         "indigo", "juniper", "kumquat"]
+
+
+@pytest.fixture
+async def demo():
+    await load_demo(TODAY, books=False)
+    await Record.raw("DELETE FROM sync_change")  # only what the test writes is looked at
+
+
+def sample(words: list[str], boom: str | None = None) -> bytes:
+    """Records with and without ISBN or control number (the unkeyed ones are inserted one by one),
+    one or two copies each, at ZX and JX."""
+    records = []
+    for n, word in enumerate(words):
+        control = None if n % 4 == 3 else f"BULK-{word}"  # every fourth has nothing to be found by
+        holdings = [{"a": "ZX", "b": "JX" if n % 2 else "ZX", "p": f"B{n:03d}A", "y": "book"}]
+        if n % 3 == 0:
+            holdings.append({"a": "JX", "b": "JX", "p": "BOOM" if word == boom else f"B{n:03d}B", "y": "book"})
+        records.append(marc21(f"Bulk {word}", control=control, holdings=holdings))
+    return iso2709(*records)
+
+
+async def assert_indexed_and_logged_once(expected_records: int, expected_items: int) -> None:
+    records = await Record.select(Record.uuid, Record.title)
+    items = await Item.select(Item.uuid, Item.home_branch, Item.current_branch)
+    assert (len(records), len(items)) == (expected_records, expected_items)
+    logged = await Record.raw("SELECT kind, entity_uuid, branches FROM sync_change")
+    assert sorted((row["kind"], row["entity_uuid"], row["branches"]) for row in logged) == sorted(
+        [("record", str(row["uuid"]), "") for row in records]
+        + [("item", str(row["uuid"]), f"|{row['home_branch']}|{row['current_branch']}|") for row in items])
+    for row in records:
+        word = row["title"].split()[-1]
+        assert (await service.search(word, SearchFilters()))["total"] == 1, row["title"]
+    if is_sqlite():  # the index holds exactly the content table's rows
+        await Record.raw("INSERT INTO record_fts (record_fts, rank) VALUES ('integrity-check', 1)")
+    assert (await Record.raw("SELECT COUNT(*) AS n FROM catalog_bulk_load"))[0]["n"] == 0
+
+
+async def test_every_imported_record_is_indexed_and_every_row_logged_once(demo, monkeypatch):
+    monkeypatch.setattr(exchange, "BATCH", 4)  # several batches, with keyed and unkeyed records
+    report = await import_marc(sample(WORDS), "test", TODAY)
+    assert (report.created, report.items_created, report.skipped) == (11, 15, [])
+    await assert_indexed_and_logged_once(11, 15)
+
+
+async def test_a_big_file_converted_in_workers_is_indexed_and_logged(demo, monkeypatch):
+    monkeypatch.setattr(exchange, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(exchange, "CHUNK_RECORDS", 3)
+    report = await import_marc(sample(WORDS[:7]), "test", TODAY)
+    assert (report.created, report.items_created) == (7, 10)
+    await assert_indexed_and_logged_once(7, 10)
+
+
+async def test_updates_in_an_import_batch_are_logged_by_their_triggers(demo):
+    await import_marc(sample(WORDS[:4]), "test", TODAY)
+    await Record.raw("DELETE FROM sync_change")
+    again = sample(WORDS[:4]).replace(b"Bulk aardvark", b"Bulk arugula!")  # same length: the frame stays valid
+    report = await import_marc(again, "test", TODAY)
+    # The unkeyed fourth record cannot be matched: it is created again, with its copy's barcode updated.
+    assert (report.created, report.updated, report.items_created, report.items_updated) == (1, 3, 0, 6)
+    logged = await Record.raw("SELECT kind, COUNT(*) AS n FROM sync_change GROUP BY kind")
+    assert {row["kind"]: row["n"] for row in logged} == {"record": 4, "item": 6}
+    assert (await service.search("arugula", SearchFilters()))["total"] == 1
+    assert (await service.search("aardvark", SearchFilters()))["total"] == 0
+    if is_sqlite():
+        await Record.raw("INSERT INTO record_fts (record_fts, rank) VALUES ('integrity-check', 1)")
+
+
+@pytest.fixture
+async def boom_trigger():
+    """A copy with barcode BOOM fails in the database itself, after its batch has inserted rows."""
+    if is_sqlite():
+        await Item.raw("CREATE TRIGGER test_boom BEFORE INSERT ON item WHEN NEW.barcode = 'BOOM' "
+                       "BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        drop = ["DROP TRIGGER test_boom"]
+    else:
+        await Item.raw("CREATE FUNCTION test_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                       "IF NEW.barcode = 'BOOM' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$")
+        await Item.raw("CREATE TRIGGER test_boom BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION test_boom()")
+        drop = ["DROP TRIGGER test_boom ON item", "DROP FUNCTION test_boom()"]
+    try:
+        yield
+    finally:
+        for statement in drop:
+            await Item.raw(statement)
+
+
+async def test_a_batch_that_fails_midway_leaves_no_half_written_rows_and_no_mark(demo, boom_trigger, monkeypatch):
+    monkeypatch.setattr(exchange, "BATCH", 4)
+    report = await import_marc(sample(WORDS[:8], boom="dandelion"), "test", TODAY)
+    # The batch fails as a whole, is retried record by record, and only the record with the bad copy is skipped.
+    assert (report.created, report.items_created) == (7, 9)
+    assert [s.position for s in report.skipped] == [4] and "boom" in report.skipped[0].reason
+    assert not await Record.exists().where(Record.title == "Bulk dandelion")
+    assert (await service.search("dandelion", SearchFilters()))["total"] == 0
+    await assert_indexed_and_logged_once(7, 9)
+
+
+async def test_a_record_and_copy_written_outside_an_import_are_indexed_and_logged(demo):
+    await import_marc(sample(WORDS[:2]), "test", TODAY)  # the mark has come and gone
+    record_uuid = await service.create_record(RecordInput(title="Outside quince", control_number="OUT-1"), "test",
+                                              TODAY)
+    branch = await Branch.select(Branch.id).where(Branch.code == "ZX").first()
+    await Item.insert(Item(uuid=uuid.uuid4(), record=(await Record.select(Record.id).where(
+        Record.uuid == record_uuid).first())["id"], barcode="OUT-1-A", home_branch=branch["id"],
+        current_branch=branch["id"]))
+    assert (await service.search("quince", SearchFilters()))["total"] == 1
+    await assert_indexed_and_logged_once(3, 4)
