@@ -25,7 +25,8 @@ from library.branches.rules import BranchCalendar, PublicCalendar
 from library.branches.service import cached_calendar
 from library.branches.tables import Branch
 from library.catalog.tables import Item, Record
-from library.db import Statement, batch, is_unique_violation, json_list, read_transaction, run_in_write_transaction
+from library.db import Statement, Unfinished, batch, is_unique_violation, json_list, read_transaction, \
+    run_in_write_transaction, run_script
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
 from library.loans import notices, rules
 from library.loans.tables import CirculationRule, Hold, Loan, Transit
@@ -135,6 +136,17 @@ async def _branch_by_id(branch_id: int, version: Any = None) -> dict[str, Any]:
                                      lambda: _first(_BRANCH_SQL + "id = {}", branch_id))
 
 
+async def _branches_by_id(version: Any = None) -> dict[int, dict[str, Any]]:
+    """Every branch by id, read once per configuration version."""
+    if version is None:
+        version = await config_cache.current_version()
+
+    async def load() -> dict[int, dict[str, Any]]:
+        return {row["id"]: row for row in await _rows(_BRANCH_SQL + "1 = 1")}
+
+    return await config_cache.cached(("branches_by_id",), version, load)
+
+
 async def _calendar(branch: dict[str, Any], start: dt.date,
                     version: Any = None) -> tuple[BranchCalendar, PublicCalendar]:
     end = start + dt.timedelta(days=CALENDAR_REACH_DAYS)
@@ -171,19 +183,21 @@ _ITEM_SQL = (
     "FROM item i JOIN record r ON r.id = i.record WHERE ")
 
 
-async def _returned_item(barcode: str) -> dict[str, Any]:
+def _returned_item_statement(barcode: str) -> Statement:
     """A copy by barcode with its open loan, if any (`loan_id`, `loan_due_on`, `loan_rule`)."""
-    barcode = normalise_barcode(barcode)
-    item = await _first(_ITEM_SQL.replace(" FROM item i JOIN record r ON r.id = i.record ",
-                                          ', l.id AS loan_id, l.due_on AS loan_due_on, l.rule AS loan_rule, '
-                                          "(SELECT tf.to_branch FROM transfer tf WHERE tf.item = i.id "
-                                          "AND tf.status IN ('requested', 'sent')) AS rotating_to "
-                                          "FROM item i JOIN record r ON r.id = i.record "
-                                          "LEFT JOIN loan l ON l.item = i.id AND l.returned_at IS NULL ")
-                        + "i.barcode = {}", barcode)
-    if item is None:
-        raise NotFound("item_not_found", field="barcode", barcode=barcode)
-    return item
+    return Statement(_ITEM_SQL.replace(" FROM item i JOIN record r ON r.id = i.record ",
+                                       ', l.id AS loan_id, l.due_on AS loan_due_on, l.rule AS loan_rule, '
+                                       "(SELECT tf.to_branch FROM transfer tf WHERE tf.item = i.id "
+                                       "AND tf.status IN ('requested', 'sent')) AS rotating_to "
+                                       "FROM item i JOIN record r ON r.id = i.record "
+                                       "LEFT JOIN loan l ON l.item = i.id AND l.returned_at IS NULL ")
+                     + "i.barcode = {}", (normalise_barcode(barcode),))
+
+
+def _returned_item_of(rows: list[dict[str, Any]], barcode: str) -> dict[str, Any]:
+    if not rows:
+        raise NotFound("item_not_found", field="barcode", barcode=normalise_barcode(barcode))
+    return rows[0]
 
 
 _PATRON_AND_ITEM_SQL = (
@@ -197,14 +211,18 @@ _PATRON_AND_ITEM_SQL = (
     "WHERE p.card_number = {}")
 
 
-async def _patron_and_item(card_number: str, barcode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _patron_and_item_statement(card_number: str, barcode: str) -> Statement:
     """The reader (with their open loans, counted on the partial index) and the copy, in one query."""
-    card, barcode = normalise_card_number(card_number), normalise_barcode(barcode)
-    row = await _first(_PATRON_AND_ITEM_SQL, barcode, card)
-    if row is None:
-        raise NotFound("patron_not_found", field="card_number", card_number=card)
+    return Statement(_PATRON_AND_ITEM_SQL, (normalise_barcode(barcode), normalise_card_number(card_number)))
+
+
+def _patron_and_item_of(rows: list[dict[str, Any]], card_number: str,
+                        barcode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not rows:
+        raise NotFound("patron_not_found", field="card_number", card_number=normalise_card_number(card_number))
+    row = rows[0]
     if row["id"] is None:
-        raise NotFound("item_not_found", field="barcode", barcode=barcode)
+        raise NotFound("item_not_found", field="barcode", barcode=normalise_barcode(barcode))
     patron = {"id": row["patron_id"], "category": row["category"], "expires_on": row["expires_on"],
               "block_reason": row["block_reason"], "open_loans": row["open_loans"]}
     return patron, row
@@ -251,8 +269,10 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
     all_terms = await _all_terms(version)
     calendar, public = await _calendar(branch, today, version)
 
-    async def work() -> CheckedOut:
-        patron, item = await _patron_and_item(card_number, barcode)
+    def script():
+        # Runs whole in the database's thread on SQLite (see `run_script`): no awaits here.
+        rows, = yield [_patron_and_item_statement(card_number, barcode)]
+        patron, item = _patron_and_item_of(rows, card_number, barcode)
         chosen = _choose(all_terms, branch["id"], patron["category"], item["item_type"])
         refusals = rules.checkout_refusals(
             _patron_facts(patron, patron["open_loans"]),
@@ -261,9 +281,6 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
         due_on = rules.due_date(today, chosen.terms.loan_days, calendar, public)
         loan_uuid = str(uuid_module.uuid4())
         overrides = [{**entry, "comment": comment, "by": principal.name} for entry in overridden]
-        if overridden:
-            await audit.record(principal.audit_name, "loan.override", f"item:{item['barcode']}",
-                               reasons=[entry["code"] for entry in overridden], comment=comment)
         writes = [
             # The partial unique index on open loans refuses a second loan of the copy here.
             Statement(
@@ -277,18 +294,24 @@ async def checkout(principal: Principal, branch_code: str, card_number: str, bar
             Statement(
                 "UPDATE item SET status = 'on_loan', due_back = {}, current_branch = {}, updated_at = {} "
                 "WHERE id = {} AND status IN ('available', 'in_processing', 'on_hold_shelf') RETURNING id",
-                (due_on, branch["id"], now, item["id"]), required=True),
+                (due_on, branch["id"], now, item["id"])),
         ]
+        if overridden:
+            writes.append(audit.statement(principal.audit_name, "loan.override", f"item:{item['barcode']}", now,
+                                          reasons=[entry["code"] for entry in overridden], comment=comment))
         # The reader's own hold on this book is fulfilled by borrowing any copy of it.
         if item["own_holds"]:
             writes.append(Statement("UPDATE hold SET status = 'fulfilled', closed_at = {}, updated_at = {} "
                                     "WHERE patron = {} AND record = {} AND status IN ('waiting', 'ready')",
                                     (now, now, patron["id"], item["record"])))
-        # The writes and the commit in one trip (SQLite); nothing runs in the transaction after them.
-        if await batch(*writes, commit=True) is None:  # the copy was lent a moment ago
+        written = yield writes
+        if not written[1]:  # the copy was lent a moment ago: everything above is rolled back
             raise CirculationRefused([rules.Refusal("item_on_loan")])
         return CheckedOut(loan_uuid, item["barcode"], item["record.title"], due_on, chosen.terms.scope,
                           tuple(entry["code"] for entry in overridden))
+
+    async def work() -> CheckedOut:
+        return await run_script(script())
 
     try:
         return await run_in_write_transaction(work, begin_with_first_statement=True)
@@ -394,9 +417,15 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
     if not principal.works_for(here["id"]):
         raise NotPermitted("not_your_branch", code=here["code"])
 
-    async def work() -> CheckedIn:
-        today = local_today(now, here["time_zone"])
-        item = await _returned_item(barcode)
+    # Configuration too, read before the write lock: the fine rates and where a copy goes home.
+    all_terms = await _all_terms(version)
+    branches = await _branches_by_id(version)
+    today = local_today(now, here["time_zone"])
+
+    def script():
+        # Runs whole in the database's thread on SQLite (see `run_script`): no awaits here.
+        rows, = yield [_returned_item_statement(barcode)]
+        item = _returned_item_of(rows, barcode)
         if item["status"] == "withdrawn":
             raise Conflict("item_withdrawn", field="barcode")
         days_overdue = fine = 0
@@ -404,34 +433,42 @@ async def checkin(principal: Principal, branch_code: str, barcode: str, now: dt.
         if item["loan_id"] is not None:
             days_overdue = rules.overdue_days(item["loan_due_on"], today)
             if days_overdue:
-                rate = next((t.fine_cents_per_day for t in await _all_terms(version) if t.id == item["loan_rule"]), 0)
+                rate = next((t.fine_cents_per_day for t in all_terms if t.id == item["loan_rule"]), 0)
                 fine = days_overdue * (rate or 0)
             close_loan = [Statement(
                 "UPDATE loan SET returned_at = {}, returned_branch = {}, days_overdue_at_return = {}, fine_cents = {}, "
                 "updated_at = {} WHERE id = {} AND returned_at IS NULL RETURNING id",
                 (now, here["id"], days_overdue, fine, now, item["loan_id"]))]
-        if item["status"] not in ("in_transit", "on_hold_shelf") and not item["waiting_holds"]:
-            # Nobody waits for the book and it is not travelling: to this shelf or home, the
-            # loan closed, the copy moved and the commit in one trip (SQLite).
-            route = rules.route_returned_copy(here["id"], item["home_branch"], ())
-            destination = here if route.to_branch_id == here["id"] else await _branch_by_id(route.to_branch_id,
-                                                                                            version)
-            status = "available" if route.kind == "shelve" else "in_transit"
-            writes = [*close_loan, Statement(
-                "UPDATE item SET status = {}, current_branch = {}, due_back = NULL, updated_at = {} WHERE id = {}",
-                (status, here["id"], now, item["id"]))]
-            if status == "in_transit":
-                writes.append(_transit_statement(item, here, route, now))
-            elif item["rotating_to"] == here["id"]:
-                # a copy rotated here (library.sync) and lent meanwhile comes home by being returned
-                writes.append(Statement(
-                    "UPDATE transfer SET status = 'received', received_at = {}, updated_at = {} "
-                    "WHERE item = {} AND status IN ('requested', 'sent') AND to_branch = {}",
-                    (now, now, item["id"], here["id"])))
-            results = await batch(*writes, commit=True)
-            closed = bool(close_loan and results[0])
-            return _checked_in(item, closed, days_overdue if closed else 0, fine if closed else 0, route.kind,
-                               destination)
+        if item["status"] in ("in_transit", "on_hold_shelf") or item["waiting_holds"]:
+            return Unfinished((item, close_loan, days_overdue, fine))  # holds and journeys: below
+        # Nobody waits for the book and it is not travelling: to this shelf or home, the
+        # loan closed, the copy moved and the commit in the same trip (SQLite).
+        route = rules.route_returned_copy(here["id"], item["home_branch"], ())
+        destination = here if route.to_branch_id == here["id"] else branches.get(route.to_branch_id)
+        if destination is None:  # a branch newer than the configuration read above
+            return Unfinished((item, close_loan, days_overdue, fine))
+        status = "available" if route.kind == "shelve" else "in_transit"
+        writes = [*close_loan, Statement(
+            "UPDATE item SET status = {}, current_branch = {}, due_back = NULL, updated_at = {} WHERE id = {}",
+            (status, here["id"], now, item["id"]))]
+        if status == "in_transit":
+            writes.append(_transit_statement(item, here, route, now))
+        elif item["rotating_to"] == here["id"]:
+            # a copy rotated here (library.sync) and lent meanwhile comes home by being returned
+            writes.append(Statement(
+                "UPDATE transfer SET status = 'received', received_at = {}, updated_at = {} "
+                "WHERE item = {} AND status IN ('requested', 'sent') AND to_branch = {}",
+                (now, now, item["id"], here["id"])))
+        results = yield writes
+        closed = bool(close_loan and results[0])
+        return _checked_in(item, closed, days_overdue if closed else 0, fine if closed else 0, route.kind,
+                           destination)
+
+    async def work() -> CheckedIn:
+        outcome = await run_script(script())
+        if not isinstance(outcome, Unfinished):
+            return outcome
+        item, close_loan, days_overdue, fine = outcome.value
         closed = bool(close_loan and (await batch(*close_loan))[0])
         if not closed:
             days_overdue = fine = 0

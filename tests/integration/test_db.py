@@ -4,7 +4,7 @@ import pytest
 
 from library import config_cache
 from library.branches.tables import Branch
-from library.db import Statement, batch, run_in_write_transaction
+from library.db import Statement, Unfinished, batch, run_in_write_transaction, run_script
 
 INSERT = "INSERT INTO branch (uuid, code, name_zh, name_en) VALUES ({}, {}, {}, {})"
 
@@ -100,3 +100,75 @@ async def test_a_version_read_with_the_request_is_used_once_and_not_after_a_writ
     config_cache.read_with_request(12345)
     await run_in_write_transaction(lambda: batch(Statement(INSERT, branch_row("EE")), commit=True))
     assert await config_cache.current_version() not in (now, (now[0], 12345))
+
+
+def two_branches_script(then=None):
+    """Insert AA, read it back, insert BB: a transaction script."""
+    rows, = yield [Statement(INSERT + " RETURNING code", branch_row("AA"))]
+    assert rows == [{"code": "AA"}]
+    read, written = yield [Statement("SELECT count(*) AS n FROM branch WHERE code = {}", ("AA",)),
+                           Statement(INSERT, branch_row("BB"))]
+    if then is not None:
+        return then(read[0]["n"])
+    return read[0]["n"]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+async def test_a_script_runs_its_statements_in_order_and_commits(lazy):
+    async def work():
+        return await run_script(two_branches_script())
+
+    assert await run_in_write_transaction(work, begin_with_first_statement=lazy) == 1
+    assert await codes() == ["AA", "BB"]
+
+
+async def test_a_script_that_raises_keeps_nothing():
+    def refuse(_):
+        raise LookupError("refused after writing")
+
+    with pytest.raises(LookupError):
+        await run_in_write_transaction(lambda: run_script(two_branches_script(refuse)), begin_with_first_statement=True)
+    assert await codes() == []
+    # the connection is clean for the next writer
+    await run_in_write_transaction(lambda: run_script(two_branches_script()), begin_with_first_statement=True)
+    assert await codes() == ["AA", "BB"]
+
+
+async def test_an_unfinished_script_leaves_the_rest_to_async_code_in_the_same_transaction():
+    async def work(fail: bool):
+        outcome = await run_script(two_branches_script(lambda n: Unfinished(n)))
+        assert outcome == Unfinished(1)
+        await batch(Statement(INSERT, branch_row("CC")))
+        if fail:
+            raise LookupError("undo all three")
+        return await codes()
+
+    with pytest.raises(LookupError):
+        await run_in_write_transaction(lambda: work(True), begin_with_first_statement=True)
+    assert await codes() == []
+    assert await run_in_write_transaction(lambda: work(False), begin_with_first_statement=True) == ["AA", "BB", "CC"]
+    assert await codes() == ["AA", "BB", "CC"]
+
+
+async def test_a_script_waits_in_its_thread_while_another_process_writes_and_the_server_goes_on():
+    """SQLite: a script runs on the event loop only when the write lock is free at once."""
+    import asyncio
+    import sqlite3
+
+    from library.db import engine, is_sqlite
+
+    if not is_sqlite():
+        pytest.skip("SQLite's single writer")
+    other = sqlite3.connect(engine().path, isolation_level=None)  # e.g. `library catalog import` in a shell
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        task = asyncio.create_task(run_in_write_transaction(lambda: run_script(two_branches_script()),
+                                                            begin_with_first_statement=True))
+        for _ in range(10):
+            await asyncio.sleep(0.01)  # the event loop still serves others meanwhile
+        assert not task.done()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await task == 1
+    assert await codes() == ["AA", "BB"]

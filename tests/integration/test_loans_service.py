@@ -8,7 +8,9 @@ import pytest
 from library.accounts.principal import Principal
 from library.accounts.service import load_principal
 from library.accounts.tables import Patron
+from library.branches.tables import AuditEntry
 from library.catalog.tables import Item, Record
+from library.db import json_object
 from library.demo import load_demo
 from library.errors import CirculationRefused, Conflict, NotFound, NotPermitted
 from library.loans import policy, service
@@ -89,6 +91,10 @@ async def test_staff_override_needs_a_comment_and_is_kept(demo):
     detail = await service.loan_detail(ADMIN, lent.loan_uuid)
     assert detail["overrides"][0]["comment"] == "证件续期中" and detail["overrides"][0]["code"] == "card_expired"
     assert detail["rules_considered"] == ["ZX|*|picture_book", "*|*|*"]
+    [entry] = await AuditEntry.select().where(AuditEntry.action == "loan.override")
+    assert entry["subject"] == f"item:{barcode}" and entry["actor"] == ADMIN.audit_name
+    assert json_object(entry["detail"]) == {"reasons": ["card_expired"], "comment": "证件续期中"}
+    assert entry["at"] is not None
 
 
 async def test_a_block_is_never_overridden(demo):
