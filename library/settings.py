@@ -60,6 +60,7 @@ class Settings:
     sync_credential: str | None = None
     sync_interval_seconds: int = 300
     sync_timeout_seconds: int = 30
+    sync_retry_ms: int = 500
 
     @property
     def covers_dir(self) -> Path:
@@ -258,6 +259,7 @@ def _sync_settings(env: dict[str, str], node_role: str) -> dict:
         "sync_credential": credential,
         "sync_interval_seconds": _int(env, "LIBRARY_SYNC_INTERVAL_SECONDS", 300, 0, 86400),
         "sync_timeout_seconds": _int(env, "LIBRARY_SYNC_TIMEOUT_SECONDS", 30, 1, 600),
+        "sync_retry_ms": _int(env, "LIBRARY_SYNC_RETRY_MS", 500, 10, 60000),
     }
 
 
@@ -295,6 +297,7 @@ SETTING_NAMES = (
     "LIBRARY_SYNC_CREDENTIAL",
     "LIBRARY_SYNC_INTERVAL_SECONDS",
     "LIBRARY_SYNC_TIMEOUT_SECONDS",
+    "LIBRARY_SYNC_RETRY_MS",
     "LIBRARY_TIME_ZONE",
     "LIBRARY_MAX_BODY_BYTES",
     "LIBRARY_SESSION_MINUTES",

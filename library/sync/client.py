@@ -100,7 +100,7 @@ async def package_changes(size: int = PACKAGE_SIZE) -> int:
 
 async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
     """One request with retries and back-off on a dropped link or a 5xx; a 4xx fails at once."""
-    delay = 0.5
+    delay = getattr(client, "retry_seconds", 0.5)
     last = ""
     for attempt in range(1, ATTEMPTS + 1):
         try:
@@ -126,11 +126,20 @@ def _problem_detail(response: httpx.Response) -> str:
         return response.text[:300]
 
 
+class CentralClient(httpx.AsyncClient):
+    """A branch's client of the central node; `retry_seconds` is its first back-off (doubling)."""
+
+    def __init__(self, *, retry_seconds: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_seconds = retry_seconds
+
+
 def _client(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return CentralClient(
         base_url=settings.central_url or "",
         headers={"Authorization": f"Bearer {settings.sync_credential}", "Accept": "application/json"},
         timeout=settings.sync_timeout_seconds,
+        retry_seconds=settings.sync_retry_ms / 1000,
     )
 
 
