@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import uuid as uuid_module
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -196,6 +195,16 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         if keyed and sqlite:
             stamps = (stamp, stamp)
             await executemany(_insert_sql("record", RECORD_COLUMNS), [row + stamps for row in keyed])
+            # One writer, no AUTOINCREMENT: each row took the next id after the highest, in list order.
+            async with connection.execute("SELECT MAX(id) FROM record") as cursor:
+                cursor.row_factory = None
+                if (await cursor.fetchone())[0] != records_before + len(keyed):
+                    raise RuntimeError("record ids of an import batch are not consecutive")
+            for record_id, row in enumerate(keyed, start=records_before + 1):
+                if row[_ISBN]:
+                    by_isbn[row[_ISBN]] = record_id
+                if row[_NUMBER]:
+                    by_number[row[_NUMBER]] = record_id
         elif keyed:
             rows = await connection.fetch(_unnest_insert_sql("record", RECORD_COLUMNS, "id, isbn13, control_number"),
                                           *zip(*keyed), now)
@@ -209,11 +218,6 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         inserted_records += unkeyed_ids if not sqlite else []
         for shape, rows in updates.items():
             await executemany(_update_sql("record", shape), rows)
-        if keyed and sqlite:
-            found_isbn, found_number = await find([row[_ISBN] for row in keyed if row[_ISBN]],
-                                                  [row[_NUMBER] for row in keyed if row[_NUMBER]])
-            by_isbn.update(found_isbn)
-            by_number.update(found_number)
 
         barcodes = [holding[1] for entry in batch for holding in entry[4]]
         existing = dict((barcode, i) for i, barcode in await _find_in('SELECT id, barcode FROM "item"',
@@ -282,6 +286,30 @@ CHUNK_RECORDS = 1000
 WORKERS = 2  # measured: with one, the worker was the slower side (writing waited for it)
 
 
+def _uuid7_factory() -> Callable[[], str]:
+    """New UUIDs as text, version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then 74
+    random bits. Rows imported together get neighbouring keys, so the unique indexes of
+    record.uuid and item.uuid (and the change log's) grow at their end instead of taking
+    5,000 inserts all over their pages in every batch; and it is half the work of uuid4."""
+    import os
+    import time
+
+    buffer, position = b"", 0
+
+    def new() -> str:
+        nonlocal buffer, position
+        if position >= len(buffer):
+            buffer, position = os.urandom(10 * 1024), 0
+        bits = int.from_bytes(buffer[position:position + 10], "big")
+        position += 10
+        value = (time.time_ns() // 1_000_000) << 80 | 0x7000 << 64 | (bits >> 68) << 64 | 1 << 63 \
+            | bits & 0x3FFF_FFFF_FFFF_FFFF
+        text = "%032x" % value
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+    return new
+
+
 def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date, force_utf8: bool | None = None,
                   branches: dict[str, int] | None = None,
                   default_branch: str | None = None) -> tuple[list[Entry], list[Skipped], int, str]:
@@ -293,7 +321,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     read, seen = 0, ""
-    uuid4 = uuid_module.uuid4
+    new_uuid = _uuid7_factory()
     to_json = json.JSONEncoder(ensure_ascii=False).encode  # what json.dumps(..., ensure_ascii=False) gives
     json_at = [i for i, column in enumerate(ROW_COLUMNS) if column in JSON_COLUMNS]
     for position, record, reason in marc.read_marc(data, force_utf8, first_position):
@@ -314,7 +342,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
         except (DomainError, ValueError, KeyError, IndexError, AttributeError) as error:
             skipped.append(Skipped(position, f"{type(error).__name__}: {error}"))
             continue
-        values["uuid"] = str(uuid4())
+        values["uuid"] = new_uuid()
         row = [values[column] for column in ROW_COLUMNS]
         for i in json_at:
             row[i] = to_json(row[i])
@@ -324,7 +352,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
             if home is None:
                 continue
             current = branches.get(holding.current_branch or "") or home
-            holdings.append((str(uuid4()), holding.barcode, home, current, holding.shelf_location[:100],
+            holdings.append((new_uuid(), holding.barcode, home, current, holding.shelf_location[:100],
                              marc.valid_item_type(holding.item_type), holding.status, holding.price_cents,
                              holding.acquired_on))
         entries.append((position, values["isbn13"], values["control_number"], tuple(row), holdings))

@@ -125,3 +125,12 @@ async def test_a_record_and_copy_written_outside_an_import_are_indexed_and_logge
         current_branch=branch["id"]))
     assert (await service.search("quince", SearchFilters()))["total"] == 1
     await assert_indexed_and_logged_once(3, 4)
+
+
+def test_imported_rows_get_time_ordered_version_7_uuids():
+    new = exchange._uuid7_factory()
+    made = [new() for _ in range(5000)]
+    assert len(set(made)) == len(made)
+    parsed = [uuid.UUID(text) for text in made]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == text for u, text in zip(parsed, made))
+    assert [text[:13] for text in made] == sorted(text[:13] for text in made)  # the millisecond leads
