@@ -91,6 +91,8 @@ def _check(digits: str, given: str) -> Isbn | IsbnRefusal:
 
 def parse_isbn(text: str | None) -> Isbn | IsbnRefusal:
     """The ISBN in `text`, or the reason there is none (with the expected check digit)."""
+    if text and len(text) == 13 and text.isdigit() and text.isascii():  # already an ISBN-13's digits
+        return _check(text, text)
     given = unicodedata.normalize("NFKC", text or "").strip()  # full-width digits from a Chinese IME
     if not given:
         return IsbnRefusal("isbn_empty", given)

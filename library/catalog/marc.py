@@ -371,22 +371,25 @@ def from_marc21(record: pymarc.Record | LightRecord) -> Converted:
         call_number=_trim(_first(record, "090", "a")),
     ))
     for marc_field in record.get_fields("952"):
-        barcode = (marc_field.get_subfields("p") or [""])[0].strip()
+        first = {}  # each subfield code's first value
+        for code, value in reversed(marc_field.subfields):
+            first[code] = value
+        barcode = first.get("p", "").strip()
         if not barcode:
             continue
-        status = (marc_field.get_subfields("s") or [""])[0].strip()
+        status = first.get("s", "").strip()
         if status not in ITEM_STATUSES:
-            status = "withdrawn" if (marc_field.get_subfields("0") or ["0"])[0] not in ("", "0") else \
-                "lost" if (marc_field.get_subfields("1") or ["0"])[0] not in ("", "0") else "available"
+            status = "withdrawn" if first.get("0", "0") not in ("", "0") else \
+                "lost" if first.get("1", "0") not in ("", "0") else "available"
         converted.holdings.append(Holding(
             barcode=barcode,
-            home_branch=(marc_field.get_subfields("a") or [None])[0],
-            current_branch=(marc_field.get_subfields("b") or marc_field.get_subfields("a") or [None])[0],
-            call_number=(marc_field.get_subfields("o") or [""])[0],
-            item_type=(marc_field.get_subfields("y") or [""])[0],
-            shelf_location=(marc_field.get_subfields("c") or [""])[0],
-            price_cents=_price_cents((marc_field.get_subfields("g") or [""])[0]),
-            acquired_on=_date((marc_field.get_subfields("d") or [""])[0]),
+            home_branch=first.get("a"),
+            current_branch=first["b"] if "b" in first else first.get("a"),
+            call_number=first.get("o", ""),
+            item_type=first.get("y", ""),
+            shelf_location=first.get("c", ""),
+            price_cents=_price_cents(first.get("g", "")),
+            acquired_on=_date(first.get("d", "")),
             status=status,
         ))
     return converted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 
 BARCODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9\-]{2,31}$")
@@ -54,16 +55,21 @@ def barcode_problem(barcode: str, known_prefixes: Iterable[str] = ()) -> str | N
 
 def author_mark(contributors: list[dict[str, str]]) -> str:
     """Initials of the first author's name in pinyin (or Latin), upper case: 艾瑞·卡尔 -> ARKE."""
-    from library.catalog.search_text import CJK_RUNS, pinyin_of
-
     for contributor in contributors:
         if contributor.get("role", "author") == "author" and contributor.get("name"):
-            letters = [s[0] for run in CJK_RUNS.findall(contributor["name"]) for s in pinyin_of(run) if s]
-            mark = "".join(letters).upper()
-            if not mark:
-                mark = "".join(word[0] for word in contributor["name"].split() if word[:1].isalpha()).upper()
-            return mark[:4]
+            return _name_mark(contributor["name"])
     return ""
+
+
+@lru_cache(maxsize=65536)
+def _name_mark(name: str) -> str:
+    """Cached: authors repeat across a catalogue, and a big import meets each many times."""
+    from library.catalog.search_text import CJK_RUNS, pinyin_of
+
+    mark = "".join(s[0] for run in CJK_RUNS.findall(name) for s in pinyin_of(run) if s).upper()
+    if not mark:
+        mark = "".join(word[0] for word in name.split() if word[:1].isalpha()).upper()
+    return mark[:4]
 
 
 def default_call_number(clc: str, contributors: list[dict[str, str]]) -> str:
