@@ -162,25 +162,34 @@ def _count_records(data: bytes) -> int:
 @click.option("--branch", help="The branch that gets copies whose holdings name no known branch.")
 def catalog_import(file: str, flavour: str, branch: str | None) -> None:
     settings = _settings()
-    _require_database(settings)
     from pathlib import Path
 
-    from library.catalog.exchange import import_marc
-    from library.clock import today_in
-    from library.errors import DomainError
+    from library.catalog import converters
 
     data = Path(file).read_bytes()
-    with click.progressbar(length=_count_records(data), label="importing", show_pos=True) as bar:
-        done = {"n": 0}
+    # A big file's converter processes start first: their start-up overlaps the rest of ours.
+    workers = converters.start() if converters.wanted(data) else None
+    try:
+        _require_database(settings)
+        from library.catalog.exchange import import_marc
+        from library.clock import today_in
+        from library.errors import DomainError
 
-        def progress(report) -> None:
-            bar.update(report.read - done["n"])
-            done["n"] = report.read
+        with click.progressbar(length=_count_records(data), label="importing", show_pos=True) as bar:
+            done = {"n": 0}
 
-        try:
-            report = asyncio.run(import_marc(data, "cli", today_in(settings.time_zone), flavour, branch, progress))
-        except DomainError as error:
-            raise click.ClickException(error.message()) from None
+            def progress(report) -> None:
+                bar.update(report.read - done["n"])
+                done["n"] = report.read
+
+            try:
+                report = asyncio.run(import_marc(data, "cli", today_in(settings.time_zone), flavour, branch, progress,
+                                                 workers=workers))
+            except DomainError as error:
+                raise click.ClickException(error.message()) from None
+    finally:
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)
     click.echo(f"read {report.read} ({report.flavour or 'no'} records): created {report.created}, "
                f"updated {report.updated}; copies created {report.items_created}, updated {report.items_updated}; "
                f"skipped {len(report.skipped)}")

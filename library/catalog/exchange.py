@@ -12,12 +12,13 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from library import audit
 from library.accounts.principal import Principal
 from library.branches.tables import Branch
-from library.catalog import marc
+from library.catalog import converters, marc
 from library.catalog.marc import ImportReport, Skipped
 from library.catalog.service import JSON_COLUMNS, record_values
 from library.catalog.tables import Item, Record
@@ -280,10 +281,7 @@ async def _apply_safely(entries: list[Entry], report: ImportReport) -> None:
         await _apply_safely(entries[middle:], report)
 
 
-# Files bigger than this are read and converted in other processes while this one writes.
-PARALLEL_FROM_BYTES = 1_000_000
 CHUNK_RECORDS = 1000
-WORKERS = 2  # measured: with one, the worker was the slower side (writing waited for it)
 
 
 def _uuid7_factory() -> Callable[[], str]:
@@ -359,27 +357,18 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
     return entries, skipped, read, seen
 
 
-def _warm_worker() -> None:
-    from library.catalog.search_text import index_text
-
-    index_text(["预热 warm"])  # load OpenCC and the pinyin dictionaries once per worker
-
-
 async def _converted_chunks(data: bytes, flavour: str, today: dt.date, branches: dict[str, int],
-                            default_branch: str | None):
+                            default_branch: str | None, workers: Executor | None = None):
     """Converted chunks in file order: in worker processes for big ISO 2709 files (each a
-    chunk ahead), in this process otherwise (MARCXML, small files)."""
-    if data.lstrip()[:1] == b"<" or len(data) < PARALLEL_FROM_BYTES:
+    chunk ahead; `workers` when the caller started them, else started here), in this
+    process otherwise (MARCXML, small files)."""
+    if not converters.wanted(data):
         yield convert_chunk(data, 1, flavour, today, None, branches, default_branch)
         return
     if len(data) < 24 or not data[:5].isdigit():
         raise InvalidInput("marc_not_marc")
     force_utf8 = marc._looks_like_utf8(data)
-    import concurrent.futures
-    import multiprocessing
-
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_warm_worker)
+    pool = workers or converters.start()
     try:
         chunks = marc.iso2709_chunks(data, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
 
@@ -390,24 +379,26 @@ async def _converted_chunks(data: bytes, flavour: str, today: dt.date, branches:
                                            default_branch))
 
         pending: list = []
-        for _ in range(WORKERS + 1):
+        for _ in range(converters.WORKERS + 1):
             submit()
         while pending:
             result = await asyncio.wrap_future(pending.pop(0))
             submit()
             yield result
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        if workers is None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "auto",
                       default_branch: str | None = None,
                       progress: Callable[[ImportReport], None] = lambda report: None,
-                      imported_by: Principal | None = None) -> ImportReport:
+                      imported_by: Principal | None = None, workers: Executor | None = None) -> ImportReport:
     """Import every readable record; report what was created, updated and skipped (and why).
 
     `imported_by`: a staff member may send copies with an unknown branch only to a branch
-    they work for.
+    they work for. `workers`: converter processes the caller started (library.catalog.converters)
+    and shuts down.
     """
     if not data.strip():
         raise InvalidInput("marc_empty")
@@ -434,12 +425,15 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
             writing = asyncio.create_task(_apply_safely(batch, report))
 
     try:
-        async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch):
+        async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch,
+                                                                         workers):
             report.read += read
             report.skipped += skipped
             report.flavour = report.flavour or seen
             waiting += entries
-            await flush(wait=len(waiting) >= BATCH)
+            # Converted records wait for the writer up to two batches' worth: taking results
+            # (and handing the workers new chunks) goes on while a batch is written.
+            await flush(wait=len(waiting) >= 2 * BATCH)
         while waiting or writing is not None:
             await flush(wait=True)
     finally:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from library.branches.tables import Branch
-from library.catalog import exchange, service
+from library.catalog import converters, exchange, service
 from library.catalog.exchange import import_marc
 from library.catalog.service import RecordInput, SearchFilters
 from library.catalog.tables import Item, Record
@@ -63,7 +63,7 @@ async def test_every_imported_record_is_indexed_and_every_row_logged_once(demo, 
 
 
 async def test_a_big_file_converted_in_workers_is_indexed_and_logged(demo, monkeypatch):
-    monkeypatch.setattr(exchange, "PARALLEL_FROM_BYTES", 0)
+    monkeypatch.setattr(converters, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(exchange, "CHUNK_RECORDS", 3)
     report = await import_marc(sample(WORDS[:7]), "test", TODAY)
     assert (report.created, report.items_created) == (7, 10)
