@@ -53,13 +53,13 @@ def _char_reading(char: str) -> str | None:
 
 @lru_cache(maxsize=1)
 def _phrase_reach() -> dict[str, int]:
-    """For each character that starts a phrase of pypinyin's dictionary, its longest phrase."""
+    """For each pair of characters that starts a phrase of pypinyin's dictionary, its longest phrase."""
     from pypinyin.phrases_dict import phrases_dict
 
     reach: dict[str, int] = {}
     for phrase in phrases_dict:
-        if len(phrase) > reach.get(phrase[0], 1):
-            reach[phrase[0]] = len(phrase)
+        if len(phrase) > reach.get(phrase[:2], 1):
+            reach[phrase[:2]] = len(phrase)
     return reach
 
 
@@ -76,8 +76,8 @@ def pinyin_of(run: str) -> list[str]:
     syllables: list[str] = []
     position, length = 0, len(run)
     while position < length:
-        # only as long as the longest phrase that starts with this character: most start none
-        for size in range(min(reach.get(run[position], 1), length - position), 1, -1):
+        # only as long as the longest phrase that starts with these two characters: most start none
+        for size in range(min(reach.get(run[position:position + 2], 1), length - position), 1, -1):
             phrase = phrases_dict.get(run[position:position + size])
             if phrase:
                 syllables.extend(_toneless(readings[0]) for readings in phrase)
