@@ -3,7 +3,7 @@
 A big file is read and converted in worker processes, which hand back each record as the
 row it becomes (columns in table order, JSON already text, branches already resolved), so
 this process only matches, inserts and updates: one lookup per batch, then one statement
-per kind of row (executemany on SQLite, arrays through unnest on PostgreSQL).
+per kind of row (multi-row VALUES on SQLite, arrays through unnest on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -36,6 +37,9 @@ BATCH = 5000
 # COMMIT, so the pooled connection keeps its own). A batch touches pages all over the
 # unique indexes of random UUIDs; with the default 2 MB it spilled and read them again.
 SQLITE_BATCH_CACHE_KIB = 65536
+# SQLite: at most this many parameters a statement (SQLite's own default limit since 3.32;
+# a build with a lower one is asked).
+SQLITE_MAX_PARAMETERS = 32766
 
 
 RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title",
@@ -111,6 +115,23 @@ _PG_LOG_INSERTED = (
     "'|' || concat_ws('|', home_branch, current_branch) || '|' FROM item "
     f"WHERE id = ANY($1::int[]) AND uuid IS NOT NULL AND {_PG_NOT_APPLYING} ORDER BY id",
 )
+
+
+async def _sqlite_insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """SQLite: the rows in as few INSERT ... VALUES (...), (...) statements as its limit on
+    parameters allows, in order. Not executemany: with triggers and foreign keys every
+    statement keeps a statement journal (in a temporary file by default), and the pages a
+    row touches were written there again for every row — 1.5 million writes for 50,000
+    records and 75,000 copies; the whole write side took 40% less time this way."""
+    if not rows:
+        return
+    limit = await connection._execute(connection._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per_statement = max(1, min(limit, SQLITE_MAX_PARAMETERS) // len(columns))
+    one = "(" + ", ".join("?" for _ in columns) + ")"
+    head = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES '
+    for start in range(0, len(rows), per_statement):
+        part = rows[start:start + per_statement]
+        await connection.execute(head + ", ".join([one] * len(part)), [value for row in part for value in row])
 
 
 async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tuple]:
@@ -195,7 +216,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         created = len(keyed) + len(unkeyed)
         if keyed and sqlite:
             stamps = (stamp, stamp)
-            await executemany(_insert_sql("record", RECORD_COLUMNS), [row + stamps for row in keyed])
+            await _sqlite_insert(connection, "record", RECORD_COLUMNS, [row + stamps for row in keyed])
             # One writer, no AUTOINCREMENT: each row took the next id after the highest, in list order.
             async with connection.execute("SELECT MAX(id) FROM record") as cursor:
                 cursor.row_factory = None
@@ -243,7 +264,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             inserted_items = [row[0] for row in await connection.fetch(
                 _unnest_insert_sql("item", ITEM_COLUMNS, "id"), *list(zip(*item_rows))[:-2], now)]
         else:
-            await executemany(_insert_sql("item", ITEM_COLUMNS), item_rows)
+            await _sqlite_insert(connection, "item", ITEM_COLUMNS, item_rows)
         await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
         # What the stood-aside triggers would have written, for exactly the rows inserted above.
         if sqlite:

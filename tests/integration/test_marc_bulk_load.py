@@ -57,6 +57,7 @@ async def assert_indexed_and_logged_once(expected_records: int, expected_items: 
 
 async def test_every_imported_record_is_indexed_and_every_row_logged_once(demo, monkeypatch):
     monkeypatch.setattr(exchange, "BATCH", 4)  # several batches, with keyed and unkeyed records
+    monkeypatch.setattr(exchange, "SQLITE_MAX_PARAMETERS", 60)  # and several INSERT statements a batch
     report = await import_marc(sample(WORDS), "test", TODAY)
     assert (report.created, report.items_created, report.skipped) == (11, 15, [])
     await assert_indexed_and_logged_once(11, 15)
