@@ -91,7 +91,9 @@ def _unnest_insert_sql(table: str, columns: tuple[str, ...], returning: str = ""
 # stand aside; the batch then indexes and logs exactly the rows it inserted, set-based, with
 # the values and conditions of those triggers, and removes the mark before it commits (a
 # rollback removes it too), so no other transaction ever sees it. Updates keep their per-row
-# triggers. Keep these statements in step with the triggers they replace.
+# triggers. Keep these statements in step with the triggers they replace. (On PostgreSQL a
+# second import's batch waits at the mark's key until the first one's commits; they would
+# queue at the change log's advisory lock anyway.)
 _MARK, _UNMARK = "INSERT INTO catalog_bulk_load (id) VALUES (1)", "DELETE FROM catalog_bulk_load"
 _NOT_APPLYING_SQLITE = "(SELECT applying FROM sync_state WHERE id = 1) IS NOT 1"
 _SQLITE_LOG_INSERTED = (
