@@ -109,6 +109,10 @@ _SQLITE_LOG_INSERTED = (
 # PostgreSQL: other transactions insert too, so the batch names its rows by the ids its inserts
 # returned. Its full-text vector is a generated column; only the change log is written here,
 # after the same advisory lock the triggers take (so that `seq` order stays commit order).
+# The mark also sets a transaction-local setting there, which the insert triggers' WHEN reads
+# (sync migration 2026-11-29T09:50:00): the logging function is then not even called.
+_PG_MARK = "SELECT set_config('library.catalog_bulk_load', 'on', true)"
+_PG_UNMARK = "SELECT set_config('library.catalog_bulk_load', 'off', true)"
 _PG_NOT_APPLYING = "NOT EXISTS (SELECT 1 FROM sync_state WHERE id = 1 AND applying)"
 _PG_LOCK = "SELECT pg_advisory_xact_lock(747001)"
 _PG_LOG_INSERTED = (
@@ -194,6 +198,8 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
 
     async def write(connection) -> tuple[int, int, int, int]:
         await connection.execute(_MARK)  # first, so that every insert below finds it
+        if not sqlite:
+            await connection.execute(_PG_MARK)
         if sqlite:
             async with connection.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM record), "
                                           "(SELECT COALESCE(MAX(id), 0) FROM item)") as cursor:
@@ -279,6 +285,8 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                 if ids:
                     await connection.execute(sql, ids)
         await connection.execute(_UNMARK)
+        if not sqlite:
+            await connection.execute(_PG_UNMARK)
         return created, sum(map(len, updates.values())), len(item_rows), len(item_updates)
 
     created, updated, items_created, items_updated = await run_in_write_transaction(work)
