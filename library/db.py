@@ -113,7 +113,7 @@ class PooledSQLiteEngine(SQLiteEngine):
     daemons so that a forgotten connection never keeps a command from exiting.
     """
 
-    __slots__ = ("pool_size", "_idle", "_locks")
+    __slots__ = ("pool_size", "_idle", "_locks", "_loop_commits", "_checkpoints")
 
     def __init__(self, path: str, pool_size: int = 32, **connection_kwargs) -> None:
         # Connections are opened in their aiosqlite thread; `run_script` also uses them from
@@ -123,6 +123,28 @@ class PooledSQLiteEngine(SQLiteEngine):
         self.pool_size = pool_size
         self._idle: list = []
         self._locks: dict = {}
+        self._loop_commits = 0
+        self._checkpoints: set[asyncio.Task] = set()
+
+    def committed_on_loop(self) -> None:
+        """Count a COMMIT made on the event loop (no checkpoint); now and then, checkpoint."""
+        self._loop_commits += 1
+        if self._loop_commits % CHECKPOINT_EVERY_LOOP_COMMITS == 0 and not self._checkpoints:
+            task = asyncio.get_running_loop().create_task(self.checkpoint())
+            self._checkpoints.add(task)
+            task.add_done_callback(self._checkpoints.discard)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database as far as readers allow (PASSIVE: it waits for no one),
+        in a connection's thread."""
+        connection = await self.get_connection()
+        broken = False
+        try:
+            await connection.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")  # its row read: statement done
+        except Exception:  # noqa: BLE001 - the next one, or SQLite's own, will do it
+            broken = True
+        finally:
+            await self.release(connection, broken=broken)
 
     @property
     def busy_timeout_ms(self) -> int:
@@ -434,18 +456,55 @@ def _drive(connection: sqlite3.Connection, begin: str | None, script: Script, co
     return result
 
 
+def _execute_alone(connection: sqlite3.Connection, sql: str) -> list:
+    """A statement run to its end and closed: a PRAGMA answers with a row, and a statement
+    left open would keep the transaction from committing."""
+    cursor = connection.execute(sql)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def _begin_now(connection: sqlite3.Connection, begin: str, busy_timeout_ms: int) -> bool:
     """BEGIN only if the database's write lock is free this instant (another process may hold it)."""
-    connection.execute("PRAGMA busy_timeout = 0")
+    _execute_alone(connection, "PRAGMA busy_timeout = 0")
     try:
-        connection.execute(begin)
+        _execute_alone(connection, begin)
         return True
     except sqlite3.OperationalError as error:
         if "locked" in str(error) or "busy" in str(error):
             return False
         raise
     finally:
-        connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        _execute_alone(connection, f"PRAGMA busy_timeout = {busy_timeout_ms}")
+
+
+def _in_wal_mode(connection) -> bool:
+    """Whether the file is in WAL mode (asked once per pooled connection): only there does a
+    COMMIT never wait for readers."""
+    known = connection.__dict__.get("library_wal")
+    if known is None:
+        row = _execute_alone(connection._conn, "PRAGMA journal_mode")[0]  # a dict: the engine's row factory
+        known = connection.__dict__["library_wal"] = str(next(iter(row.values()))).lower() == "wal"
+    return known
+
+
+def _drive_on_loop(connection: sqlite3.Connection, script: Script, commit: bool) -> Any:
+    # SQLite checkpoints the WAL in whichever connection commits once it passes 1000 pages:
+    # copying pages into the database and two fsyncs, not for the event loop to wait on.
+    # This COMMIT leaves it to `PooledSQLiteEngine.checkpoint`, run in a connection's thread.
+    _execute_alone(connection, "PRAGMA wal_autocheckpoint = 0")
+    try:
+        return _drive(connection, None, script, commit)
+    finally:
+        _execute_alone(connection, f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+
+
+WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+# A checkout writes about ten pages: a checkpoint every 100 commits made on the event loop
+# keeps the WAL about as short as SQLite's own 1000 pages would.
+CHECKPOINT_EVERY_LOOP_COMMITS = 100
 
 
 async def run_script(script: Script, commit: bool = True) -> Any:
@@ -456,9 +515,11 @@ async def run_script(script: Script, commit: bool = True) -> Any:
     connection's thread, every statement was a hand-over between that thread and the event
     loop — each one waiting for the GIL and for the loop's other requests — and under load
     those waits, not the SQL, were two thirds of the time the lock was held. So on SQLite a
-    script runs right here, on the event loop, when it can take the write lock at once (or
-    already holds it): a few statements on a local file, no waiting on anyone. When another
-    process holds the lock, it runs in the connection's thread instead, where BEGIN may wait.
+    script that begins its transaction runs right here, on the event loop, when its BEGIN
+    IMMEDIATE takes the write lock at once and the file is in WAL mode: a few statements on a
+    local file, waiting on no one (the WAL checkpoint is left to a thread). Otherwise — another
+    process holds the lock, the transaction was begun before — it runs in the connection's
+    thread, where it may wait.
     The script's Python must therefore be plain computation: no awaits, no blocking.
     A statement's `required` is not used here: the script looks at the rows itself.
     On PostgreSQL the statements run one after another and the transaction commits as usual.
@@ -470,8 +531,13 @@ async def run_script(script: Script, commit: bool = True) -> Any:
     if isinstance(db, PooledSQLiteEngine):
         connection = transaction.connection
         begin = connection.__dict__.pop(_PENDING_BEGIN, None)
-        if begin is None or _begin_now(connection._conn, begin, db.busy_timeout_ms):
-            result = _drive(connection._conn, None, script, commit)
+        # On the loop only when this script's own BEGIN IMMEDIATE took the lock at once: a
+        # transaction begun elsewhere may be DEFERRED, and its first write could then wait.
+        if begin is not None and begin.endswith("IMMEDIATE") and _in_wal_mode(connection) \
+                and _begin_now(connection._conn, begin, db.busy_timeout_ms):
+            result = _drive_on_loop(connection._conn, script, commit)
+            if commit and not isinstance(result, Unfinished):
+                db.committed_on_loop()
         else:
             result = await connection._execute(_drive, connection._conn, begin, script, commit)
         if commit and not isinstance(result, Unfinished):

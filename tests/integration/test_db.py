@@ -172,3 +172,65 @@ async def test_a_script_waits_in_its_thread_while_another_process_writes_and_the
         other.close()
     assert await task == 1
     assert await codes() == ["AA", "BB"]
+
+
+async def test_commits_on_the_event_loop_leave_the_wal_checkpoint_to_a_thread(monkeypatch):
+    """SQLite: a script's COMMIT on the loop never checkpoints there; every Nth one schedules a
+    PASSIVE checkpoint in a connection's thread, and the connection keeps its usual setting."""
+    import asyncio
+    import sqlite3
+
+    from library import db
+
+    if not db.is_sqlite():
+        pytest.skip("SQLite's WAL")
+    engine = db.engine()
+    monkeypatch.setattr(db, "CHECKPOINT_EVERY_LOOP_COMMITS", 3)
+    checkpoints = []
+    real = type(engine).checkpoint
+
+    async def counted(self):
+        checkpoints.append(1)
+        await real(self)
+
+    monkeypatch.setattr(type(engine), "checkpoint", counted)
+    before = engine._loop_commits
+    for n in range(7):
+        await run_in_write_transaction(lambda: run_script(one_branch_script(f"W{n}")), begin_with_first_statement=True)
+        while engine._checkpoints:  # one at a time: a commit meeting one in flight starts none
+            await asyncio.sleep(0.001)
+    assert engine._loop_commits - before == 7  # all on the loop
+    assert len(checkpoints) == (before + 7) // 3 - before // 3
+    connection = await engine.get_connection()
+    try:
+        assert (await connection.execute_fetchall("PRAGMA wal_autocheckpoint"))[0]["wal_autocheckpoint"] == 1000
+        assert (await connection.execute_fetchall("PRAGMA busy_timeout"))[0]["timeout"] > 0
+    finally:
+        await engine.release(connection)
+    with sqlite3.connect(engine.path) as other:  # the rows are in the database for everyone
+        assert other.execute("SELECT count(*) FROM branch WHERE code LIKE 'W%'").fetchone()[0] == 7
+
+
+async def test_a_script_in_a_transaction_begun_before_runs_in_the_thread():
+    """A DEFERRED transaction's first write may wait for the lock: never on the event loop."""
+    from library import db
+
+    if not db.is_sqlite():
+        pytest.skip("SQLite's single writer")
+    engine = db.engine()
+    before = engine._loop_commits
+
+    async def work():
+        await Branch.raw("SELECT 1")  # BEGIN has gone
+        return await run_script(one_branch_script("TT"))
+
+    await run_in_write_transaction(work)
+    async with engine.transaction():  # DEFERRED
+        await run_script(one_branch_script("UU"), commit=False)
+    assert engine._loop_commits == before
+    assert await codes() == ["TT", "UU"]
+
+
+def one_branch_script(code: str):
+    rows, = yield [Statement(INSERT + " RETURNING code", branch_row(code))]
+    return rows[0]["code"]
