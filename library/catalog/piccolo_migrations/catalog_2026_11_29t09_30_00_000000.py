@@ -34,6 +34,7 @@ SQLITE_BACK = [
     "INSERT INTO record_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
 ]
 BOTH_BACK = ["DROP TABLE catalog_bulk_load"]
+SYNC_USES_IT = "2026-11-29T09:31:00:000000"
 
 
 async def forwards():
@@ -48,6 +49,13 @@ async def forwards():
         await run(lambda sqlite: BOTH + (SQLITE if sqlite else []))
 
     async def backward():
+        # The sync app's insert triggers read the table too: without it every record and copy
+        # insert would fail. Piccolo rolls an app back alone, so refuse instead.
+        rows = await engine_finder().run_ddl(
+            f"SELECT name FROM migration WHERE app_name = 'sync' AND name = '{SYNC_USES_IT}'")
+        if rows:
+            raise RuntimeError(f"roll back the sync app's migration {SYNC_USES_IT} first "
+                               "(its triggers read catalog_bulk_load)")
         await run(lambda sqlite: (SQLITE_BACK if sqlite else []) + BOTH_BACK)
 
     manager.add_raw(forward)
