@@ -142,17 +142,25 @@ async def _sqlite_insert(connection, table: str, columns: tuple[str, ...], rows:
 
 
 async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tuple]:
-    """`select` WHERE column IN (values) OR ...: one query, on either engine."""
+    """The rows of `select` WHERE column IN (values) OR ..., each once, on either engine."""
     column_lists = [(column, values) for column, values in column_lists if values]
     if not column_lists:
         return []
     if is_sqlite():
+        # One query per column and per slice under SQLite's limit on parameters (a batch of
+        # 5,000 records may name more barcodes than a stock build's 32,766).
         connection = engine().current_transaction.get().connection
-        where = " OR ".join(f"{column} IN ({', '.join('?' for _ in values)})" for column, values in column_lists)
-        async with connection.execute(f"{select} WHERE {where}", [v for _, values in column_lists for v in values]) \
-                as cursor:
-            cursor.row_factory = None  # plain tuples, not the engine's dicts
-            return await cursor.fetchall()
+        limit = min(await connection._execute(connection._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER),
+                    SQLITE_MAX_PARAMETERS)
+        found: dict[tuple, None] = {}
+        for column, values in column_lists:
+            for start in range(0, len(values), limit):
+                part = values[start:start + limit]
+                async with connection.execute(f"{select} WHERE {column} IN ({', '.join('?' for _ in part)})",
+                                              part) as cursor:
+                    cursor.row_factory = None  # plain tuples, not the engine's dicts
+                    found.update(dict.fromkeys(await cursor.fetchall()))  # a row found twice counts once
+        return list(found)
     connection = engine().current_transaction.get().connection
     where = " OR ".join(f"{column} = ANY(${n}::text[])" for n, (column, _) in enumerate(column_lists, start=1))
     return [tuple(row) for row in await connection.fetch(f"{select} WHERE {where}",

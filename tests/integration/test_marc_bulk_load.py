@@ -11,7 +11,7 @@ from library.catalog import converters, exchange, service
 from library.catalog.exchange import import_marc
 from library.catalog.service import RecordInput, SearchFilters
 from library.catalog.tables import Item, Record
-from library.db import is_sqlite
+from library.db import close_connections, is_sqlite
 from library.demo import load_demo
 from tests.marc_samples import iso2709, marc21
 
@@ -84,6 +84,41 @@ async def test_updates_in_an_import_batch_are_logged_by_their_triggers(demo):
     assert (await service.search("aardvark", SearchFilters()))["total"] == 0
     if is_sqlite():
         await Record.raw("INSERT INTO record_fts (record_fts, rank) VALUES ('integrity-check', 1)")
+
+
+async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_looked_up_in_slices(demo, monkeypatch):
+    import sqlite3
+
+    from library.db import PooledSQLiteEngine
+
+    if is_sqlite():  # a build allowing 40 parameters a statement (one record row takes 26)
+        opened = PooledSQLiteEngine.get_connection
+
+        async def limited(self):
+            connection = await opened(self)
+            connection._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)
+            return connection
+
+        monkeypatch.setattr(PooledSQLiteEngine, "get_connection", limited)
+    batches = []
+    apply = exchange._apply
+
+    async def counted(entries, report):
+        batches.append(len(entries))
+        await apply(entries, report)
+
+    monkeypatch.setattr(exchange, "_apply", counted)
+    words = [f"{word}{n}" for n in range(5) for word in WORDS]  # 55 records, 74 barcodes: one batch
+    try:
+        await import_marc(sample(words), "test", TODAY)
+        report = await import_marc(sample(words), "test", TODAY)
+        copies = await Item.count()
+    finally:
+        await close_connections()  # no limited connection stays in the pool
+    # Every keyed record and every barcode is found again in one go: updated, none created twice.
+    assert batches == [55, 55]
+    assert (report.created, report.updated, report.items_created, report.items_updated) == (13, 42, 0, 74)
+    assert copies == 74
 
 
 @pytest.fixture
