@@ -259,7 +259,7 @@ def _sync_settings(env: dict[str, str], node_role: str) -> dict:
         "sync_credential": credential,
         "sync_interval_seconds": _int(env, "LIBRARY_SYNC_INTERVAL_SECONDS", 300, 0, 86400),
         "sync_timeout_seconds": _int(env, "LIBRARY_SYNC_TIMEOUT_SECONDS", 30, 1, 600),
-        "sync_retry_ms": _int(env, "LIBRARY_SYNC_RETRY_MS", 500, 10, 60000),
+        "sync_retry_ms": _int(env, "LIBRARY_SYNC_RETRY_MS", 500, 10, 8000),
     }
 
 
