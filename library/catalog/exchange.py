@@ -262,6 +262,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         existing = dict((barcode, i) for i, barcode in await _find_in('SELECT id, barcode FROM "item"',
                                                                       [("barcode", barcodes)]))
         item_rows, item_updates = [], []
+        new_at: dict[str, int] = {}  # barcode -> its row in item_rows
         unkeyed_ids.reverse()
         for (_, isbn13, number, _, holdings), record_id in zip(batch, record_ids):
             if record_id is None:
@@ -272,8 +273,14 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                 if barcode in existing:
                     item_updates.append((record_id, home, current, shelf, item_type, status, price, acquired, stamp,
                                          existing[barcode]))
+                elif barcode in new_at:
+                    # The same barcode twice in one file: one copy, the later holding's values win
+                    # (as for records, and as a later batch's would).
+                    first = item_rows[new_at[barcode]]
+                    item_rows[new_at[barcode]] = (first[0], record_id, barcode, home, current, shelf, item_type,
+                                                  status, price, acquired, "", stamp, stamp)
                 else:
-                    existing[barcode] = -1
+                    new_at[barcode] = len(item_rows)
                     item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
                                       acquired, "", stamp, stamp))
         inserted_items: list[int] = []  # PostgreSQL only

@@ -121,6 +121,16 @@ async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_look
     assert copies == 74
 
 
+async def test_a_barcode_twice_in_one_file_is_one_copy_of_the_later_record(demo):
+    first = marc21("Bulk first", control="DUP-1", holdings=[{"a": "ZX", "b": "ZX", "p": "DUP0001", "y": "book"}])
+    later = marc21("Bulk later", control="DUP-2", holdings=[{"a": "JX", "b": "JX", "p": "DUP0001", "y": "book"}])
+    report = await import_marc(iso2709(first, later), "test", TODAY)
+    assert (report.created, report.items_created, report.items_updated) == (2, 1, 0)
+    [copy] = await Item.select(Item.record.title, Item.home_branch.code).where(Item.barcode == "DUP0001")
+    assert (copy["record.title"], copy["home_branch.code"]) == ("Bulk later", "JX")
+    await assert_indexed_and_logged_once(2, 1)
+
+
 @pytest.fixture
 async def boom_trigger():
     """A copy with barcode BOOM fails in the database itself, after its batch has inserted rows."""
