@@ -389,13 +389,23 @@ def _run_batch(connection: sqlite3.Connection, begin: str | None, statements: li
     return results
 
 
-def _sqlite_statements(statements: Sequence[Statement]) -> list[tuple[str, list, bool]]:
-    return [(s.sql.replace("{}", "?"), list(s.args), s.required) for s in statements]
+def _sqlite_statements(statements: Sequence[Statement], required: bool = True) -> list[tuple[str, list, bool]]:
+    return [(s.sql.replace("{}", "?"), list(s.args), required and s.required) for s in statements]
 
 
-def _pg_sql(sql: str) -> str:
-    parts = sql.split("{}")
-    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+async def _pg_rows(connection, statement: Statement) -> list[dict[str, Any]]:
+    parts = statement.sql.split("{}")
+    sql = "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], start=1)) + parts[-1]
+    return [dict(row) for row in await connection.fetch(sql, *statement.args)]
+
+
+def _transaction_for(what: str):
+    """The engine and its current transaction, which `what` needs."""
+    db = engine()
+    transaction = db.current_transaction.get()
+    if transaction is None:
+        raise RuntimeError(f"{what} needs a transaction")
+    return db, transaction
 
 
 async def batch(*statements: Statement, commit: bool = False) -> list[list[dict[str, Any]]] | None:
@@ -407,10 +417,7 @@ async def batch(*statements: Statement, commit: bool = False) -> list[list[dict[
     stops the batch — nothing after it runs, nothing is committed — and None is returned.
     On PostgreSQL the statements run one after another and the transaction commits as usual.
     """
-    db = engine()
-    transaction = db.current_transaction.get()
-    if transaction is None:
-        raise RuntimeError("batch needs a transaction")
+    db, transaction = _transaction_for("batch")
     if isinstance(db, SQLiteEngine):
         connection = transaction.connection
         begin = connection.__dict__.pop(_PENDING_BEGIN, None)
@@ -421,7 +428,7 @@ async def batch(*statements: Statement, commit: bool = False) -> list[list[dict[
         return results
     results = []
     for statement in statements:
-        rows = [dict(row) for row in await transaction.connection.fetch(_pg_sql(statement.sql), *statement.args)]
+        rows = await _pg_rows(transaction.connection, statement)
         if statement.required and not rows:
             return None
         results.append(rows)
@@ -447,8 +454,7 @@ def _drive(connection: sqlite3.Connection, begin: str | None, script: Script, co
     try:
         asked = next(script)
         while True:
-            asked = script.send(_run_statements(connection, [(sql, args, False) for sql, args, _ in
-                                                             _sqlite_statements(asked)]))
+            asked = script.send(_run_statements(connection, _sqlite_statements(asked, required=False)))
     except StopIteration as finished:
         result = finished.value
     if commit and not isinstance(result, Unfinished):
@@ -524,10 +530,7 @@ async def run_script(script: Script, commit: bool = True) -> Any:
     A statement's `required` is not used here: the script looks at the rows itself.
     On PostgreSQL the statements run one after another and the transaction commits as usual.
     """
-    db = engine()
-    transaction = db.current_transaction.get()
-    if transaction is None:
-        raise RuntimeError("run_script needs a transaction")
+    db, transaction = _transaction_for("run_script")
     if isinstance(db, PooledSQLiteEngine):
         connection = transaction.connection
         begin = connection.__dict__.pop(_PENDING_BEGIN, None)
@@ -548,8 +551,7 @@ async def run_script(script: Script, commit: bool = True) -> Any:
     try:
         asked = next(script)
         while True:
-            rows = [[dict(row) for row in await transaction.connection.fetch(_pg_sql(s.sql), *s.args)] for s in asked]
-            asked = script.send(rows)
+            asked = script.send([await _pg_rows(transaction.connection, statement) for statement in asked])
     except StopIteration as finished:
         return finished.value
 

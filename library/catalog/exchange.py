@@ -124,6 +124,12 @@ _PG_LOG_INSERTED = (
 )
 
 
+async def _sqlite_parameter_limit(connection) -> int:
+    """How many parameters one statement may take on this connection."""
+    return min(await connection._execute(connection._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER),
+               SQLITE_MAX_PARAMETERS)
+
+
 async def _sqlite_insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """SQLite: the rows in as few INSERT ... VALUES (...), (...) statements as its limit on
     parameters allows, in order. Not executemany: with triggers and foreign keys every
@@ -132,8 +138,7 @@ async def _sqlite_insert(connection, table: str, columns: tuple[str, ...], rows:
     records and 75,000 copies; the whole write side took 40% less time this way."""
     if not rows:
         return
-    limit = await connection._execute(connection._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per_statement = max(1, min(limit, SQLITE_MAX_PARAMETERS) // len(columns))
+    per_statement = max(1, await _sqlite_parameter_limit(connection) // len(columns))
     one = "(" + ", ".join("?" for _ in columns) + ")"
     head = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES '
     for start in range(0, len(rows), per_statement):
@@ -150,8 +155,7 @@ async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tu
         # One query per column and per slice under SQLite's limit on parameters (a batch of
         # 5,000 records may name more barcodes than a stock build's 32,766).
         connection = engine().current_transaction.get().connection
-        limit = min(await connection._execute(connection._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER),
-                    SQLITE_MAX_PARAMETERS)
+        limit = await _sqlite_parameter_limit(connection)
         found: dict[tuple, None] = {}
         for column, values in column_lists:
             for start in range(0, len(values), limit):
