@@ -130,10 +130,7 @@ async def _branch(code: str, version: Any = None) -> dict[str, Any]:
 
 
 async def _branch_by_id(branch_id: int, version: Any = None) -> dict[str, Any]:
-    if version is None:
-        version = await config_cache.current_version()
-    return await config_cache.cached(("branch_id", branch_id), version,
-                                     lambda: _first(_BRANCH_SQL + "id = {}", branch_id))
+    return (await _branches_by_id(version))[branch_id]
 
 
 async def _branches_by_id(version: Any = None) -> dict[int, dict[str, Any]]:
