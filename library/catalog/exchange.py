@@ -3,7 +3,7 @@
 A big file is read and converted in worker processes, which hand back each record as the
 row it becomes (columns in table order, JSON already text, branches already resolved), so
 this process only matches, inserts and updates: one lookup per batch, then one statement
-per kind of row (multi-row VALUES on SQLite, arrays through unnest on PostgreSQL).
+per kind of row (multi-row VALUES on SQLite, COPY on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -54,10 +54,6 @@ ITEM_UPDATE = ("record", "home_branch", "current_branch", "shelf_location", "ite
 # What a converted record carries: every column but the two timestamps, in table order.
 ROW_COLUMNS = RECORD_COLUMNS[:-2]
 _ISBN, _NUMBER = ROW_COLUMNS.index("isbn13"), ROW_COLUMNS.index("control_number")
-_PG_TYPES = {"uuid": "uuid", "publication_year": "int", "age_min": "int", "age_max": "int", "pages": "int",
-             "record": "int", "home_branch": "int", "current_branch": "int", "price_cents": "int",
-             "acquired_on": "date"}
-
 # (position, isbn13, control number, row of ROW_COLUMNS, holdings); a holding is
 # (uuid, barcode, home branch id, current branch id, shelf location, item type, status, price, acquired on).
 Entry = tuple[int, Any, Any, tuple, list[tuple]]
@@ -71,18 +67,20 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f'UPDATE "{table}" SET {", ".join(f"{c} = {{}}" for c in columns)} WHERE id = {{}}'
 
 
-def _unnest_insert_sql(table: str, columns: tuple[str, ...], returning: str = "") -> str:
-    """PostgreSQL: every row of a batch in one statement, one array per column, the two
-    timestamps as one value each."""
-    arrays = [c for c in columns if c not in ("created_at", "updated_at")]
-    params = ", ".join(f"${n}::{_PG_TYPES.get(c, 'text')}[]" for n, c in enumerate(arrays, start=1))
-    stamp = f"${len(arrays) + 1}::timestamptz"
-    picked = ", ".join(stamp if c in ("created_at", "updated_at") else
-                       f'u."{c}"::jsonb' if c in JSON_COLUMNS else f'u."{c}"' for c in columns)
-    names = ", ".join(f'"{c}"' for c in arrays)
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    return (f'INSERT INTO "{table}" ({quoted}) SELECT {picked} FROM unnest({params}) AS u({names})'
-            + (f" RETURNING {returning}" if returning else ""))
+async def _pg_copy_in(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
+    """PostgreSQL: the rows in with COPY, each under an id taken from the table's sequence
+    first (COPY returns nothing); the ids in row order. Not INSERT ... SELECT FROM unnest of
+    one array per column: asyncpg checks every element of an array argument against
+    collections.abc on the way (a second of this process's time for 50,000 records and
+    75,000 copies), and COPY hands the server rows as they are."""
+    if not rows:
+        return []
+    ids = [row[0] for row in await connection.fetch(
+        "SELECT nextval(sequence) FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS sequence) AS s, "
+        "generate_series(1, $2)", table, len(rows))]
+    await connection.copy_records_to_table(table, records=[(i, *row) for i, row in zip(ids, rows)],
+                                           columns=("id", *columns))
+    return ids
 
 
 # The bulk path of an import batch (see catalog migration 2026-11-29T09:30:00 and sync migration
@@ -249,11 +247,13 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                 if row[_NUMBER]:
                     by_number[row[_NUMBER]] = record_id
         elif keyed:
-            rows = await connection.fetch(_unnest_insert_sql("record", RECORD_COLUMNS, "id, isbn13, control_number"),
-                                          *zip(*keyed), now)
-            inserted_records += [i for i, _, _ in rows]
-            by_isbn.update((isbn13, i) for i, isbn13, _ in rows if isbn13)
-            by_number.update((number, i) for i, _, number in rows if number)
+            ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, [row + (stamp, stamp) for row in keyed])
+            inserted_records += ids
+            for record_id, row in zip(ids, keyed):
+                if row[_ISBN]:
+                    by_isbn[row[_ISBN]] = record_id
+                if row[_NUMBER]:
+                    by_number[row[_NUMBER]] = record_id
         unkeyed_ids = []
         for row in unkeyed:  # nothing to find it by: one at a time
             values = dict(zip(ROW_COLUMNS[1:], row[1:]))
@@ -288,9 +288,8 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                     item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
                                       acquired, "", stamp, stamp))
         inserted_items: list[int] = []  # PostgreSQL only
-        if item_rows and not sqlite:
-            inserted_items = [row[0] for row in await connection.fetch(
-                _unnest_insert_sql("item", ITEM_COLUMNS, "id"), *list(zip(*item_rows))[:-2], now)]
+        if not sqlite:
+            inserted_items = await _pg_copy_in(connection, "item", ITEM_COLUMNS, item_rows)
         else:
             await _sqlite_insert(connection, "item", ITEM_COLUMNS, item_rows)
         await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
