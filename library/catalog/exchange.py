@@ -41,12 +41,6 @@ SQLITE_BATCH_CACHE_KIB = 65536
 # SQLite: at most this many parameters a statement (SQLite's own default limit since 3.32;
 # a build with a lower one is asked).
 SQLITE_MAX_PARAMETERS = 32766
-# PostgreSQL: once the whole file is converted, this many of the last batches are written at a
-# time, each in its own transaction, when they share no ISBN, control number or barcode. The
-# writer was the slower side, so two batches' worth waited for it at the end, with one core
-# idle meanwhile (bench: that tail took 2.7 s, and 1.8 s like this). Before the end the
-# converters need the other core. SQLite has one writer.
-TAIL_WRITERS = 2
 
 
 RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title",
@@ -95,12 +89,10 @@ async def _pg_copy_in(connection, table: str, columns: tuple[str, ...], rows: li
 # stand aside; the batch then indexes and logs exactly the rows it inserted, set-based, with
 # the values and conditions of those triggers, and removes the mark before it commits (a
 # rollback removes it too), so no other transaction ever sees it. Updates keep their per-row
-# triggers. Keep these statements in step with the triggers they replace. (On PostgreSQL the
-# mark is keyed by the session, so that batches write side by side (TAIL_WRITERS) and each
-# sees only its own; they take turns only at the change log's advisory lock.)
+# triggers. Keep these statements in step with the triggers they replace. (On PostgreSQL a
+# second import's batch waits at the mark's key until the first one's commits; they would
+# queue at the change log's advisory lock anyway.)
 _MARK, _UNMARK = "INSERT INTO catalog_bulk_load (id) VALUES (1)", "DELETE FROM catalog_bulk_load"
-_PG_MARK_ROW = "INSERT INTO catalog_bulk_load (id) VALUES (pg_backend_pid())"
-_PG_UNMARK_ROW = "DELETE FROM catalog_bulk_load WHERE id = pg_backend_pid()"
 _NOT_APPLYING_SQLITE = "(SELECT applying FROM sync_state WHERE id = 1) IS NOT 1"
 _SQLITE_LOG_INSERTED = (
     # On SQLite the batch's rows are those above the highest ids seen at its start: one writer
@@ -215,7 +207,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             await connection.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
     async def write(connection) -> tuple[int, int, int, int]:
-        await connection.execute(_MARK if sqlite else _PG_MARK_ROW)  # first, so that every insert below finds it
+        await connection.execute(_MARK)  # first, so that every insert below finds it
         if not sqlite:
             await connection.execute(_PG_MARK)
         if sqlite:
@@ -310,7 +302,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             for sql, ids in zip(_PG_LOG_INSERTED, (inserted_records, inserted_items)):
                 if ids:
                     await connection.execute(sql, ids)
-        await connection.execute(_UNMARK if sqlite else _PG_UNMARK_ROW)
+        await connection.execute(_UNMARK)
         if not sqlite:
             await connection.execute(_PG_UNMARK)
         return created, sum(map(len, updates.values())), len(item_rows), len(item_updates)
@@ -320,15 +312,6 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
     report.updated += updated
     report.items_created += items_created
     report.items_updated += items_updated
-
-
-def _keys(entries: list[Entry]) -> set[tuple[str, str]]:
-    """What a batch finds or creates rows by: two batches without a key in common touch no row
-    (and no unique-index entry) of each other, so their order does not matter."""
-    keys = {("barcode", holding[1]) for entry in entries for holding in entry[4]}
-    keys.update(("isbn", entry[1]) for entry in entries if entry[1])
-    keys.update(("number", entry[2]) for entry in entries if entry[2])
-    return keys
 
 
 async def _apply_safely(entries: list[Entry], report: ImportReport) -> None:
@@ -473,38 +456,23 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
     if default_branch and imported_by is not None and not imported_by.works_for(branches.get(default_branch, -1)):
         raise InvalidInput("invalid_choice", field="branch")
     report = ImportReport()
-    writing: dict[asyncio.Task, set] = {}  # the batches being written, with their keys
+    writing: asyncio.Task | None = None
     waiting: list[Entry] = []
-
-    async def settle(task: asyncio.Task) -> None:
-        del writing[task]
-        await task  # its error, if any, ends the import
-        progress(report)
-
-    async def finish_one() -> None:
-        done, _ = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            await settle(task)
-
-    async def write(batch: list[Entry], at_most: int) -> None:
-        """Start writing `batch` once fewer than `at_most` batches are being written and none of
-        them shares a key with it (a file's later values win, as within a batch)."""
-        keys = _keys(batch)
-        while writing and (len(writing) >= at_most or any(keys & other for other in writing.values())):
-            await finish_one()
-        writing[asyncio.create_task(_apply_safely(batch, report))] = keys
 
     async def flush(wait: bool) -> None:
         # One batch is written (in the database's thread) while the next ones are converted;
         # the next batch is what was converted meanwhile, up to BATCH records.
-        for task in [task for task in writing if task.done()]:
-            await settle(task)
-        if writing and not wait:
-            return
+        nonlocal writing
+        if writing is not None:
+            if not wait and not writing.done():
+                return
+            await writing
+            writing = None
+            progress(report)
         if waiting:
             batch = waiting[:BATCH]
             del waiting[:BATCH]
-            await write(batch, at_most=1)
+            writing = asyncio.create_task(_apply_safely(batch, report))
 
     try:
         async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch,
@@ -516,18 +484,11 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
             # Converted records wait for the writer up to two batches' worth: taking results
             # (and handing the workers new chunks) goes on while a batch is written.
             await flush(wait=len(waiting) >= 2 * BATCH)
-        # All converted: what waits is split between the tail's writers.
-        at_most = 1 if is_sqlite() else TAIL_WRITERS
-        size = min(BATCH, max(1, -(-len(waiting) // at_most)))
-        while waiting:
-            batch = waiting[:size]
-            del waiting[:size]
-            await write(batch, at_most)
-        while writing:
-            await finish_one()
+        while waiting or writing is not None:
+            await flush(wait=True)
     finally:
-        for task in writing:
-            task.cancel()
+        if writing is not None and not writing.done():
+            writing.cancel()
     report.skipped.sort(key=lambda skipped: skipped.position)
     progress(report)
     if report.read == 0:

@@ -1,7 +1,6 @@
 """An import batch indexes and logs its inserted rows set-based (the per-row insert triggers
 stand aside while catalog_bulk_load has a row): nothing may be lost on the way, on either engine."""
 
-import asyncio
 import datetime as dt
 import uuid
 
@@ -12,7 +11,7 @@ from library.catalog import converters, exchange, service
 from library.catalog.exchange import import_marc
 from library.catalog.service import RecordInput, SearchFilters
 from library.catalog.tables import Item, Record
-from library.db import close_connections, engine, is_sqlite
+from library.db import close_connections, is_sqlite
 from library.demo import load_demo
 from tests.marc_samples import iso2709, marc21
 
@@ -181,72 +180,3 @@ def test_imported_rows_get_time_ordered_version_7_uuids():
     parsed = [uuid.UUID(text) for text in made]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == text for u, text in zip(parsed, made))
     assert [text[:13] for text in made] == sorted(text[:13] for text in made)  # the millisecond leads
-
-
-def watch_batches(monkeypatch) -> list[tuple[str, int]]:
-    """("start" | "end", first position) of every batch written, in the order they happened; each
-    batch is held open a moment, so that another one can start meanwhile if it may."""
-    events: list[tuple[str, int]] = []
-    apply = exchange._apply
-
-    async def watched(entries, report):
-        events.append(("start", entries[0][0]))
-        try:
-            await asyncio.sleep(0.05)
-            await apply(entries, report)
-        finally:
-            events.append(("end", entries[0][0]))
-
-    monkeypatch.setattr(exchange, "_apply", watched)
-    return events
-
-
-def most_at_once(events: list[tuple[str, int]]) -> int:
-    running = most = 0
-    for kind, _ in events:
-        running += 1 if kind == "start" else -1
-        most = max(most, running)
-    return most
-
-
-async def test_the_last_batches_are_written_side_by_side_on_postgresql(demo, monkeypatch):
-    monkeypatch.setattr(exchange, "BATCH", 4)
-    events = watch_batches(monkeypatch)
-    report = await import_marc(sample(WORDS), "test", TODAY)
-    assert (report.created, report.items_created, report.skipped) == (11, 15, [])
-    # 4 records while converting, then the last 7 in two batches of 4 and 3 beside it.
-    assert most_at_once(events) == (1 if is_sqlite() else exchange.TAIL_WRITERS)
-    await assert_indexed_and_logged_once(11, 15)
-
-
-async def test_last_batches_that_share_a_key_are_written_one_after_the_other_and_the_later_wins(demo, monkeypatch):
-    monkeypatch.setattr(exchange, "BATCH", 4)
-    events = watch_batches(monkeypatch)
-    records = [marc21(f"Bulk {word}", control=f"KEY-{n}", holdings=[{"a": "ZX", "b": "ZX", "p": f"K{n:03d}", "y": "book"}])
-               for n, word in enumerate(WORDS[:8])]
-    # Position 6 (in the tail's first batch, 5-6) names the record at position 2 (in the first batch, 1-4).
-    records[5] = marc21("Bulk later", control="KEY-1", holdings=[{"a": "ZX", "b": "ZX", "p": "K005", "y": "book"}])
-    report = await import_marc(iso2709(*records), "test", TODAY)
-    assert (report.created, report.updated, report.items_created) == (7, 1, 8)
-    assert events.index(("end", 1)) < events.index(("start", 5))
-    assert await Record.select(Record.title).where(Record.control_number == "KEY-1").first() == {"title": "Bulk later"}
-    # Batches start in file order; the last one (7-8) shares no key with the one before it.
-    assert most_at_once(events) == (1 if is_sqlite() else 2)
-
-
-async def test_two_import_batches_hold_their_marks_at_once_on_postgresql(demo):
-    if is_sqlite():
-        pytest.skip("SQLite has one writer")
-    both_marked = asyncio.Barrier(2)
-
-    async def batch() -> int:
-        async with engine().transaction():
-            await Record.raw("SET LOCAL lock_timeout = '2s'")  # a wait for the other's mark fails here
-            await Record.raw(exchange._PG_MARK_ROW)
-            await asyncio.wait_for(both_marked.wait(), 5)
-            seen = (await Record.raw("SELECT COUNT(*) AS n FROM catalog_bulk_load"))[0]["n"]
-            await Record.raw(exchange._PG_UNMARK_ROW)
-            return seen
-
-    assert await asyncio.gather(batch(), batch()) == [1, 1]  # each sees its own mark only
-    assert (await Record.raw("SELECT COUNT(*) AS n FROM catalog_bulk_load"))[0]["n"] == 0
