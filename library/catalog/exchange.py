@@ -233,22 +233,19 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             else:
                 unkeyed.append(row)
         created = len(keyed) + len(unkeyed)
-        if keyed and sqlite:
-            stamps = (stamp, stamp)
-            await _sqlite_insert(connection, "record", RECORD_COLUMNS, [row + stamps for row in keyed])
-            # One writer, no AUTOINCREMENT: each row took the next id after the highest, in list order.
-            async with connection.execute("SELECT MAX(id) FROM record") as cursor:
-                cursor.row_factory = None
-                if (await cursor.fetchone())[0] != records_before + len(keyed):
-                    raise RuntimeError("record ids of an import batch are not consecutive")
-            for record_id, row in enumerate(keyed, start=records_before + 1):
-                if row[_ISBN]:
-                    by_isbn[row[_ISBN]] = record_id
-                if row[_NUMBER]:
-                    by_number[row[_NUMBER]] = record_id
-        elif keyed:
-            ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, [row + (stamp, stamp) for row in keyed])
-            inserted_records += ids
+        if keyed:
+            stamped = [row + (stamp, stamp) for row in keyed]
+            if sqlite:
+                await _sqlite_insert(connection, "record", RECORD_COLUMNS, stamped)
+                # One writer, no AUTOINCREMENT: each row took the next id after the highest, in list order.
+                async with connection.execute("SELECT MAX(id) FROM record") as cursor:
+                    cursor.row_factory = None
+                    if (await cursor.fetchone())[0] != records_before + len(keyed):
+                        raise RuntimeError("record ids of an import batch are not consecutive")
+                ids = list(range(records_before + 1, records_before + 1 + len(keyed)))
+            else:
+                ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, stamped)
+                inserted_records += ids
             for record_id, row in zip(ids, keyed):
                 if row[_ISBN]:
                     by_isbn[row[_ISBN]] = record_id
