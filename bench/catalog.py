@@ -42,7 +42,7 @@ async def _populate(count: int) -> None:
     """Records and two copies each, written with the import's own bulk statements."""
     from library.branches.tables import Branch
     from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
-    from library.catalog.service import row_values, search_text_of
+    from library.catalog.records import row_values, search_text_of
     from library.db import executemany, run_in_write_transaction
 
     branches = [row["id"] for row in await Branch.select(Branch.id).order_by(Branch.id)]

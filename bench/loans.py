@@ -63,7 +63,7 @@ HEAVY_CARD, LIGHT_CARD = "BH0000001", "BL0000001"
 async def _seed(count: int) -> None:
     from library.branches.tables import Branch
     from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
-    from library.catalog.service import row_values, search_text_of
+    from library.catalog.records import row_values, search_text_of
     from library.db import executemany, run_in_write_transaction
     from library.demo import _network_admin
     from library.loans import policy, service

@@ -58,7 +58,7 @@ async def _seed_central(count: int) -> int:
     """`count` records with one copy each at ZX, bulk inserted (the change log's triggers fire as usual)."""
     from library.branches.tables import Branch
     from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
-    from library.catalog.service import row_values, search_text_of
+    from library.catalog.records import row_values, search_text_of
     from library.db import executemany, run_in_write_transaction
 
     from bench import generate

@@ -22,7 +22,7 @@ def wanted(data: bytes) -> bool:
 
 
 def _warm() -> None:
-    from library.catalog import exchange  # noqa: F401 - what every task runs
+    from library.catalog import conversion  # noqa: F401 - what every task runs
     from library.catalog.search_text import index_text
 
     index_text(["预热 warm"])  # load OpenCC and the pinyin dictionaries once per worker

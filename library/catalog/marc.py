@@ -21,7 +21,7 @@ from pymarc import Field, Subfield
 
 from library.catalog import rules
 from library.catalog.isbn import isbns_in
-from library.catalog.service import RecordInput
+from library.catalog.records import RecordInput
 from library.errors import InvalidInput, InvalidRecord
 
 ROLE_FROM_RELATOR = {

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from library.branches.tables import Branch
-from library.catalog import converters, exchange, service
+from library.catalog import conversion, converters, exchange, service
 from library.catalog.exchange import import_marc
 from library.catalog.service import RecordInput, SearchFilters
 from library.catalog.tables import Item, Record
@@ -174,7 +174,7 @@ async def test_a_record_and_copy_written_outside_an_import_are_indexed_and_logge
 
 
 def test_imported_rows_get_time_ordered_version_7_uuids():
-    new = exchange._uuid7_factory()
+    new = conversion._uuid7_factory()
     made = [new() for _ in range(5000)]
     assert len(set(made)) == len(made)
     parsed = [uuid.UUID(text) for text in made]

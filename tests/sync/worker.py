@@ -28,7 +28,7 @@ async def run(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 async def seed_copies(branch_code: str, count: int, prefix: str) -> int:
     """`count` records with one copy each at `branch_code` (barcodes PREFIX0000001...), no ISBNs."""
     from library.branches.tables import Branch
-    from library.catalog.service import search_text_of
+    from library.catalog.records import search_text_of
     from library.catalog.exchange import ITEM_COLUMNS, RECORD_COLUMNS, _insert_sql
     from library.db import executemany, run_in_write_transaction
 

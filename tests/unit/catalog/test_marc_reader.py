@@ -8,7 +8,7 @@ import pymarc
 import pytest
 from pymarc import Field, Subfield
 
-from library.catalog import exchange, marc
+from library.catalog import conversion, marc
 from tests.marc_samples import cnmarc, iso2709, marc21
 
 
@@ -76,11 +76,11 @@ def test_the_fast_path_is_taken_for_utf8_records():
 
 
 def test_a_converted_chunk_carries_rows_in_column_order_and_resolved_branches():
-    entries, skipped, read, seen = exchange.convert_chunk(FILES["broken in the middle"], 1, "auto",
+    entries, skipped, read, seen = conversion.convert_chunk(FILES["broken in the middle"], 1, "auto",
                                                           dt.date(2026, 11, 28), None, {"ZX": 1, "JX": 2})
     assert (read, seen, [s.position for s in skipped]) == (10, "marc21", [5, 6])
     position, isbn13, number, row, holdings = entries[0]
-    values = dict(zip(exchange.ROW_COLUMNS, row))
+    values = dict(zip(conversion.ROW_COLUMNS, row))
     assert (position, isbn13, number) == (1, "9787533278267", None)
     assert values["title"] == "好饿的毛毛虫" and values["other_isbns"] == '["9787533259594"]'
     assert values["contributors"] == '[{"name": "卡尔, 艾瑞", "role": "author"}]'
