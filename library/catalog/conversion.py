@@ -87,7 +87,7 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
         values["uuid"] = new_uuid()
         row = [values[column] for column in ROW_COLUMNS]
         for i in json_at:
-            row[i] = to_json(row[i])
+            row[i] = to_json(row[i]) if row[i] else "[]"  # most records have no other ISBN
         holdings = []
         for holding in converted.holdings:
             home = branches.get(holding.home_branch or "") or default_home

@@ -267,14 +267,22 @@ def _all(record: LightRecord, tag: str, code: str) -> list[str]:
             if subfield_code == code and value.strip()]
 
 
-_TRAILING_PUNCTUATION = re.compile(r"[\s/:;,=.]+$")
 _YEAR = re.compile(r"(1[4-9]|20)\d\d")
 _DIGITS = re.compile(r"\d+")
+_PRICE = re.compile(r"\d+(?:\.\d{1,2})?")
 
 
 def _trim(text: str) -> str:
     """ISBD punctuation at the end of a MARC21 subfield: 'Title /', 'Publisher,'."""
-    return _TRAILING_PUNCTUATION.sub("", text or "").strip()
+    # Spaces (anything str.isspace() calls one) and / : ; , = . cut from the end, in any mix,
+    # then spaces from the start: str methods, not a regular expression, as this runs on a
+    # dozen subfields of every record an import reads.
+    text = text or ""
+    while True:
+        trimmed = text.rstrip().rstrip("/:;,=.")
+        if trimmed == text:
+            return trimmed.lstrip()
+        text = trimmed
 
 
 def _year(text: str) -> int | None:
@@ -306,11 +314,13 @@ def _role(marc_field: Field, default: str) -> str:
 
 
 def _price_cents(text: str) -> int | None:
-    match = re.search(r"\d+(?:\.\d{1,2})?", text or "")
+    match = _PRICE.search(text or "")
     return int(round(float(match.group(0)) * 100)) if match else None
 
 
 def _date(text: str) -> dt.date | None:
+    if not text:
+        return None  # most copies carry no date: not worth an exception each
     try:
         return dt.date.fromisoformat((text or "").strip()[:10])
     except ValueError:

@@ -1,8 +1,9 @@
+import isbnlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from library.catalog.isbn import Isbn, IsbnRefusal, isbns_in, parse_isbn
+from library.catalog.isbn import Isbn, IsbnRefusal, check_digit10, check_digit13, isbns_in, parse_isbn
 
 
 @pytest.mark.parametrize(
@@ -55,3 +56,14 @@ def test_isbns_in_free_text():
 @given(st.text(max_size=40))
 def test_never_raises(text):
     assert isinstance(parse_isbn(text), (Isbn, IsbnRefusal))
+
+
+@given(st.text(alphabet="0123456789", min_size=12, max_size=12))
+def test_check_digits_agree_with_isbnlib(body):
+    assert check_digit13(body) == isbnlib.check_digit13(body)
+    assert check_digit10(body[:9]) == isbnlib.check_digit10(body[:9])
+
+
+@given(st.text(alphabet="0123456789", min_size=13, max_size=13))
+def test_a_bare_isbn13_is_read_as_the_same_digits_in_text_are(digits):
+    assert isbns_in(digits) == isbns_in(f"ISBN {digits} (pbk.)")

@@ -3,9 +3,12 @@ and the same positions and reasons for what cannot be read. No database."""
 
 import datetime as dt
 import io
+import re
 
 import pymarc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pymarc import Field, Subfield
 
 from library.catalog import conversion, marc
@@ -89,3 +92,9 @@ def test_a_converted_chunk_carries_rows_in_column_order_and_resolved_branches():
                                           dt.date(2026, 3, 1))]
     cn = entries[3]
     assert cn[4][0][1:4] == ("JX0000123", 2, 2)
+
+
+@given(st.text(alphabet=" \t\n\u3000\xa0\x1f/:;,=.-a题", max_size=12))
+def test_trim_cuts_isbd_punctuation_as_the_pattern_says(text):
+    # The pattern it replaced: spaces and / : ; , = . at the end in any mix, then spaces at the start.
+    assert marc._trim(text) == re.sub(r"[\s/:;,=.]+$", "", text).strip()
