@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import getpass
 import os
 import sys
@@ -169,12 +170,19 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
     data = Path(file).read_bytes()
     # A big file's converter processes start first: their start-up overlaps the rest of ours.
     workers = converters.start() if converters.wanted(data) else None
+    collecting = gc.get_threshold()
     try:
         _require_database(settings)
         from library.catalog.exchange import import_marc
         from library.clock import today_in
         from library.errors import DomainError
 
+        # A bulk load: what is loaded by now lives as long as the command, and the import's
+        # rows are freed by reference counting, so the cycle collector need not walk them all
+        # every 700 allocations (measured: 1.1 of this process's 4 CPU-s for a 50,000-record
+        # file; 0.4 s this way). Put back afterwards.
+        gc.freeze()
+        gc.set_threshold(50_000, *collecting[1:])
         with click.progressbar(length=_count_records(data), label="importing", show_pos=True) as bar:
             done = {"n": 0}
 
@@ -188,6 +196,8 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
             except DomainError as error:
                 raise click.ClickException(error.message()) from None
     finally:
+        gc.set_threshold(*collecting)
+        gc.unfreeze()
         if workers is not None:
             workers.shutdown(wait=False, cancel_futures=True)
     click.echo(f"read {report.read} ({report.flavour or 'no'} records): created {report.created}, "

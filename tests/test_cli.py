@@ -72,3 +72,22 @@ def test_every_command_is_in_the_readme():
         names += [f"library {name} {child}" for child in sub] if sub else [f"library {name}"]
     missing = [name for name in names if name not in readme]
     assert not missing, f"undocumented commands: {missing}"
+
+
+def test_catalog_import_of_a_big_file_then_again_updates_and_never_duplicates(tmp_path):
+    from bench.generate import marc_file
+    from library.catalog import converters
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, empty_all_tables()).result()
+    assert library("demo").returncode == 0
+    data = marc_file(3000)
+    assert converters.wanted(data)  # converted in worker processes, as a real export would be
+    path = tmp_path / "export.mrc"
+    path.write_bytes(data)
+    first = library("catalog", "import", str(path))
+    assert first.returncode == 0, first.stderr
+    assert "read 3000 (marc21 records): created 3000, updated 0; copies created" in first.stdout
+    again = library("catalog", "import", str(path))
+    assert again.returncode == 0, again.stderr
+    assert "created 0, updated 3000; copies created 0, updated" in again.stdout and "skipped 0" in again.stdout
