@@ -1,8 +1,8 @@
 """What a record is before it is stored: what is said about an edition, cleaned and checked
 into column values, with the text the full-text index holds for it.
 
-Pure (no database, no Piccolo): the processes that convert a big MARC file import only
-this, the rules and the MARC mapping.
+Pure (no database, no Piccolo), so that the processes converting a big MARC file
+(library.catalog.conversion) can use it without loading the rest of the service.
 """
 
 from __future__ import annotations
@@ -129,5 +129,3 @@ def row_values(values: dict[str, Any]) -> dict[str, Any]:
     """JSON columns go in as text, the same on both drivers."""
     return {key: json.dumps(value, ensure_ascii=False) if key in JSON_COLUMNS else value
             for key, value in values.items()}
-
-

@@ -64,6 +64,12 @@ def test_check_digits_agree_with_isbnlib(body):
     assert check_digit10(body[:9]) == isbnlib.check_digit10(body[:9])
 
 
-@given(st.text(alphabet="0123456789", min_size=13, max_size=13))
-def test_a_bare_isbn13_is_read_as_the_same_digits_in_text_are(digits):
-    assert isbns_in(digits) == isbns_in(f"ISBN {digits} (pbk.)")
+@given(st.sampled_from(["978", "979", "977", "123"]), st.text(alphabet="0123456789", min_size=9, max_size=9),
+       st.integers(min_value=0, max_value=9))
+def test_a_bare_isbn13_is_read_as_the_same_digits_in_text_are(prefix, body, wrong_by):
+    # Valid ones (wrong_by 0 with a 978/979 prefix) and ones with a bad check digit or prefix.
+    digit = (int(isbnlib.check_digit13(prefix + body)) + wrong_by) % 10
+    digits = f"{prefix}{body}{digit}"
+    found = isbns_in(digits)
+    assert found == isbns_in(f"ISBN {digits} (pbk.)")  # the fast path says what the pattern says
+    assert found == ([digits] if wrong_by == 0 and prefix in ("978", "979") else [])
