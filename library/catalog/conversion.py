@@ -56,8 +56,8 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
                   branches: dict[str, int] | None = None,
                   default_branch: str | None = None) -> tuple[list[Entry], list[Skipped], int, str]:
     """Read and convert records: (entries, skipped, records read, flavour seen). Pure CPU work,
-    so it runs as well in a converter process as in the importing one (small files). A copy whose branch is unknown goes to
-    `default_branch`, or is left out when there is none."""
+    so it runs as well in a converter process as in the importing one (small files). A copy
+    whose branch is unknown goes to `default_branch`, or is left out when there is none."""
     branches = branches or {}
     default_home = branches.get(default_branch or "")
     entries: list[Entry] = []

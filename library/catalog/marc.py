@@ -322,7 +322,7 @@ def _date(text: str) -> dt.date | None:
     if not text:
         return None  # most copies carry no date: not worth an exception each
     try:
-        return dt.date.fromisoformat((text or "").strip()[:10])
+        return dt.date.fromisoformat(text.strip()[:10])
     except ValueError:
         return None
 
