@@ -66,23 +66,25 @@ async def _pg_copy_in(connection, table: str, columns: tuple[str, ...], rows: li
     75,000 copies), and COPY hands the server rows as they are."""
     if not rows:
         return []
+    # The sequence is looked up once (MATERIALIZED): inlined, pg_get_serial_sequence ran for
+    # every id, a catalogue scan each time (5% of the server's work in an import).
     ids = [row[0] for row in await connection.fetch(
-        "SELECT nextval(sequence) FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass AS sequence) AS s, "
-        "generate_series(1, $2)", table, len(rows))]
+        "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence($1, 'id')::regclass AS sequence) "
+        "SELECT nextval(sequence) FROM s, generate_series(1, $2)", table, len(rows))]
     await connection.copy_records_to_table(table, records=[(i, *row) for i, row in zip(ids, rows)],
                                            columns=("id", *columns))
     return ids
 
 
-# The bulk path of an import batch (see catalog migration 2026-11-29T09:30:00 and sync migration
-# 2026-11-29T09:31:00). Inside the batch's write transaction a row in catalog_bulk_load makes
-# the per-row INSERT triggers of record (full-text index, change log) and item (change log)
-# stand aside; the batch then indexes and logs exactly the rows it inserted, set-based, with
-# the values and conditions of those triggers, and removes the mark before it commits (a
-# rollback removes it too), so no other transaction ever sees it. Updates keep their per-row
-# triggers. Keep these statements in step with the triggers they replace. (On PostgreSQL a
-# second import's batch waits at the mark's key until the first one's commits; they would
-# queue at the change log's advisory lock anyway.)
+# The bulk path of an import batch (see catalog migration 2026-11-29T09:30:00 and sync migrations
+# 2026-11-29T09:31:00 and 09:50:00). Inside the batch's write transaction a mark makes the per-row
+# INSERT triggers of record (full-text index, change log) and item (change log) stand aside;
+# the batch then indexes and logs exactly the rows it inserted, set-based, with the values and
+# conditions of those triggers, and removes the mark before it commits (a rollback removes it
+# too), so no other transaction ever sees it. Updates keep their per-row triggers. Keep these
+# statements in step with the triggers they replace. The mark is a row in catalog_bulk_load on
+# SQLite, a transaction-local setting on PostgreSQL (no row: batches of imports running side by
+# side would queue at its key).
 _MARK, _UNMARK = "INSERT INTO catalog_bulk_load (id) VALUES (1)", "DELETE FROM catalog_bulk_load"
 _NOT_APPLYING_SQLITE = "(SELECT applying FROM sync_state WHERE id = 1) IS NOT 1"
 _SQLITE_LOG_INSERTED = (
@@ -95,22 +97,23 @@ _SQLITE_LOG_INSERTED = (
     "'|' || COALESCE(home_branch, '') || '|' || COALESCE(current_branch, '') || '|' FROM item "
     f"WHERE id > ? AND uuid IS NOT NULL AND {_NOT_APPLYING_SQLITE} ORDER BY id",
 )
-# PostgreSQL: other transactions insert too, so the batch names its rows by the ids its inserts
-# returned. Its full-text vector is a generated column; only the change log is written here,
-# after the same advisory lock the triggers take (so that `seq` order stays commit order).
+# PostgreSQL: other transactions insert too, so the batch logs its rows from the values it
+# inserted (in id order), with COPY: no statement looks them up again (by id, planned from an
+# empty table's statistics, that was a scan of the whole table every batch). Its full-text
+# vector is a generated column; only the change log is written here, after the same advisory
+# lock the triggers take (so that `seq` order stays commit order) and under the same condition.
 # The mark also sets a transaction-local setting there, which the insert triggers' WHEN reads
 # (sync migration 2026-11-29T09:50:00): the logging function is then not even called.
 _PG_MARK = "SELECT set_config('library.catalog_bulk_load', 'on', true)"
 _PG_UNMARK = "SELECT set_config('library.catalog_bulk_load', 'off', true)"
-_PG_NOT_APPLYING = "NOT EXISTS (SELECT 1 FROM sync_state WHERE id = 1 AND applying)"
 _PG_LOCK = "SELECT pg_advisory_xact_lock(747001)"
-_PG_LOG_INSERTED = (
-    "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'record', uuid::text, '' FROM record "
-    f"WHERE id = ANY($1::int[]) AND uuid IS NOT NULL AND {_PG_NOT_APPLYING} ORDER BY id",
-    "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'item', uuid::text, "
-    "'|' || concat_ws('|', home_branch, current_branch) || '|' FROM item "
-    f"WHERE id = ANY($1::int[]) AND uuid IS NOT NULL AND {_PG_NOT_APPLYING} ORDER BY id",
-)
+_PG_APPLYING = "SELECT EXISTS (SELECT 1 FROM sync_state WHERE id = 1 AND applying)"
+_LOG_COLUMNS = ("kind", "entity_uuid", "branches")
+
+
+def _branches_logged(*branches: int | None) -> str:
+    """What the item triggers log as a copy's branches: '|' || concat_ws('|', ...) || '|'."""
+    return "|" + "|".join(str(branch) for branch in branches if branch is not None) + "|"
 
 
 async def _sqlite_parameter_limit(connection) -> int:
@@ -198,15 +201,14 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
             await connection.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
     async def write(connection) -> tuple[int, int, int, int]:
-        await connection.execute(_MARK)  # first, so that every insert below finds it
-        if not sqlite:
-            await connection.execute(_PG_MARK)
+        # The mark first, so that every insert below finds it.
+        await connection.execute(_MARK if sqlite else _PG_MARK)
         if sqlite:
             async with connection.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM record), "
                                           "(SELECT COALESCE(MAX(id), 0) FROM item)") as cursor:
                 cursor.row_factory = None
                 records_before, items_before = await cursor.fetchone()
-        inserted_records: list[int] = []  # PostgreSQL only
+        logged: list[tuple[str, str, str]] = []  # PostgreSQL: what the insert triggers would have logged
         by_isbn, by_number = await find([e[1] for e in batch if e[1]], [e[2] for e in batch if e[2]])
         record_ids: list[int | None] = []
         keyed, unkeyed, updates = [], [], {}
@@ -236,7 +238,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                 ids = list(range(records_before + 1, records_before + 1 + len(keyed)))
             else:
                 ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, stamped)
-                inserted_records += ids
+                logged += [("record", str(row[0]), "") for row in keyed]
             for record_id, row in zip(ids, keyed):
                 if row[_ISBN]:
                     by_isbn[row[_ISBN]] = record_id
@@ -244,9 +246,9 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                     by_number[row[_NUMBER]] = record_id
         unkeyed_ids = []
         for row in unkeyed:  # nothing to find it by: one at a time
-            values = dict(zip(ROW_COLUMNS[1:], row[1:]))
-            unkeyed_ids.append((await Record.insert(Record(**values)).returning(Record.id))[0]["id"])
-        inserted_records += unkeyed_ids if not sqlite else []
+            inserted = await Record.insert(Record(**dict(zip(ROW_COLUMNS, row)))).returning(Record.id)
+            unkeyed_ids.append(inserted[0]["id"])
+            logged.append(("record", str(row[0]), ""))
         for shape, rows in updates.items():
             await executemany(_update_sql("record", shape), rows)
 
@@ -275,9 +277,9 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                     new_at[barcode] = len(item_rows)
                     item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
                                       acquired, "", stamp, stamp))
-        inserted_items: list[int] = []  # PostgreSQL only
         if not sqlite:
-            inserted_items = await _pg_copy_in(connection, "item", ITEM_COLUMNS, item_rows)
+            await _pg_copy_in(connection, "item", ITEM_COLUMNS, item_rows)
+            logged += [("item", str(row[0]), _branches_logged(row[3], row[4])) for row in item_rows]
         else:
             await _sqlite_insert(connection, "item", ITEM_COLUMNS, item_rows)
         await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
@@ -285,14 +287,11 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         if sqlite:
             for sql, after in zip(_SQLITE_LOG_INSERTED, (records_before, records_before, items_before)):
                 await connection.execute(sql, (after,))
-        elif inserted_records or inserted_items:
+        elif logged:
             await connection.execute(_PG_LOCK)
-            for sql, ids in zip(_PG_LOG_INSERTED, (inserted_records, inserted_items)):
-                if ids:
-                    await connection.execute(sql, ids)
-        await connection.execute(_UNMARK)
-        if not sqlite:
-            await connection.execute(_PG_UNMARK)
+            if not await connection.fetchval(_PG_APPLYING):
+                await connection.copy_records_to_table("sync_change", records=logged, columns=_LOG_COLUMNS)
+        await connection.execute(_UNMARK if sqlite else _PG_UNMARK)
         return created, sum(map(len, updates.values())), len(item_rows), len(item_updates)
 
     created, updated, items_created, items_updated = await run_in_write_transaction(work)
