@@ -33,6 +33,13 @@ from library.errors import InvalidInput
 # 50,000 records in batches of 5,000 took 15% less time than in batches of 1,000, mostly
 # at COMMIT, where the index pages every batch touches are written again).
 BATCH = 5000
+# PostgreSQL: at most this many batches written side by side, each in its own transaction (and
+# connection, and server process). With one, the writer was the slower side of a big import:
+# while this process prepared a batch the server waited, and while the server wrote it this
+# process did; at the end, when the converters were done, one core wrote and the other idled
+# (measured, 50,000 records on 2 cores, four interleaved runs: 7.45 -> 7.06 s). SQLite has one
+# writer.
+WRITERS_POSTGRES = 2
 # SQLite: the page cache of a batch's connection while it writes (KiB; restored before the
 # COMMIT, so the pooled connection keeps its own). A batch touches pages all over the
 # indexes of titles and ISBNs; with the default 2 MB it read them again from the file
@@ -58,9 +65,10 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f'UPDATE "{table}" SET {", ".join(f"{c} = {{}}" for c in columns)} WHERE id = {{}}'
 
 
-async def _pg_copy_in(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> list[int]:
-    """PostgreSQL: the rows in with COPY, each under an id taken from the table's sequence
-    first (COPY returns nothing); the ids in row order. Not INSERT ... SELECT FROM unnest of
+async def _pg_copy_in(connection, table: str, columns: tuple[str, ...], rows: list[tuple],
+                      tail: tuple = ()) -> list[int]:
+    """PostgreSQL: the rows (each followed by `tail`) in with COPY, each under an id taken from
+    the table's sequence first (COPY returns nothing); the ids in row order. Not INSERT ... SELECT FROM unnest of
     one array per column: asyncpg checks every element of an array argument against
     collections.abc on the way (a second of this process's time for 50,000 records and
     75,000 copies), and COPY hands the server rows as they are."""
@@ -71,7 +79,7 @@ async def _pg_copy_in(connection, table: str, columns: tuple[str, ...], rows: li
     ids = [row[0] for row in await connection.fetch(
         "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence($1, 'id')::regclass AS sequence) "
         "SELECT nextval(sequence) FROM s, generate_series(1, $2)", table, len(rows))]
-    await connection.copy_records_to_table(table, records=[(i, *row) for i, row in zip(ids, rows)],
+    await connection.copy_records_to_table(table, records=[(i, *row, *tail) for i, row in zip(ids, rows)],
                                            columns=("id", *columns))
     return ids
 
@@ -111,9 +119,6 @@ _PG_APPLYING = "SELECT EXISTS (SELECT 1 FROM sync_state WHERE id = 1 AND applyin
 _LOG_COLUMNS = ("kind", "entity_uuid", "branches")
 
 
-def _branches_logged(*branches: int | None) -> str:
-    """What the item triggers log as a copy's branches: '|' || concat_ws('|', ...) || '|'."""
-    return "|" + "|".join(str(branch) for branch in branches if branch is not None) + "|"
 
 
 async def _sqlite_parameter_limit(connection) -> int:
@@ -175,8 +180,14 @@ def _merge(entries: list[Entry]) -> list[Entry]:
     return list(merged.values())
 
 
-async def _apply(entries: list[Entry], report: ImportReport) -> None:
-    """Write one batch: match on ISBN, then control number; update what exists, insert the rest."""
+async def _apply(entries: list[Entry], report: ImportReport, earlier: frozenset[asyncio.Task] = frozenset()) -> None:
+    """Write one batch: match on ISBN, then control number; update what exists, insert the rest.
+
+    `earlier`: the batches of this import still being written when this one started (their
+    keys are not this batch's, see `_keys`). A batch that matches records already there
+    waits for them before it updates anything, and looks again: one of them may have
+    changed a matched record's ISBN or control number (to one of its own keys), and its
+    values must not land after this later batch's."""
     batch = _merge(entries)
     now = dt.datetime.now(dt.timezone.utc)
     sqlite = is_sqlite()
@@ -209,7 +220,11 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                 cursor.row_factory = None
                 records_before, items_before = await cursor.fetchone()
         logged: list[tuple[str, str, str]] = []  # PostgreSQL: what the insert triggers would have logged
-        by_isbn, by_number = await find([e[1] for e in batch if e[1]], [e[2] for e in batch if e[2]])
+        isbns, numbers = [e[1] for e in batch if e[1]], [e[2] for e in batch if e[2]]
+        by_isbn, by_number = await find(isbns, numbers)
+        if (by_isbn or by_number) and earlier:
+            await asyncio.wait(earlier)  # nothing is written yet: this transaction holds no lock
+            by_isbn, by_number = await find(isbns, numbers)
         record_ids: list[int | None] = []
         keyed, unkeyed, updates = [], [], {}
         for _, isbn13, number, row, _ in batch:
@@ -227,9 +242,8 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                 unkeyed.append(row)
         created = len(keyed) + len(unkeyed)
         if keyed:
-            stamped = [row + (stamp, stamp) for row in keyed]
             if sqlite:
-                await _sqlite_insert(connection, "record", RECORD_COLUMNS, stamped)
+                await _sqlite_insert(connection, "record", RECORD_COLUMNS, [row + (stamp, stamp) for row in keyed])
                 # One writer, no AUTOINCREMENT: each row took the next id after the highest, in list order.
                 async with connection.execute("SELECT MAX(id) FROM record") as cursor:
                     cursor.row_factory = None
@@ -237,8 +251,8 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                         raise RuntimeError("record ids of an import batch are not consecutive")
                 ids = list(range(records_before + 1, records_before + 1 + len(keyed)))
             else:
-                ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, stamped)
-                logged += [("record", str(row[0]), "") for row in keyed]
+                ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, keyed, (stamp, stamp))
+                logged += [("record", row[0], "") for row in keyed]
             for record_id, row in zip(ids, keyed):
                 if row[_ISBN]:
                     by_isbn[row[_ISBN]] = record_id
@@ -248,7 +262,7 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
         for row in unkeyed:  # nothing to find it by: one at a time
             inserted = await Record.insert(Record(**dict(zip(ROW_COLUMNS, row)))).returning(Record.id)
             unkeyed_ids.append(inserted[0]["id"])
-            logged.append(("record", str(row[0]), ""))
+            logged.append(("record", row[0], ""))
         for shape, rows in updates.items():
             await executemany(_update_sql("record", shape), rows)
 
@@ -279,7 +293,9 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
                                       acquired, "", stamp, stamp))
         if not sqlite:
             await _pg_copy_in(connection, "item", ITEM_COLUMNS, item_rows)
-            logged += [("item", str(row[0]), _branches_logged(row[3], row[4])) for row in item_rows]
+            # What the triggers log as its branches, '|' || concat_ws('|', home, current) || '|':
+            # an imported copy always has both.
+            logged += [("item", row[0], f"|{row[3]}|{row[4]}|") for row in item_rows]
         else:
             await _sqlite_insert(connection, "item", ITEM_COLUMNS, item_rows)
         await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
@@ -301,12 +317,13 @@ async def _apply(entries: list[Entry], report: ImportReport) -> None:
     report.items_updated += items_updated
 
 
-async def _apply_safely(entries: list[Entry], report: ImportReport) -> None:
+async def _apply_safely(entries: list[Entry], report: ImportReport,
+                        earlier: frozenset[asyncio.Task] = frozenset()) -> None:
     """A batch that fails as a whole is retried in halves, down to single records, so that one
     bad record skips alone (and a big batch with one bad record costs a few more transactions,
     not one a record)."""
     try:
-        await _apply(entries, report)
+        await _apply(entries, report, earlier)
     except Exception as error:  # noqa: BLE001 - narrowed below, half by half
         if len(entries) == 1:
             reason = "duplicate ISBN, control number or barcode" if is_unique_violation(error) else \
@@ -314,8 +331,21 @@ async def _apply_safely(entries: list[Entry], report: ImportReport) -> None:
             report.skipped.append(Skipped(entries[0][0], reason, entries[0][2] or ""))
             return
         middle = len(entries) // 2
-        await _apply_safely(entries[:middle], report)
-        await _apply_safely(entries[middle:], report)
+        await _apply_safely(entries[:middle], report, earlier)
+        await _apply_safely(entries[middle:], report, earlier)
+
+
+def _keys(entries: list[Entry]) -> set:
+    """What a batch's records and copies are found by (ISBNs, control numbers, barcodes): two
+    batches with none in common touch different rows (but for records already there, see
+    `_apply`). One set for all three: a control number that equals a barcode only makes two
+    batches wait for each other."""
+    keys = {entry[1] for entry in entries}
+    keys.update([entry[2] for entry in entries])
+    keys.update([holding[1] for entry in entries for holding in entry[4]])
+    keys.discard(None)
+    keys.discard("")
+    return keys
 
 
 CHUNK_RECORDS = 1000
@@ -370,23 +400,30 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
     if default_branch and imported_by is not None and not imported_by.works_for(branches.get(default_branch, -1)):
         raise InvalidInput("invalid_choice", field="branch")
     report = ImportReport()
-    writing: asyncio.Task | None = None
+    writers = 1 if is_sqlite() else WRITERS_POSTGRES
+    writing: dict[asyncio.Task, set] = {}  # batch being written -> its keys, in the order started
     waiting: list[Entry] = []
 
+    async def finish(task: asyncio.Task) -> None:
+        del writing[task]
+        await task
+        progress(report)
+
     async def flush(wait: bool) -> None:
-        # One batch is written (in the database's thread) while the next ones are converted;
-        # the next batch is what was converted meanwhile, up to BATCH records.
-        nonlocal writing
-        if writing is not None:
-            if not wait and not writing.done():
-                return
-            await writing
-            writing = None
-            progress(report)
-        if waiting:
+        # Batches are written (in the database's thread, or side by side on PostgreSQL) while
+        # the next ones are converted; a batch is what was converted meanwhile, up to BATCH.
+        # `wait`: until a batch is written, unless another one can start at once.
+        for task in [task for task in writing if task.done()]:
+            await finish(task)
+        if wait and writing and (len(writing) >= writers or not waiting):
+            await finish(next(iter(writing)))
+        while waiting and len(writing) < writers:
             batch = waiting[:BATCH]
-            del waiting[:BATCH]
-            writing = asyncio.create_task(_apply_safely(batch, report))
+            keys = _keys(batch) if writers > 1 else set()
+            for task in [task for task, written in writing.items() if not keys.isdisjoint(written)]:
+                await finish(task)  # the same record or copy twice: one after the other, in file order
+            del waiting[:len(batch)]
+            writing[asyncio.create_task(_apply_safely(batch, report, frozenset(writing)))] = keys
 
     try:
         async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch,
@@ -395,14 +432,15 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
             report.skipped += skipped
             report.flavour = report.flavour or seen
             waiting += entries
-            # Converted records wait for the writer up to two batches' worth: taking results
-            # (and handing the workers new chunks) goes on while a batch is written.
+            # Converted records wait for the writers up to two batches' worth: taking results
+            # (and handing the workers new chunks) goes on while batches are written.
             await flush(wait=len(waiting) >= 2 * BATCH)
-        while waiting or writing is not None:
+        while waiting or writing:
             await flush(wait=True)
     finally:
-        if writing is not None and not writing.done():
-            writing.cancel()
+        for task in writing:
+            task.cancel()
+        await asyncio.gather(*writing, return_exceptions=True)  # their transactions rolled back
     report.skipped.sort(key=lambda skipped: skipped.position)
     progress(report)
     if report.read == 0:

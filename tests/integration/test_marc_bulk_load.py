@@ -1,6 +1,7 @@
 """An import batch indexes and logs its inserted rows set-based (the per-row insert triggers
 stand aside while catalog_bulk_load has a row): nothing may be lost on the way, on either engine."""
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -103,9 +104,9 @@ async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_look
     batches = []
     apply = exchange._apply
 
-    async def counted(entries, report):
+    async def counted(entries, report, *earlier):
         batches.append(len(entries))
-        await apply(entries, report)
+        await apply(entries, report, *earlier)
 
     monkeypatch.setattr(exchange, "_apply", counted)
     words = [f"{word}{n}" for n in range(5) for word in WORDS]  # 55 records, 74 barcodes: one batch
@@ -180,3 +181,83 @@ def test_imported_rows_get_time_ordered_version_7_uuids():
     parsed = [uuid.UUID(text) for text in made]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == text for u, text in zip(parsed, made))
     assert [text[:13] for text in made] == sorted(text[:13] for text in made)  # the millisecond leads
+
+
+@pytest.fixture
+def batches_seen(monkeypatch):
+    """Every batch's titles, and the most batches ever written at once."""
+    seen = {"titles": [], "at_once": 0, "most_at_once": 0}
+    apply = exchange._apply
+
+    async def watched(entries, report, *earlier):
+        seen["titles"].append([entry[3][conversion.ROW_COLUMNS.index("title")] for entry in entries])
+        seen["at_once"] += 1
+        seen["most_at_once"] = max(seen["most_at_once"], seen["at_once"])
+        try:
+            await apply(entries, report, *earlier)
+        finally:
+            seen["at_once"] -= 1
+
+    monkeypatch.setattr(exchange, "_apply", watched)
+    return seen
+
+
+async def test_postgresql_writes_two_batches_side_by_side_and_sqlite_one(demo, monkeypatch, batches_seen):
+    monkeypatch.setattr(exchange, "BATCH", 2)
+    report = await import_marc(sample(WORDS), "test", TODAY)
+    assert (report.created, report.items_created, report.skipped) == (11, 15, [])
+    assert len(batches_seen["titles"]) == 6
+    assert batches_seen["most_at_once"] == (1 if is_sqlite() else 2)
+    await assert_indexed_and_logged_once(11, 15)
+
+
+async def test_the_same_record_and_copy_in_two_batches_are_written_in_file_order(demo, monkeypatch, batches_seen):
+    # Batches of one: each record is its own batch, and the next one names what this one did.
+    monkeypatch.setattr(exchange, "BATCH", 1)
+    copy = [{"a": "ZX", "b": "ZX", "p": "TWICE-1", "y": "book"}]
+    records = [marc21("Twice first", control="TWICE", holdings=copy),
+               marc21("Twice later", control="TWICE", holdings=[{**copy[0], "a": "JX", "b": "JX"}]),
+               marc21("Other", control="OTHER", holdings=[{"a": "JX", "b": "JX", "p": "OTHER-1", "y": "book"}]),
+               marc21("Twice last", isbns=["9787533259563"], control="TWICE")]
+    report = await import_marc(iso2709(*records), "test", TODAY)
+    assert (report.created, report.updated, report.items_created, report.items_updated, report.skipped) == (
+        2, 2, 2, 1, [])
+    assert batches_seen["titles"] == [["Twice first"], ["Twice later"], ["Other"], ["Twice last"]]
+    [twice] = await Record.select(Record.title, Record.isbn13).where(Record.control_number == "TWICE")
+    assert twice == {"title": "Twice last", "isbn13": "9787533259563"}
+    [copy_row] = await Item.select(Item.record.control_number, Item.home_branch.code).where(
+        Item.barcode == "TWICE-1")
+    assert (copy_row["record.control_number"], copy_row["home_branch.code"]) == ("TWICE", "JX")
+    assert [(await service.search(word, SearchFilters()))["total"] for word in ("last", "later", "other")] == [1, 0, 1]
+
+
+async def test_a_batch_matching_a_record_an_earlier_batch_changes_looks_again_after_it(demo, monkeypatch):
+    """Record R has ISBN X. The file's first batch finds R by control number and gives it ISBN Y;
+    the second names ISBN X: in file order X is then nobody's, and the second batch creates a
+    record, even when it first looked while the first batch was still being written."""
+    await service.create_record(RecordInput(title="Existing", isbn="9787533259563", control_number="R-1"), "test",
+                                TODAY)
+    monkeypatch.setattr(exchange, "BATCH", 1)
+    write = exchange.run_in_write_transaction
+    calls = []
+
+    async def slow_first(work, *args, **kwargs):
+        calls.append(1)
+        first = len(calls) == 1
+
+        async def work_then_wait():
+            done = await work()
+            if first:  # still uncommitted while the second batch looks for its records
+                await asyncio.sleep(0.3)
+            return done
+
+        return await write(work_then_wait, *args, **kwargs)
+
+    monkeypatch.setattr(exchange, "run_in_write_transaction", slow_first)
+    records = [marc21("Renumbered", isbns=["9787544291170"], control="R-1"),
+               marc21("Second", isbns=["9787533259563"])]
+    report = await import_marc(iso2709(*records), "test", TODAY)
+    assert (report.created, report.updated) == (1, 1)
+    rows = await Record.select(Record.title, Record.isbn13, Record.control_number).order_by(Record.id)
+    assert [(r["title"], r["isbn13"], r["control_number"]) for r in rows] == [
+        ("Renumbered", "9787544291170", "R-1"), ("Second", "9787533259563", None)]
