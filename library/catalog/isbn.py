@@ -1,6 +1,6 @@
 """ISBN intake: what a scanner or a librarian types, read as an ISBN-13 or refused with a reason.
 
-Pure, on top of isbnlib. Accepts ISBN-10 and ISBN-13 with or without hyphens or
+Pure, with isbnlib for hyphenation. Accepts ISBN-10 and ISBN-13 with or without hyphens or
 spaces, an EAN-13 from a scanner (also with the 5-digit price add-on that some
 scanners append), and an ISBN inside pasted text ("ISBN 978-7-... (精装)").
 """
@@ -11,8 +11,6 @@ import operator
 import re
 import unicodedata
 from dataclasses import dataclass
-
-import isbnlib
 
 _SEPARATORS = re.compile(r"[\s\-‐‑‒–—_.]")
 _ISBN_LIKE = re.compile(r"(?<![0-9])(97[89][0-9\-\s]{10,16}[0-9]|[0-9][0-9\-\s]{8,12}[0-9Xx])(?![0-9])")
@@ -62,6 +60,10 @@ def check_digit13(body: str) -> str:
 
 
 def hyphenate(isbn13: str) -> str:
+    # Imported here: isbnlib brings its web services along (about 0.05 s), and the MARC
+    # converter processes, which import this module for its checks, never hyphenate.
+    import isbnlib
+
     try:
         return isbnlib.mask(isbn13) or isbn13
     except isbnlib.NotValidISBNError:
