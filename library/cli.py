@@ -146,6 +146,22 @@ def catalog() -> None:
     pass
 
 
+async def _pooled(settings: Settings, work):
+    """`work` with a PostgreSQL connection pool as big as an import's writers: without one, every
+    transaction connects anew (a server process each, its caches and plans cold), and an
+    import writes dozens of batches."""
+    if settings.engine != "postgres":
+        return await work
+    from library.catalog.exchange import WRITERS_POSTGRES
+    from library.db import engine
+
+    await engine().start_connection_pool(min_size=1, max_size=WRITERS_POSTGRES)
+    try:
+        return await work
+    finally:
+        await engine().close_connection_pool()
+
+
 def _count_records(data: bytes) -> int:
     """For the progress bar: closing record tags in MARCXML, record terminators in ISO 2709."""
     import re
@@ -191,8 +207,8 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
                 done["n"] = report.read
 
             try:
-                report = asyncio.run(import_marc(data, "cli", today_in(settings.time_zone), flavour, branch, progress,
-                                                 workers=workers))
+                report = asyncio.run(_pooled(settings, import_marc(data, "cli", today_in(settings.time_zone), flavour,
+                                                                   branch, progress, workers=workers)))
             except DomainError as error:
                 raise click.ClickException(error.message()) from None
     finally:

@@ -261,3 +261,15 @@ async def test_a_batch_matching_a_record_an_earlier_batch_changes_looks_again_af
     rows = await Record.select(Record.title, Record.isbn13, Record.control_number).order_by(Record.id)
     assert [(r["title"], r["isbn13"], r["control_number"]) for r in rows] == [
         ("Renumbered", "9787544291170", "R-1"), ("Second", "9787533259563", None)]
+
+
+async def test_what_is_left_at_the_end_is_shared_between_the_free_writers(demo, monkeypatch, batches_seen):
+    # A small file is converted at once: its 11 records, less than half of a batch of up to 30,
+    # wait for the end of the file, and are then all "what is left".
+    monkeypatch.setattr(exchange, "BATCH", 30)
+    report = await import_marc(sample(WORDS), "test", TODAY)
+    assert report.created == 11
+    assert [len(titles) for titles in batches_seen["titles"]] == ([11] if is_sqlite() else [6, 5])
+    monkeypatch.setattr(exchange, "BATCH", 5000)  # but never into batches smaller than a tenth of one
+    await import_marc(sample(WORDS), "test", TODAY)
+    assert [len(titles) for titles in batches_seen["titles"][-1:]] == [11]
