@@ -49,3 +49,23 @@ def test_fast_pinyin_agrees_with_pypinyin(text):
     from library.catalog.search_text import pinyin_of
 
     assert pinyin_of(text) == lazy_pinyin(text)
+
+
+def test_fast_pinyin_agrees_with_pypinyin_over_the_demo_catalogue_and_every_two_character_phrase():
+    """Every phrase of two characters pypinyin knows, alone and run together with its neighbours
+    (so that longer phrases are found across them), and the picture books of the demo data."""
+    import json
+    from pathlib import Path
+
+    from pypinyin import lazy_pinyin
+    from pypinyin.phrases_dict import phrases_dict
+
+    from library.catalog.search_text import CJK_RUNS, pinyin_of
+
+    pairs = sorted(phrase for phrase in phrases_dict if len(phrase) == 2)
+    texts = pairs[::7] + ["".join(pairs[i:i + 3]) for i in range(0, len(pairs), 97)]
+    books = json.loads((Path(__file__).parents[3] / "library/catalog/data/picture_books.json").read_text("utf-8"))
+    texts += [run for book in books.values() for value in book.values() if isinstance(value, str)
+              for run in CJK_RUNS.findall(value)]
+    assert len(texts) > 3000
+    assert [pinyin_of(text) for text in texts] == [lazy_pinyin(text) for text in texts]
