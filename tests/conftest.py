@@ -38,6 +38,7 @@ def pytest_configure(config) -> None:
     data_dir = tempfile.mkdtemp(prefix="library-test-")
     _created["data_dir"] = data_dir
     os.environ["LIBRARY_DATA_DIR"] = data_dir
+    os.environ["XDG_CACHE_HOME"] = os.path.join(data_dir, "cache")  # the pinyin tables: nothing outside the run
     os.environ["LIBRARY_SECRET_KEY"] = "test-" + secrets.token_urlsafe(40)
     os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")
     os.environ["LIBRARY_METADATA_PROVIDERS"] = "local"  # no network in tests

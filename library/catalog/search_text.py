@@ -17,11 +17,15 @@ its syllables ("maomaochong" -> "mao mao chong"). All parts must match (AND).
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
+import os
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import opencc
 
@@ -43,33 +47,69 @@ def _toneless(syllable: str) -> str:
     return to_normal(syllable, v_to_u=False)
 
 
-@lru_cache(maxsize=65536)
-def _char_reading(char: str) -> str | None:
+# --- pinyin tables ----------------------------------------------------------------------
+
+# The tables `pinyin_of` reads, derived from pypinyin's dictionaries: every phrase's toneless
+# syllables, every character's usual toneless reading, and for each pair of characters that
+# starts a phrase the length of its longest phrase. Reading pypinyin's dictionaries (3 MB of
+# JSON) takes 0.15-0.3 s of CPU, in every process that indexes, every MARC converter process
+# of an import among them; the tables are kept in the user's cache directory instead (marshal,
+# about a sixth of that), under a name made from this format's number and the size and time of
+# pypinyin's files, so an upgraded pypinyin makes new ones. Where nothing can be written they
+# are derived every time, as before.
+_TABLES_FORMAT = 1
+PinyinTables = tuple[dict[str, tuple[str, ...]], dict[str, str], dict[str, int]]
+
+
+def _tables_cache_path() -> Path | None:
+    try:
+        spec = importlib.util.find_spec("pypinyin")
+        root = Path(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr, arg-type]
+        key = "-".join(f"{stat.st_size}-{stat.st_mtime_ns}" for stat in (
+            (root / "phrases_dict.json").stat(), (root / "pinyin_dict.json").stat()))
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (AttributeError, StopIteration, OSError, RuntimeError):  # no such files, no home
+        return None
+    return cache / "library-branch-network" / f"pinyin-{_TABLES_FORMAT}-{key}.marshal"
+
+
+def _derived_tables() -> PinyinTables:
+    from pypinyin.phrases_dict import phrases_dict
     from pypinyin.pinyin_dict import pinyin_dict
 
-    readings = pinyin_dict.get(ord(char))
-    return _toneless(readings.split(",")[0]) if readings else None
+    phrases = {phrase: tuple(_toneless(syllable[0]) for syllable in readings)
+               for phrase, readings in phrases_dict.items()}
+    characters = {chr(code): _toneless(readings.split(",")[0]) for code, readings in pinyin_dict.items()}
+    reach: dict[str, int] = {}
+    for phrase in phrases:
+        if len(phrase) > reach.get(phrase[:2], 1):
+            reach[phrase[:2]] = len(phrase)
+    return phrases, characters, reach
 
 
 @lru_cache(maxsize=1)
-def _phrase_reach() -> dict[str, int]:
-    """For each pair of characters that starts a phrase of pypinyin's dictionary, its longest phrase."""
-    from pypinyin.phrases_dict import phrases_dict
+def pinyin_tables() -> PinyinTables:
+    path = _tables_cache_path()
+    if path is not None:
+        try:
+            tables = marshal.loads(path.read_bytes())
+            if isinstance(tables, tuple) and len(tables) == 3:
+                return tables
+        except (OSError, EOFError, ValueError, TypeError):  # not there yet, or unreadable: made again
+            pass
+    tables = _derived_tables()
+    if path is not None:
+        import tempfile
 
-    reach: dict[str, int] = {}
-    for phrase in phrases_dict:
-        if len(phrase) > reach.get(phrase[:2], 1):
-            reach[phrase[:2]] = len(phrase)
-    return reach
-
-
-@lru_cache(maxsize=65536)
-def _phrase_reading(phrase: str) -> tuple[str, ...] | None:
-    """A phrase's toneless syllables, or None when pypinyin's phrase dictionary has no such phrase."""
-    from pypinyin.phrases_dict import phrases_dict
-
-    readings = phrases_dict.get(phrase)
-    return tuple(_toneless(syllable[0]) for syllable in readings) if readings else None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Whole or not at all: another process may be reading it, or writing its own.
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, delete=False) as handle:
+                handle.write(marshal.dumps(tables))
+            os.replace(handle.name, path)
+        except OSError:
+            pass
+    return tables
 
 
 def pinyin_of(run: str) -> list[str]:
@@ -79,19 +119,19 @@ def pinyin_of(run: str) -> list[str]:
     The same answers as pypinyin.lazy_pinyin on the titles we tried, about twenty times faster,
     which is what lets a 50,000-record MARC import keep pace with reading the file.
     """
-    reach = _phrase_reach()
+    phrases, characters, reach = pinyin_tables()
     syllables: list[str] = []
     position, length = 0, len(run)
     while position < length:
         # only as long as the longest phrase that starts with these two characters: most start none
         for size in range(min(reach.get(run[position:position + 2], 1), length - position), 1, -1):
-            phrase = _phrase_reading(run[position:position + size])
+            phrase = phrases.get(run[position:position + size])
             if phrase:
                 syllables += phrase
                 position += size
                 break
         else:
-            reading = _char_reading(run[position])
+            reading = characters.get(run[position])
             if reading:
                 syllables.append(reading)
             position += 1

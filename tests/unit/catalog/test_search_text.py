@@ -69,3 +69,44 @@ def test_fast_pinyin_agrees_with_pypinyin_over_the_demo_catalogue_and_every_two_
               for run in CJK_RUNS.findall(value)]
     assert len(texts) > 3000
     assert [pinyin_of(text) for text in texts] == [lazy_pinyin(text) for text in texts]
+
+
+@pytest.fixture
+def pinyin_cache(tmp_path, monkeypatch):
+    """The pinyin tables kept under tmp_path, not yet loaded in this process."""
+    from library.catalog import search_text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    search_text.pinyin_tables.cache_clear()
+    yield tmp_path / "library-branch-network"
+    search_text.pinyin_tables.cache_clear()
+
+
+def test_the_pinyin_tables_are_kept_and_read_back_the_same(pinyin_cache, monkeypatch):
+    from library.catalog import search_text
+
+    made = search_text.pinyin_tables()
+    assert made == search_text._derived_tables()
+    assert made[0]["银行"] == ("yin", "hang") and made[1]["熊"] == "xiong" and made[2]["毛毛"] >= 3
+    [kept] = pinyin_cache.iterdir()
+    search_text.pinyin_tables.cache_clear()
+    monkeypatch.setattr(search_text, "_derived_tables", lambda: pytest.fail("derived again"))
+    assert search_text.pinyin_tables() == made  # read from the file
+
+
+def test_unreadable_or_unwritable_pinyin_tables_are_derived_again(pinyin_cache, monkeypatch):
+    from library.catalog import search_text
+
+    pinyin_cache.mkdir(parents=True)
+    search_text._tables_cache_path().write_bytes(b"\x00not marshal")
+    assert search_text.pinyin_tables() == search_text._derived_tables()
+    assert search_text.pinyin_of("好饿的毛毛虫") == ["hao", "e", "de", "mao", "mao", "chong"]
+    search_text.pinyin_tables.cache_clear()
+    # rewritten whole: read back without deriving
+    monkeypatch.setattr(search_text, "_derived_tables", lambda: pytest.fail("derived again"))
+    assert search_text.pinyin_tables()[1]["熊"] == "xiong"
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(pinyin_cache / "a-file"))
+    (pinyin_cache / "a-file").write_text("not a directory")
+    search_text.pinyin_tables.cache_clear()
+    assert search_text.pinyin_of("睡觉") == ["shui", "jiao"]
