@@ -273,3 +273,25 @@ async def test_what_is_left_at_the_end_is_shared_between_the_free_writers(demo, 
     monkeypatch.setattr(exchange, "BATCH", 5000)  # but never into batches smaller than a tenth of one
     await import_marc(sample(WORDS), "test", TODAY)
     assert [len(titles) for titles in batches_seen["titles"][-1:]] == [11]
+
+
+async def test_converters_are_spawned_from_a_running_event_loop():
+    """A server imports with its loop, connections and threads: its converters are new processes."""
+    pool = converters.start()
+    try:
+        assert pool._mp_context.get_start_method() == "spawn"
+    finally:
+        pool.shutdown()
+
+
+def test_converters_are_forked_from_a_process_alone(tmp_path):
+    """The import command starts its converters first thing, before any loop or thread."""
+    import subprocess
+    import sys
+
+    code = ("from library.catalog import converters\n"
+            "pool = converters.start()\n"
+            "print(pool._mp_context.get_start_method(), pool.submit(sum, [1, 2]).result())\n"
+            "pool.shutdown()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == (["fork", "3"] if sys.platform.startswith("linux") else ["spawn", "3"])
