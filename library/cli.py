@@ -183,15 +183,20 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
 
     from library.catalog import converters
 
+    from library.clock import today_in
+    from library.errors import DomainError
+
     data = Path(file).read_bytes()
-    # A big file's converter processes start first: their start-up overlaps the rest of ours.
-    workers = converters.start() if converters.wanted(data) else None
+    today = today_in(settings.time_zone)
+    # A big file's conversion begins first: its processes start up and convert while we do.
+    try:
+        conversion = converters.Conversion(data, flavour, today) if converters.wanted(data) else None
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
     collecting = gc.get_threshold()
     try:
         _require_database(settings)
         from library.catalog.exchange import import_marc
-        from library.clock import today_in
-        from library.errors import DomainError
 
         # A bulk load: what is loaded by now lives as long as the command, and the import's
         # rows are freed by reference counting, so the cycle collector need not walk them all
@@ -207,15 +212,15 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
                 done["n"] = report.read
 
             try:
-                report = asyncio.run(_pooled(settings, import_marc(data, "cli", today_in(settings.time_zone), flavour,
-                                                                   branch, progress, workers=workers)))
+                report = asyncio.run(_pooled(settings, import_marc(data, "cli", today, flavour, branch, progress,
+                                                                   conversion=conversion)))
             except DomainError as error:
                 raise click.ClickException(error.message()) from None
     finally:
         gc.set_threshold(*collecting)
         gc.unfreeze()
-        if workers is not None:
-            workers.shutdown(wait=False, cancel_futures=True)
+        if conversion is not None:
+            conversion.close(wait=True)
     click.echo(f"read {report.read} ({report.flavour or 'no'} records): created {report.created}, "
                f"updated {report.updated}; copies created {report.items_created}, updated {report.items_updated}; "
                f"skipped {len(report.skipped)}")

@@ -24,7 +24,8 @@ RECORD_COLUMNS = ("uuid", "isbn13", "other_isbns", "control_number", "title", "s
 # What a converted record carries: every column but the two timestamps, in table order.
 ROW_COLUMNS = RECORD_COLUMNS[:-2]
 # (position, isbn13, control number, row of ROW_COLUMNS, holdings); a holding is
-# (uuid, barcode, home branch id, current branch id, shelf location, item type, status, price, acquired on).
+# (uuid, barcode, home branch, current branch, shelf location, item type, status, price, acquired on),
+# its branches codes as converted and ids once placed (`place_copies`).
 Entry = tuple[int, Any, Any, tuple, list[tuple]]
 
 
@@ -52,14 +53,12 @@ def _uuid7_factory() -> Callable[[], str]:
     return new
 
 
-def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date, force_utf8: bool | None = None,
-                  branches: dict[str, int] | None = None,
-                  default_branch: str | None = None) -> tuple[list[Entry], list[Skipped], int, str]:
+def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date,
+                  force_utf8: bool | None = None) -> tuple[list[Entry], list[Skipped], int, str]:
     """Read and convert records: (entries, skipped, records read, flavour seen). Pure CPU work,
-    so it runs as well in a converter process as in the importing one (small files). A copy
-    whose branch is unknown goes to `default_branch`, or is left out when there is none."""
-    branches = branches or {}
-    default_home = branches.get(default_branch or "")
+    so it runs as well in a converter process as in the importing one (small files). Copies
+    name their branches by code (see `place_copies`): a converter starts before the importing
+    process has asked the database for its branches."""
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     read, seen = 0, ""
@@ -88,14 +87,23 @@ def convert_chunk(data: bytes, first_position: int, flavour: str, today: dt.date
         row = [values[column] for column in ROW_COLUMNS]
         for i in json_at:
             row[i] = to_json(row[i]) if row[i] else "[]"  # most records have no other ISBN
-        holdings = []
-        for holding in converted.holdings:
-            home = branches.get(holding.home_branch or "") or default_home
-            if home is None:
-                continue
-            current = branches.get(holding.current_branch or "") or home
-            holdings.append((new_uuid(), holding.barcode, home, current, holding.shelf_location[:100],
-                             marc.valid_item_type(holding.item_type), holding.status, holding.price_cents,
-                             holding.acquired_on))
+        holdings = [(new_uuid(), holding.barcode, holding.home_branch or "", holding.current_branch or "",
+                     holding.shelf_location[:100], marc.valid_item_type(holding.item_type), holding.status,
+                     holding.price_cents, holding.acquired_on) for holding in converted.holdings]
         entries.append((position, values["isbn13"], values["control_number"], tuple(row), holdings))
     return entries, skipped, read, seen
+
+
+def place_copies(entries: list[Entry], branches: dict[str, int], default_home: int | None) -> list[Entry]:
+    """The copies' branches from codes to ids, in place: an unknown home branch is `default_home`,
+    or the copy is left out when there is none; an unknown current branch is the home one."""
+    for entry in entries:
+        holdings = entry[4]
+        if holdings:
+            placed = []
+            for holding in holdings:
+                home = branches.get(holding[2]) or default_home
+                if home is not None:
+                    placed.append((holding[0], holding[1], home, branches.get(holding[3]) or home, *holding[4:]))
+            holdings[:] = placed
+    return entries

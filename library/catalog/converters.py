@@ -1,22 +1,26 @@
 """The worker processes that convert a big MARC file while the importing process writes.
 
-Light on purpose (no Piccolo, no catalogue): `library catalog import` starts the workers
-before it loads the rest of the import, so that their start-up (the conversion's modules,
-OpenCC and the pinyin tables: about 0.2 s of CPU each) overlaps the command's own instead of
-following it.
+Light on purpose (no Piccolo, no catalogue): `library catalog import` begins the conversion
+first thing, before it loads the rest of the import or reaches the database, so that the
+workers' start-up (the conversion's modules, OpenCC and the pinyin tables: about 0.2 s of CPU
+each) and their first chunks overlap the command's own start instead of following it.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import datetime as dt
 import gc
 import multiprocessing
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 # Files bigger than this are read and converted in other processes while this one writes.
 PARALLEL_FROM_BYTES = 1_000_000
 WORKERS = 2  # measured: with one, the worker was the slower side (writing waited for it)
+CHUNK_RECORDS = 1000  # a task's records (the first task's, a quarter of it: writing starts sooner)
 
 
 def wanted(data: bytes) -> bool:
@@ -63,3 +67,47 @@ def start() -> concurrent.futures.ProcessPoolExecutor:
     for _ in range(WORKERS):
         pool.submit(_started)
     return pool
+
+
+class Conversion:
+    """A big ISO 2709 file converted by the workers, CHUNK_RECORDS records a task, a few tasks
+    ahead of whoever takes the results (in file order). Begins at once; `close` ends it."""
+
+    def __init__(self, data: bytes, flavour: str, today: dt.date) -> None:
+        if len(data) < 24 or not data[:5].isdigit():
+            from library.errors import InvalidInput
+
+            raise InvalidInput("marc_not_marc")
+        self._pool = start()  # first: the workers start up while the rest is imported here
+        from library.catalog import marc
+
+        self._chunks = marc.iso2709_chunks(data, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
+        self._task = (flavour, today, marc._looks_like_utf8(data))
+        self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        # Enough for the workers to go on with while the importing process starts up and reaches
+        # the database (about half a second), after which it hands them one a result it takes.
+        for _ in range(3 * WORKERS):
+            self._submit()
+
+    def _submit(self) -> None:
+        from library.catalog.conversion import convert_chunk
+
+        chunk = next(self._chunks, None)
+        if chunk:
+            self._pending.append(self._pool.submit(convert_chunk, chunk[1], chunk[0], *self._task))
+
+    async def results(self) -> AsyncIterator[tuple]:
+        """Each task's (entries, skipped, records read, flavour seen), in file order."""
+        import asyncio
+
+        while self._pending:
+            result = await asyncio.wrap_future(self._pending.popleft())
+            self._submit()
+            yield result
+
+    def close(self, wait: bool = False) -> None:
+        """Ends the conversion (what was not taken yet is dropped). `wait`: until the workers have
+        exited, which a process about to exit wants: Python 3.11 may otherwise try to wake the
+        pool's manager thread through a pipe that thread has just closed, and print an OSError
+        as it exits."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)

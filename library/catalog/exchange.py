@@ -12,14 +12,13 @@ import asyncio
 import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
 from typing import Any
 
 from library import audit
 from library.accounts.principal import Principal
 from library.branches.tables import Branch
 from library.catalog import converters, marc
-from library.catalog.conversion import RECORD_COLUMNS, ROW_COLUMNS, Entry, convert_chunk
+from library.catalog.conversion import RECORD_COLUMNS, ROW_COLUMNS, Entry, convert_chunk, place_copies
 from library.catalog.marc import ImportReport, Skipped
 from library.catalog.records import JSON_COLUMNS
 from library.catalog.tables import Item, Record
@@ -350,51 +349,36 @@ def _keys(entries: list[Entry]) -> set:
     return keys
 
 
-CHUNK_RECORDS = 1000
-
-
 async def _converted_chunks(data: bytes, flavour: str, today: dt.date, branches: dict[str, int],
-                            default_branch: str | None, workers: Executor | None = None):
-    """Converted chunks in file order: in worker processes for big ISO 2709 files (each a
-    chunk ahead; `workers` when the caller started them, else started here), in this
+                            default_branch: str | None, conversion: converters.Conversion | None = None):
+    """Converted chunks in file order, their copies placed at branches: by worker processes for
+    big ISO 2709 files (`conversion` when the caller began it, else begun here), in this
     process otherwise (MARCXML, small files)."""
-    if not converters.wanted(data):
-        yield convert_chunk(data, 1, flavour, today, None, branches, default_branch)
+    default_home = branches.get(default_branch or "")
+    if conversion is None and not converters.wanted(data):
+        entries, skipped, read, seen = convert_chunk(data, 1, flavour, today)
+        yield place_copies(entries, branches, default_home), skipped, read, seen
         return
-    if len(data) < 24 or not data[:5].isdigit():
-        raise InvalidInput("marc_not_marc")
-    force_utf8 = marc._looks_like_utf8(data)
-    pool = workers or converters.start()
+    begun_here = conversion is None
+    conversion = conversion or converters.Conversion(data, flavour, today)
     try:
-        chunks = marc.iso2709_chunks(data, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
-
-        def submit() -> None:
-            chunk = next(chunks, None)
-            if chunk:
-                pending.append(pool.submit(convert_chunk, chunk[1], chunk[0], flavour, today, force_utf8, branches,
-                                           default_branch))
-
-        pending: list = []
-        for _ in range(converters.WORKERS + 1):
-            submit()
-        while pending:
-            result = await asyncio.wrap_future(pending.pop(0))
-            submit()
-            yield result
+        async for entries, skipped, read, seen in conversion.results():
+            yield place_copies(entries, branches, default_home), skipped, read, seen
     finally:
-        if workers is None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if begun_here:
+            conversion.close()
 
 
 async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "auto",
                       default_branch: str | None = None,
                       progress: Callable[[ImportReport], None] = lambda report: None,
-                      imported_by: Principal | None = None, workers: Executor | None = None) -> ImportReport:
+                      imported_by: Principal | None = None,
+                      conversion: converters.Conversion | None = None) -> ImportReport:
     """Import every readable record; report what was created, updated and skipped (and why).
 
     `imported_by`: a staff member may send copies with an unknown branch only to a branch
-    they work for. `workers`: converter processes the caller started (library.catalog.converters)
-    and shuts down.
+    they work for. `conversion`: the file's conversion the caller began (and closes), see
+    library.catalog.converters.
     """
     if not data.strip():
         raise InvalidInput("marc_empty")
@@ -433,7 +417,7 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
 
     try:
         async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch,
-                                                                         workers):
+                                                                         conversion):
             report.read += read
             report.skipped += skipped
             report.flavour = report.flavour or seen

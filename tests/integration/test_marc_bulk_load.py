@@ -66,7 +66,7 @@ async def test_every_imported_record_is_indexed_and_every_row_logged_once(demo, 
 
 async def test_a_big_file_converted_in_workers_is_indexed_and_logged(demo, monkeypatch):
     monkeypatch.setattr(converters, "PARALLEL_FROM_BYTES", 0)
-    monkeypatch.setattr(exchange, "CHUNK_RECORDS", 3)
+    monkeypatch.setattr(converters, "CHUNK_RECORDS", 3)
     report = await import_marc(sample(WORDS[:7]), "test", TODAY)
     assert (report.created, report.items_created) == (7, 10)
     await assert_indexed_and_logged_once(7, 10)

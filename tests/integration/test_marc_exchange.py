@@ -141,14 +141,14 @@ async def test_export_one_branch(demo):
 
 
 async def test_a_big_file_is_converted_in_a_worker_process_with_the_same_result(demo, monkeypatch):
-    from library.catalog import converters, exchange
+    from library.catalog import converters
 
     records = [marc21(f"第{n}本", control=f"W{n}", holdings=[{"a": "ZX", "b": "ZX", "p": f"W{n}", "y": "book"}])
                for n in range(1, 8)]
     records.insert(3, marc21("", control="NOTITLE"))
     data = iso2709(*records)
     monkeypatch.setattr(converters, "PARALLEL_FROM_BYTES", 0)
-    monkeypatch.setattr(exchange, "CHUNK_RECORDS", 3)
+    monkeypatch.setattr(converters, "CHUNK_RECORDS", 3)
     report = await import_marc(data, "test", TODAY)
     assert (report.read, report.created, report.items_created) == (8, 7, 7)
     assert [(s.position, "title" in s.reason) for s in report.skipped] == [(4, True)]

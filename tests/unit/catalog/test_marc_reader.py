@@ -78,9 +78,9 @@ def test_the_fast_path_is_taken_for_utf8_records():
     assert all(isinstance(record, marc.LightRecord) for _, record, _ in marc.read_marc(GOOD))
 
 
-def test_a_converted_chunk_carries_rows_in_column_order_and_resolved_branches():
+def test_a_converted_chunk_carries_rows_in_column_order_and_copies_placed_at_branches_after():
     entries, skipped, read, seen = conversion.convert_chunk(FILES["broken in the middle"], 1, "auto",
-                                                          dt.date(2026, 11, 28), None, {"ZX": 1, "JX": 2})
+                                                          dt.date(2026, 11, 28))
     assert (read, seen, [s.position for s in skipped]) == (10, "marc21", [5, 6])
     position, isbn13, number, row, holdings = entries[0]
     values = dict(zip(conversion.ROW_COLUMNS, row))
@@ -88,10 +88,18 @@ def test_a_converted_chunk_carries_rows_in_column_order_and_resolved_branches():
     assert values["title"] == "好饿的毛毛虫" and values["other_isbns"] == '["9787533259594"]'
     assert values["contributors"] == '[{"name": "卡尔, 艾瑞", "role": "author"}]'
     assert len(values["uuid"]) == 36 and values["search_text"]
-    assert [h[1:] for h in holdings] == [("ZX900001", 1, 2, "", "picture_book", "available", 2980,
+    assert [h[1:] for h in holdings] == [("ZX900001", "ZX", "JX", "", "picture_book", "available", 2980,
                                           dt.date(2026, 3, 1))]
-    cn = entries[3]
-    assert cn[4][0][1:4] == ("JX0000123", 2, 2)
+    assert entries[3][4][0][1:4] == ("JX0000123", "JX", "JX")
+    # Branch codes become ids; an unknown home goes to the default, or the copy is left out.
+    first_uuid = holdings[0][0]
+    conversion.place_copies(entries, {"ZX": 1, "JX": 2}, None)
+    assert holdings[0][:4] == (first_uuid, "ZX900001", 1, 2) and entries[3][4][0][1:4] == ("JX0000123", 2, 2)
+    unknown = [(0, None, None, (), [("u1", "B1", "XX", "", "", "book", "available", None, None),
+                                     ("u2", "B2", "ZX", "XX", "", "book", "available", None, None)])]
+    assert [h[1:4] for h in conversion.place_copies(unknown, {"ZX": 1}, None)[0][4]] == [("B2", 1, 1)]
+    unknown[0][4][:] = [("u1", "B1", "XX", "", "", "book", "available", None, None)]
+    assert [h[1:4] for h in conversion.place_copies(unknown, {"ZX": 1, "JX": 2}, 2)[0][4]] == [("B1", 2, 2)]
 
 
 @given(st.text(alphabet=" \t\n\u3000\xa0\x1f/:;,=.-a题", max_size=12))
