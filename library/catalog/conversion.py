@@ -43,12 +43,13 @@ def _uuid7_factory() -> Callable[[], str]:
         nonlocal buffer, position
         if position >= len(buffer):
             buffer, position = os.urandom(10 * 1024), 0
-        bits = int.from_bytes(buffer[position:position + 10], "big")
+        # Written as text directly (half the time of building the 128-bit number first): the
+        # millisecond, version 7 and 12 random bits, the variant (binary 10) and 2 random bits
+        # in one hex digit, 60 random bits.
+        random = buffer[position:position + 10].hex()
         position += 10
-        value = (time.time_ns() // 1_000_000) << 80 | 0x7000 << 64 | (bits >> 68) << 64 | 1 << 63 \
-            | bits & 0x3FFF_FFFF_FFFF_FFFF
-        text = "%032x" % value
-        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        ms = "%012x" % (time.time_ns() // 1_000_000)
+        return f"{ms[:8]}-{ms[8:]}-7{random[:3]}-{'89ab'[int(random[3], 16) & 3]}{random[4:7]}-{random[7:19]}"
 
     return new
 

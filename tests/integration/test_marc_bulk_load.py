@@ -181,6 +181,10 @@ def test_imported_rows_get_time_ordered_version_7_uuids():
     parsed = [uuid.UUID(text) for text in made]
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == text for u, text in zip(parsed, made))
     assert [text[:13] for text in made] == sorted(text[:13] for text in made)  # the millisecond leads
+    # and the 74 bits after version and variant are random: every hex digit there takes most values
+    random_digits = [i for i in range(15, 36) if i not in (18, 19, 23)]
+    assert all(len({text[i] for text in made}) >= 14 for i in random_digits)
+    assert {text[19] for text in made} == set("89ab")  # the variant's digit: binary 10, then 2 random bits
 
 
 @pytest.fixture
