@@ -182,7 +182,6 @@ def catalog_import(file: str, flavour: str, branch: str | None) -> None:
     from pathlib import Path
 
     from library.catalog import converters
-
     from library.clock import today_in
     from library.errors import DomainError
 
