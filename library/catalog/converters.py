@@ -80,7 +80,9 @@ class Conversion:
             raise InvalidInput("marc_not_marc")
         self._pool = start()  # first: the workers start up while the rest is imported here
         from library.catalog import marc
+        from library.catalog.conversion import convert_chunk
 
+        self._convert = convert_chunk
         self._chunks = marc.iso2709_chunks(data, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
         self._task = (flavour, today, marc._looks_like_utf8(data))
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
@@ -90,11 +92,9 @@ class Conversion:
             self._submit()
 
     def _submit(self) -> None:
-        from library.catalog.conversion import convert_chunk
-
         chunk = next(self._chunks, None)
         if chunk:
-            self._pending.append(self._pool.submit(convert_chunk, chunk[1], chunk[0], *self._task))
+            self._pending.append(self._pool.submit(self._convert, chunk[1], chunk[0], *self._task))
 
     async def results(self) -> AsyncIterator[tuple]:
         """Each task's (entries, skipped, records read, flavour seen), in file order."""

@@ -120,8 +120,6 @@ _PG_APPLYING = "SELECT EXISTS (SELECT 1 FROM sync_state WHERE id = 1 AND applyin
 _LOG_COLUMNS = ("kind", "entity_uuid", "branches")
 
 
-
-
 async def _sqlite_parameter_limit(connection) -> int:
     """How many parameters one statement may take on this connection."""
     return min(await connection._execute(connection._conn.getlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER),

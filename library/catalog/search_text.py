@@ -101,14 +101,17 @@ def pinyin_tables() -> PinyinTables:
     if path is not None:
         import tempfile
 
+        written = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Whole or not at all: another process may be reading it, or writing its own.
             with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, delete=False) as handle:
+                written = handle.name
                 handle.write(marshal.dumps(tables))
-            os.replace(handle.name, path)
+            os.replace(written, path)
         except OSError:
-            pass
+            if written:  # a full disk, say: no half-written file left behind
+                Path(written).unlink(missing_ok=True)
     return tables
 
 

@@ -1,5 +1,5 @@
 """An import batch indexes and logs its inserted rows set-based (the per-row insert triggers
-stand aside while catalog_bulk_load has a row): nothing may be lost on the way, on either engine."""
+stand aside while the batch's mark is set): nothing may be lost on the way, on either engine."""
 
 import asyncio
 import datetime as dt
@@ -25,6 +25,25 @@ WORDS = ["aardvark", "buttercup", "cinnamon", "dandelion", "elderberry", "foxglo
 async def demo():
     await load_demo(TODAY, books=False)
     await Record.raw("DELETE FROM sync_change")  # only what the test writes is looked at
+
+
+@pytest.fixture
+def batches_seen(monkeypatch):
+    """Every batch's titles, and the most batches ever written at once."""
+    seen = {"titles": [], "at_once": 0, "most_at_once": 0}
+    apply = exchange._apply
+
+    async def watched(entries, report, *earlier):
+        seen["titles"].append([entry[3][conversion.ROW_COLUMNS.index("title")] for entry in entries])
+        seen["at_once"] += 1
+        seen["most_at_once"] = max(seen["most_at_once"], seen["at_once"])
+        try:
+            await apply(entries, report, *earlier)
+        finally:
+            seen["at_once"] -= 1
+
+    monkeypatch.setattr(exchange, "_apply", watched)
+    return seen
 
 
 def sample(words: list[str], boom: str | None = None) -> bytes:
@@ -87,7 +106,8 @@ async def test_updates_in_an_import_batch_are_logged_by_their_triggers(demo):
         await Record.raw("INSERT INTO record_fts (record_fts, rank) VALUES ('integrity-check', 1)")
 
 
-async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_looked_up_in_slices(demo, monkeypatch):
+async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_looked_up_in_slices(demo, monkeypatch,
+                                                                                                 batches_seen):
     import sqlite3
 
     from library.db import PooledSQLiteEngine
@@ -101,14 +121,6 @@ async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_look
             return connection
 
         monkeypatch.setattr(PooledSQLiteEngine, "get_connection", limited)
-    batches = []
-    apply = exchange._apply
-
-    async def counted(entries, report, *earlier):
-        batches.append(len(entries))
-        await apply(entries, report, *earlier)
-
-    monkeypatch.setattr(exchange, "_apply", counted)
     words = [f"{word}{n}" for n in range(5) for word in WORDS]  # 55 records, 74 barcodes: one batch
     try:
         await import_marc(sample(words), "test", TODAY)
@@ -117,7 +129,7 @@ async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_look
     finally:
         await close_connections()  # no limited connection stays in the pool
     # Every keyed record and every barcode is found again in one go: updated, none created twice.
-    assert batches == [55, 55]
+    assert [len(titles) for titles in batches_seen["titles"]] == [55, 55]
     assert (report.created, report.updated, report.items_created, report.items_updated) == (13, 42, 0, 74)
     assert copies == 74
 
@@ -185,25 +197,6 @@ def test_imported_rows_get_time_ordered_version_7_uuids():
     random_digits = [i for i in range(15, 36) if i not in (18, 19, 23)]
     assert all(len({text[i] for text in made}) >= 14 for i in random_digits)
     assert {text[19] for text in made} == set("89ab")  # the variant's digit: binary 10, then 2 random bits
-
-
-@pytest.fixture
-def batches_seen(monkeypatch):
-    """Every batch's titles, and the most batches ever written at once."""
-    seen = {"titles": [], "at_once": 0, "most_at_once": 0}
-    apply = exchange._apply
-
-    async def watched(entries, report, *earlier):
-        seen["titles"].append([entry[3][conversion.ROW_COLUMNS.index("title")] for entry in entries])
-        seen["at_once"] += 1
-        seen["most_at_once"] = max(seen["most_at_once"], seen["at_once"])
-        try:
-            await apply(entries, report, *earlier)
-        finally:
-            seen["at_once"] -= 1
-
-    monkeypatch.setattr(exchange, "_apply", watched)
-    return seen
 
 
 async def test_postgresql_writes_two_batches_side_by_side_and_sqlite_one(demo, monkeypatch, batches_seen):

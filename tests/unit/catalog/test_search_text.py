@@ -110,3 +110,14 @@ def test_unreadable_or_unwritable_pinyin_tables_are_derived_again(pinyin_cache, 
     (pinyin_cache / "a-file").write_text("not a directory")
     search_text.pinyin_tables.cache_clear()
     assert search_text.pinyin_of("睡觉") == ["shui", "jiao"]
+
+
+def test_pinyin_tables_that_cannot_be_put_in_place_leave_no_file_behind(pinyin_cache, monkeypatch):
+    from library.catalog import search_text
+
+    def no_room(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(search_text.os, "replace", no_room)
+    assert search_text.pinyin_of("毛毛虫") == ["mao", "mao", "chong"]
+    assert list(pinyin_cache.iterdir()) == []
