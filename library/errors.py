@@ -148,6 +148,7 @@ MESSAGES: dict[str, str] = {
     "sync_not_central": N_("This node is not the central library's node."),
     "sync_not_configured": N_("Sync is not set up on this node: set LIBRARY_CENTRAL_URL and LIBRARY_SYNC_CREDENTIAL."),
     "sync_failed": N_("The central library could not be reached: {why}"),
+    "sync_throttled": N_("Too many sync requests from this branch. Try again in {seconds} seconds."),
     "transfer_not_found": N_("There is no such transfer."),
     "transfer_state": N_("This transfer was already sent or cancelled."),
     "transfer_same_branch": N_("The copy {barcode} is already at {code}."),

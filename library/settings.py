@@ -61,6 +61,10 @@ class Settings:
     sync_interval_seconds: int = 300
     sync_timeout_seconds: int = 30
     sync_retry_ms: int = 500
+    # The central node's limits on what branches send (library.sync.rules, controllers).
+    sync_clock_skew_seconds: int = 300
+    sync_requests_per_minute: int = 600
+    sync_verifier_days: int = 90
 
     @property
     def covers_dir(self) -> Path:
@@ -260,6 +264,9 @@ def _sync_settings(env: dict[str, str], node_role: str) -> dict:
         "sync_interval_seconds": _int(env, "LIBRARY_SYNC_INTERVAL_SECONDS", 300, 0, 86400),
         "sync_timeout_seconds": _int(env, "LIBRARY_SYNC_TIMEOUT_SECONDS", 30, 1, 600),
         "sync_retry_ms": _int(env, "LIBRARY_SYNC_RETRY_MS", 500, 10, 8000),
+        "sync_clock_skew_seconds": _int(env, "LIBRARY_SYNC_CLOCK_SKEW_SECONDS", 300, 0, 86400),
+        "sync_requests_per_minute": _int(env, "LIBRARY_SYNC_REQUESTS_PER_MINUTE", 600, 1, 100000),
+        "sync_verifier_days": _int(env, "LIBRARY_SYNC_VERIFIER_DAYS", 90, 0, 3650),
     }
 
 
@@ -298,6 +305,9 @@ SETTING_NAMES = (
     "LIBRARY_SYNC_INTERVAL_SECONDS",
     "LIBRARY_SYNC_TIMEOUT_SECONDS",
     "LIBRARY_SYNC_RETRY_MS",
+    "LIBRARY_SYNC_CLOCK_SKEW_SECONDS",
+    "LIBRARY_SYNC_REQUESTS_PER_MINUTE",
+    "LIBRARY_SYNC_VERIFIER_DAYS",
     "LIBRARY_TIME_ZONE",
     "LIBRARY_MAX_BODY_BYTES",
     "LIBRARY_SESSION_MINUTES",

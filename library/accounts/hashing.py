@@ -22,8 +22,10 @@ async def hash_secret(secret: str) -> str:
 
 
 def _verify(stored_hash: str | None, secret: str) -> bool:
+    # An empty verifier is a reader whose PIN this node was not given (a branch box holds only
+    # the verifiers it needs): like an unknown card, never a match, in the same time.
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, secret) and stored_hash is not None
+        return _hasher.verify(stored_hash or _DUMMY_HASH, secret) and bool(stored_hash)
     except (VerificationError, InvalidHashError):
         return False
 

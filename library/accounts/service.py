@@ -10,7 +10,7 @@ from library import audit, config_cache
 from library.accounts import rules
 from library.accounts.hashing import hash_secret, verify_secret
 from library.accounts.principal import Principal
-from library.accounts.tables import GuardianLink, Patron, SignInFailure, StaffBranch, StaffMember
+from library.accounts.tables import GuardianLink, Patron, PinChange, SignInFailure, StaffBranch, StaffMember
 from library.branches.tables import Branch
 from library.db import contains_text, is_unique_violation, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, SignInRefused, TooManyAttempts
@@ -459,9 +459,17 @@ async def reset_pin(principal: Principal, card_number: str, new_pin: str) -> Non
         )
         if not updated:
             raise NotFound("patron_not_found", card_number=card)
+        await _pin_set(updated[0]["id"], principal.audit_name)
         await audit.record(principal.audit_name, "patron.pin_reset", f"patron:{card}")
 
     await run_in_write_transaction(work)
+
+
+async def _pin_set(patron_id: int, set_by: str) -> None:
+    """Every PIN set is kept (who and when, never the PIN); on a branch node this row is also what
+    carries the change to the central node (library.sync: a `pin_change`, not a reader's row)."""
+    await PinChange.insert(PinChange(patron=patron_id, set_by=set_by[:160],
+                                     set_at=dt.datetime.now(dt.timezone.utc)))
 
 
 async def set_block(principal: Principal, card_number: str, reason: str | None) -> None:
@@ -503,6 +511,7 @@ async def change_own_pin(principal: Principal, current_pin: str, new_pin: str, r
 
     async def work() -> None:
         await Patron.update({Patron.pin_hash: pin_hash}).where(Patron.id == principal.id)
+        await _pin_set(principal.id, "reader")
         await audit.record(principal.audit_name, "patron.pin_changed", f"patron:{principal.uuid}")
 
     await run_in_write_transaction(work)

@@ -55,6 +55,22 @@ class GuardianLink(Table):
     guardian_link_not_self_check = Check('"guardian" != "child"')
 
 
+class PinChange(Table):
+    """A PIN set for a reader: by whom and when (the reader themself, or staff at a desk).
+
+    Also how a PIN set at a branch node reaches the central node: its own kind of upload
+    (`pin_change`), checked against the branch's authority, never a reader's row overwritten.
+    The row keeps no verifier: the upload carries the reader's verifier at the time it is
+    packaged. `branch` is where it was set, as the central node knows it (empty: there).
+    """
+
+    uuid = UUID(unique=True)
+    patron = ForeignKey(references=Patron, null=False, on_delete=OnDelete.cascade)
+    branch = ForeignKey(references=Branch, null=True, default=None, on_delete=OnDelete.set_null)
+    set_by = Varchar(length=160, default="")
+    set_at = Timestamptz(required=True)
+
+
 class StaffMember(Table):
     uuid = UUID(unique=True)
     username = Varchar(length=64, unique=True, required=True)

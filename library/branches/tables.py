@@ -99,3 +99,16 @@ class AuditEntry(Table):
     action = Varchar(length=64, required=True)
     subject = Varchar(length=200, default="")
     detail = JSONB(default={})
+
+
+class PeriodicLease(Table):
+    """Which process runs a periodic job (the notice round, change-log compaction) this interval.
+
+    Every worker of every instance on one database tries to claim the lease when its timer
+    fires; the database lets one win (`library.branches.leases.claim`), so a job runs once
+    per interval, not once per worker.
+    """
+
+    name = Varchar(length=64, unique=True, required=True)
+    holder = Varchar(length=200, default="")
+    held_until = Timestamptz(required=True)

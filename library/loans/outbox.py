@@ -27,6 +27,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from library.branches.leases import claim, lease_seconds, this_process
 from library.clock import now_utc
 from library.db import read_transaction, run_in_write_transaction
 from library.loans.notices import compose
@@ -40,6 +41,8 @@ LONGEST_RETRY = dt.timedelta(hours=6)
 # How long a claimed batch is reserved for the worker that claimed it.
 CLAIM_LEASE = dt.timedelta(minutes=10)
 SMTP_TIMEOUT_SECONDS = 20
+# The lease of the server loop's round (library.branches.leases).
+NOTICE_LEASE = "notices"
 CHUNK = 500
 
 
@@ -375,25 +378,39 @@ async def _hold_shelves_of_this_node(settings: Settings) -> tuple[set[str] | Non
 
 
 async def notice_loop(settings: Settings, stop: asyncio.Event, first_delay: float = 5.0) -> None:
-    """Every LIBRARY_NOTICE_INTERVAL_SECONDS until `stop` is set; never raises."""
+    """Every LIBRARY_NOTICE_INTERVAL_SECONDS until `stop` is set; never raises.
+
+    Every worker of every instance on the database runs this loop; a round runs only in the
+    one that claims the interval's lease: the scans and the sending once per interval, not
+    once per worker.
+    """
     interval = settings.notice_interval_seconds
     if interval <= 0:
         return
     delay = min(first_delay, interval)
+    holder = this_process()
+    clock = asyncio.get_running_loop()
     while True:
         try:
             await asyncio.wait_for(stop.wait(), timeout=delay)
             return
         except TimeoutError:
             pass
+        started = clock.time()
         try:
-            report = await run_cycle(now_utc(), settings)
-            if report.sending.sent or report.sending.failed or report.failures:
-                log.info("notices: sent %d, failed %d, steps failed %d", report.sending.sent,
-                         report.sending.failed, len(report.failures))
+            now = now_utc()
+            # Else another worker has this interval's round.
+            if await claim(NOTICE_LEASE, holder, lease_seconds(interval), now):
+                report = await run_cycle(now, settings)
+                if report.sending.sent or report.sending.failed or report.failures:
+                    log.info("notices: sent %d, failed %d, steps failed %d", report.sending.sent,
+                             report.sending.failed, len(report.failures))
         except Exception:  # noqa: BLE001 - the loop outlives any one round
             log.exception("notice cycle failed")
-        delay = interval
+        # The timer keeps the interval's beat: a round's own time is not added to it (else the
+        # winner's next try comes later than the others'), and a round that overruns skips the
+        # beats it covered.
+        delay = interval - (clock.time() - started) % interval
 
 
 def start_notice_loop(settings: Settings) -> Callable[[], Awaitable[None]]:

@@ -1,24 +1,24 @@
 """Writing what came from the other node, by the written rules.
 
 On the central node, an upload from branch B (one transaction, applied once: its uuid is
-remembered in the same database transaction as its rows):
+remembered in the same database transaction as its rows) is taken change by change, each
+checked against what B is entitled to change: the authority table and the rule on time are
+at the top of `library/sync/rules.py` (and in docs/sync.md). A change B may not make is
+not applied: it is recorded as a conflict with what B asked for, the central version of
+the entity goes back to B with its next page, and the rest of the upload still applies.
+Besides the authority:
 - **Records**: the central library is the authority for bibliographic data. A record the
   branch created is taken (and the branch may go on editing it); the same book catalogued
-  on both sides (same ISBN or control number) becomes one record: the branch's uuid is an
-  alias of the central one, its copies attach to the central record. A branch's edit of a
-  record the central library made is not applied: it is listed as a conflict.
-- **Copies**: the branch where a copy physically is decides its circulation state (status,
-  current branch, due date): the branch the central node last saw holding it, or any branch
-  while the copy is out on loan or travelling (it comes back wherever the reader returns
-  it). Shelf, type and price follow the copy's home branch or the branch that made it.
-  Anything else is a conflict ("the copy is on another branch's shelf").
+  on both sides (same ISBN) becomes one record: the branch's uuid is an alias of the
+  central one, its copies attach to the central record.
+- **Copies, readers**: a new copy whose barcode the central node has at that branch, a new
+  reader whose card number and name it has, is the same one (an alias); another copy's
+  barcode, another reader's card number is a conflict.
 - **Loans**: a new loan of a copy that already has another open loan — lent at two branches
   while both were offline — is not applied: both loans are recorded in a conflict for
   staff. A returned loan stays returned.
-- **Readers**: a new card number that another reader has is a conflict; otherwise the
-  newer edit (updated_at) wins.
-- **Holds, transits, guardian links, transfers** are written as sent; the database's own
-  constraints (one active hold per reader and record, ...) refuse what cannot be, as a conflict.
+- **Holds**: a hold closed centrally stays closed. The database's own constraints (one
+  active hold per reader and record, ...) refuse what cannot be, as a conflict.
 Policy and calendars never come up: they are the central library's.
 
 On a branch, the central node's pages are written as they come, except entities this
@@ -33,19 +33,30 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
 
-from library import db
+from library import audit, db
+from library.accounts.tables import GuardianLink, Patron
 from library.branches.tables import Branch
 from library.errors import InvalidInput
+from library.loans.tables import Transit
+from library.sync import feed, rules
 from library.sync.entities import (KINDS, ORDER, UPLOADED, MalformedImage, is_refusal, check_image,
                                    delete_entity, images_of, local_ids, release, rollback_to, savepoint,
                                    write_images)
-from library.sync import rules
-from library.sync.tables import SyncApplied, SyncConflict, SyncOrigin
+from library.sync.tables import SyncApplied, SyncConflict, SyncOrigin, SyncWriter
 
 MAX_UPLOAD_CHANGES = 1000
 
 
 # --- checking an upload before anything is written -----------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadClock:
+    """What an upload says of time: how far into the central node's log the branch had read when
+    it packaged the upload (`seen_through`), and the branch's clock when it sent it."""
+
+    seen_through: int = 0
+    sent_at: dt.datetime | None = None
 
 
 def parse_upload(body: Any) -> tuple[str, list[dict[str, Any]]]:
@@ -80,6 +91,24 @@ def parse_upload(body: Any) -> tuple[str, list[dict[str, Any]]]:
     return upload, checked
 
 
+def parse_upload_clock(body: Any) -> UploadClock:
+    """The upload's `seen_through` (a log position) and `sent_at` (an instant with its zone), both optional."""
+    if not isinstance(body, dict):
+        raise InvalidInput("sync_payload", detail="the body must be an object")
+    seen = body.get("seen_through", 0)
+    if isinstance(seen, bool) or not isinstance(seen, int) or not 0 <= seen < 2**63:
+        raise InvalidInput("sync_payload", detail="seen_through must be a log position (a whole number)")
+    sent_at = None
+    if body.get("sent_at") is not None:
+        try:
+            sent_at = dt.datetime.fromisoformat(str(body["sent_at"]))
+        except ValueError:
+            sent_at = None
+        if sent_at is None or sent_at.tzinfo is None:
+            raise InvalidInput("sync_payload", detail="sent_at must be an ISO instant with its time zone")
+    return UploadClock(seen_through=seen, sent_at=sent_at)
+
+
 # --- central: applying an upload --------------------------------------------------------------
 
 
@@ -89,13 +118,35 @@ class Outcome:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     alias_kinds: dict[str, str] = field(default_factory=dict)
+    clock_ahead_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {"applied": self.applied, "conflicts": self.conflicts, "aliases": self.aliases,
-                "alias_kinds": self.alias_kinds}
+                "alias_kinds": self.alias_kinds, "clock_ahead_seconds": round(self.clock_ahead_seconds, 3)}
 
 
-async def apply_upload(branch: dict[str, Any], upload: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+@dataclass
+class Context:
+    """One upload being applied: who sent it, what it said of time, and what was decided so far."""
+
+    branch: dict[str, Any]  # id, uuid, code of the uploading branch
+    upload: str
+    clock: UploadClock
+    now: dt.datetime  # the central node's clock
+    skew: dt.timedelta  # how far ahead of `now` a branch's timestamp may be
+    verifier_days: int
+    outcome: Outcome = field(default_factory=Outcome)
+    aliases: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def branch_uuid(self) -> str:
+        return self.branch["uuid"]
+
+
+async def apply_upload(branch: dict[str, Any], upload: str, changes: list[dict[str, Any]],
+                       clock: UploadClock | None = None, now: dt.datetime | None = None,
+                       skew_seconds: int = 300, verifier_days: int = 90) -> dict[str, Any]:
     """Apply one upload exactly once; a resend gets the first answer back."""
     done = await SyncApplied.raw("SELECT result FROM sync_applied WHERE uuid = {}", upload)
     if done:
@@ -105,8 +156,11 @@ async def apply_upload(branch: dict[str, Any], upload: str, changes: list[dict[s
         again = await SyncApplied.raw("SELECT result FROM sync_applied WHERE uuid = {}", upload)
         if again:
             return {**db.json_object(again[0]["result"]), "uuid": upload, "already_applied": True}
-        outcome = Outcome()
-        await _apply_changes(branch, upload, changes, outcome)
+        context = Context(branch=branch, upload=upload, clock=clock or UploadClock(),
+                          now=now or dt.datetime.now(dt.timezone.utc), skew=dt.timedelta(seconds=skew_seconds),
+                          verifier_days=verifier_days)
+        await _apply_changes(context, changes)
+        outcome = context.outcome
         await SyncApplied.insert(SyncApplied(uuid=upload, branch=branch["id"], changes=len(changes),
                                              result=outcome.as_json()))
         return {**outcome.as_json(), "uuid": upload, "already_applied": False}
@@ -135,48 +189,69 @@ async def _origins(uuids: list[str]) -> dict[str, int]:
     return {row["entity_uuid"]: row["branch"] for row in rows}
 
 
-async def _conflict(outcome: Outcome, branch: dict[str, Any], upload: str, kind: str, entity: str, rule: str,
-                    detail: dict[str, Any], resolved: bool = False) -> None:
+async def _conflict(ctx: Context, kind: str, entity: str, rule: str, detail: dict[str, Any],
+                    resolved: bool = False) -> None:
     conflict_uuid = str(uuid_module.uuid4())
     await SyncConflict.insert(SyncConflict(
-        uuid=conflict_uuid, branch_code=branch["code"], kind=kind, entity_uuid=entity, rule=rule, detail=detail,
-        upload=upload, state="resolved" if resolved else "open",
-        resolved_at=dt.datetime.now(dt.timezone.utc) if resolved else None,
+        uuid=conflict_uuid, branch_code=ctx.branch["code"], kind=kind, entity_uuid=entity, rule=rule, detail=detail,
+        upload=ctx.upload, state="resolved" if resolved else "open",
+        resolved_at=ctx.now if resolved else None,
         resolved_by="sync" if resolved else "", resolution="merged automatically" if resolved else ""))
-    outcome.conflicts.append({"uuid": conflict_uuid, "kind": kind, "entity": entity, "rule": rule})
+    # The branch records the same conflict from the answer (staff see it on both nodes); what
+    # it uploaded it has already, so the answer carries the detail without the images.
+    shown = {key: value for key, value in detail.items() if key != "image"}
+    ctx.outcome.conflicts.append({"uuid": conflict_uuid, "kind": kind, "entity": entity, "rule": rule,
+                                  "resolved": resolved, "detail": shown})
 
 
-async def _apply_changes(branch: dict[str, Any], upload: str, changes: list[dict[str, Any]], outcome: Outcome) -> None:
-    aliases = await _aliases()
-    origins = await _origins([change["uuid"] for change in changes])
+async def _apply_changes(ctx: Context, changes: list[dict[str, Any]]) -> None:
+    ctx.aliases = await _aliases()
+    ctx.origins = await _origins([change["uuid"] for change in changes])
+    latest = ctx.now + ctx.skew
     for change in changes:
         kind, entity, image = change["kind"], change["uuid"], change["image"]
-        if entity in aliases and kind != "record":
+        if entity in ctx.aliases and kind != "record":
             # a copy or reader the central node knows by another uuid: the branch hears of it
             # with the answer, but uploads packaged before that still use its own
-            entity = aliases[entity]
+            entity = ctx.aliases[entity]
             image = {**image, "uuid": entity} if image is not None else None
-        await _HANDLERS[kind](branch, upload, entity, image, outcome, aliases, origins)
+        if image is not None:
+            image, ahead = rules.clamp_times(image, KINDS[kind].timestamp_columns, latest)
+            ctx.outcome.clock_ahead_seconds = max(ctx.outcome.clock_ahead_seconds, ahead)
+        await _HANDLERS[kind](ctx, entity, image)
+    await _note_clock(ctx)
 
 
-async def _alias(outcome: Outcome, aliases: dict[str, str], branch, upload, kind: str, mine: str, central: str,
-                 detail: dict[str, Any]) -> None:
+async def _note_clock(ctx: Context) -> None:
+    """A branch whose clock is off by more than the allowed skew is told to staff, once while open."""
+    offset = (ctx.clock.sent_at - ctx.now).total_seconds() if ctx.clock.sent_at else 0.0
+    if ctx.outcome.clock_ahead_seconds:
+        offset = max(offset, ctx.outcome.clock_ahead_seconds + ctx.skew.total_seconds())
+    if abs(offset) <= ctx.skew.total_seconds():
+        return
+    already = await SyncConflict.count().where((SyncConflict.branch_code == ctx.branch["code"])
+                                               & (SyncConflict.rule == "clock_skew")
+                                               & (SyncConflict.state == "open"))
+    if not already:
+        await _conflict(ctx, "upload", ctx.upload, "clock_skew", {"offset_seconds": round(offset)})
+
+
+async def _alias(ctx: Context, kind: str, mine: str, central: str, detail: dict[str, Any]) -> None:
     """The branch's `mine` is the central node's `central`, for ever (same ISBN, barcode or card)."""
-    aliases[mine] = central
-    outcome.aliases[mine] = central
-    outcome.alias_kinds[mine] = kind
-    await _remember_origin(kind, mine, branch, alias_of=central)
-    await _conflict(outcome, branch, upload, kind, mine, "merged_duplicate", {**detail, "into": central},
-                    resolved=True)
+    ctx.aliases[mine] = central
+    ctx.outcome.aliases[mine] = central
+    ctx.outcome.alias_kinds[mine] = kind
+    await _remember_origin(kind, mine, ctx.branch, alias_of=central)
+    await _conflict(ctx, kind, mine, "merged_duplicate", {**detail, "into": central}, resolved=True)
 
 
-async def _write_one(kind: str, image: dict[str, Any], outcome: Outcome, branch, upload, aliases) -> bool:
-    written = await write_images(KINDS[kind], [image], aliases)
+async def _write_one(ctx: Context, kind: str, image: dict[str, Any]) -> bool:
+    written = await write_images(KINDS[kind], [image], ctx.aliases)
     if written.applied:
-        outcome.applied += 1
+        ctx.outcome.applied += 1
         return True
     for entity, why in written.refused:
-        await _refuse(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why})
+        await _refuse(ctx, kind, entity, "refused_by_database", {"why": why})
     return False
 
 
@@ -193,41 +268,98 @@ async def _resend(kind: str, entity: str, branch: dict[str, Any]) -> None:
                      kind, entity, f"|{int(branch['id'])}|")
 
 
-async def _refuse(outcome: Outcome, branch, upload, kind: str, entity: str, rule: str, detail: dict[str, Any],
+async def _refuse(ctx: Context, kind: str, entity: str, rule: str, detail: dict[str, Any],
                   resolved: bool = False) -> None:
-    await _conflict(outcome, branch, upload, kind, entity, rule, detail, resolved=resolved)
+    await _conflict(ctx, kind, entity, rule, detail, resolved=resolved)
     if await local_ids(kind, {entity}):
-        await _resend(kind, entity, branch)
+        await _resend(kind, entity, ctx.branch)
 
 
-async def _tombstone(kind, branch, upload, entity, outcome, origins) -> None:
-    if kind in ("record", "item", "patron") and origins.get(entity) != branch["id"]:
-        await _refuse(outcome, branch, upload, kind, entity, "central_authority", {"change": "delete"})
+async def _refuse_change(ctx: Context, kind: str, entity: str, decision: rules.Decision, image: dict[str, Any] | None,
+                         **detail: Any) -> None:
+    """A change the branch is not entitled to: recorded with what it asked for, for staff to review."""
+    await _refuse(ctx, kind, entity, decision.refusal or "not_this_branch", {**detail, "image": image},
+                  resolved=decision.resolved)
+
+
+async def _place(ctx: Context, item_uuid: str | None) -> rules.Place | None:
+    """Where a copy is now, as this node knows it (within the upload's transaction)."""
+    if not item_uuid:
+        return None
+    item_uuid = ctx.aliases.get(item_uuid, item_uuid)
+    item = (await images_of(KINDS["item"], [item_uuid])).get(item_uuid)
+    if item is None:
+        return None
+    journeys = await Transit.select(Transit.from_branch.uuid.as_alias("from_uuid"),
+                                    Transit.to_branch.uuid.as_alias("to_uuid")).where(
+        (Transit.item.uuid == item_uuid) & Transit.received_at.is_null())
+    ends = {str(end) for row in journeys for end in (row["from_uuid"], row["to_uuid"])}
+    return rules.Place(item=item, travelling_between=frozenset(ends))
+
+
+async def _latest_seq(kind: str, entity: str) -> int | None:
+    rows = await Branch.raw("SELECT MAX(seq) AS seq FROM sync_change WHERE kind = {} AND entity_uuid = {}",
+                            kind, entity)
+    return rows[0]["seq"] if rows and rows[0]["seq"] is not None else None
+
+
+async def _concurrent(ctx: Context, entity: str) -> bool:
+    """Whether the central node changed reader `entity` after the branch last read its log, by other means."""
+    writer = await SyncWriter.select(SyncWriter.branch.uuid.as_alias("branch_uuid"), SyncWriter.seq).where(
+        SyncWriter.entity_uuid == entity).first()
+    last = (str(writer["branch_uuid"]), writer["seq"]) if writer else None
+    return rules.is_concurrent(await _latest_seq("patron", entity), ctx.clock.seen_through, last, ctx.branch_uuid)
+
+
+async def _note_writer(ctx: Context, entity: str) -> None:
+    """This upload wrote reader `entity` last: remember the log row it left (see `_concurrent`)."""
+    seq = await _latest_seq("patron", entity)
+    if seq is None:
+        return
+    updated = await SyncWriter.update({SyncWriter.branch: ctx.branch["id"], SyncWriter.seq: seq}).where(
+        SyncWriter.entity_uuid == entity).returning(SyncWriter.id)
+    if not updated:
+        await SyncWriter.insert(SyncWriter(entity_uuid=entity, branch=ctx.branch["id"], seq=seq))
+
+
+async def _tombstone(ctx: Context, kind: str, entity: str) -> None:
+    branch = ctx.branch
+    if kind in ("record", "item", "patron") and ctx.origins.get(entity) != branch["id"]:
+        await _refuse(ctx, kind, entity, "central_authority", {"change": "delete"})
         return
     if kind in ("loan", "hold", "transit", "transfer"):
         column = {"loan": "branch", "hold": "pickup_branch", "transit": "from_branch", "transfer": "from_branch"}[kind]
         rows = await Branch.raw(f"SELECT {column} AS b FROM {KINDS[kind].table_name} WHERE uuid = {{}}", entity)
         if rows and rows[0]["b"] != branch["id"]:
-            await _refuse(outcome, branch, upload, kind, entity, "not_this_branch", {"change": "delete"})
+            await _refuse(ctx, kind, entity, "not_this_branch", {"change": "delete"})
+            return
+    if kind == "pin_change":
+        return  # the record of a PIN set is the central node's to keep
+    if kind == "guardian_link":
+        link = (await images_of(KINDS["guardian_link"], [entity])).get(entity)
+        child = (await images_of(KINDS["patron"], [link["child"]])).get(link["child"]) if link else None
+        decision = rules.guardian_link_allowed(child, ctx.branch_uuid)
+        if link is not None and decision.refusal:
+            await _refuse(ctx, kind, entity, decision.refusal, {"change": "delete"})
             return
     why = await delete_entity(KINDS[kind], entity)
     if why:
-        await _conflict(outcome, branch, upload, kind, entity, "refused_by_database", {"why": why, "change": "delete"})
+        await _conflict(ctx, kind, entity, "refused_by_database", {"why": why, "change": "delete"})
     else:
-        outcome.applied += 1
+        ctx.outcome.applied += 1
 
 
-async def _record(branch, upload, entity, image, outcome, aliases, origins) -> None:
+async def _record(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
     if image is None:
-        return await _tombstone("record", branch, upload, entity, outcome, origins)
-    existing = await images_of(KINDS["record"], [aliases.get(entity, entity)])
+        return await _tombstone(ctx, "record", entity)
+    existing = await images_of(KINDS["record"], [ctx.aliases.get(entity, entity)])
     if existing:
-        if entity in aliases:
+        if entity in ctx.aliases:
             return  # the branch edits its alias of a central record: the central record stands
-        if origins.get(entity) == branch["id"]:
-            await _write_one("record", image, outcome, branch, upload, aliases)
+        if ctx.origins.get(entity) == ctx.branch["id"]:
+            await _write_one(ctx, "record", image)
         else:
-            await _refuse(outcome, branch, upload, "record", entity, "central_authority",
+            await _refuse(ctx, "record", entity, "central_authority",
                           {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
         return
     # ISBN only: a control number (001) is one system's own numbering, another system's 001
@@ -237,61 +369,70 @@ async def _record(branch, upload, entity, image, outcome, aliases, origins) -> N
         "SELECT uuid FROM record WHERE " + " OR ".join(f"{column} = {{}}" for column, _ in keys),
         *[value for _, value in keys]) if keys else []
     if same_book:
-        await _alias(outcome, aliases, branch, upload, "record", entity, str(same_book[0]["uuid"]),
+        await _alias(ctx, "record", entity, str(same_book[0]["uuid"]),
                      {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
         return
-    if await _write_one("record", image, outcome, branch, upload, aliases):
-        await _remember_origin("record", entity, branch)
-        origins[entity] = branch["id"]
+    if await _write_one(ctx, "record", image):
+        await _remember_origin("record", entity, ctx.branch)
+        ctx.origins[entity] = ctx.branch["id"]
 
 
-async def _item(branch, upload, entity, image, outcome, aliases, origins) -> None:
+async def _item(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
     if image is None:
-        return await _tombstone("item", branch, upload, entity, outcome, origins)
-    current = (await images_of(KINDS["item"], [entity])).get(entity)
-    if current is None:
+        return await _tombstone(ctx, "item", entity)
+    branch = ctx.branch
+    place = await _place(ctx, entity)
+    if place is None:
         taken = await Branch.raw("SELECT uuid, home_branch, current_branch FROM item WHERE barcode = {}",
                                  image["barcode"])
         if taken and branch["id"] in (taken[0]["home_branch"], taken[0]["current_branch"]):
             # the branch has this copy from elsewhere (another system's export, say): the same copy
             central = str(taken[0]["uuid"])
-            await _alias(outcome, aliases, branch, upload, "item", entity, central, {"barcode": image["barcode"]})
-            return await _item(branch, upload, central, {**image, "uuid": central}, outcome, aliases, origins)
+            await _alias(ctx, "item", entity, central, {"barcode": image["barcode"]})
+            return await _item(ctx, central, {**image, "uuid": central})
         if taken:
-            await _conflict(outcome, branch, upload, "item", entity, "duplicate_barcode",
+            await _conflict(ctx, "item", entity, "duplicate_barcode",
                             {"barcode": image["barcode"], "other": str(taken[0]["uuid"])})
             return
-        if await _write_one("item", image, outcome, branch, upload, aliases):
+        decision = rules.new_copy(image, ctx.branch_uuid)
+        if decision.row is None:
+            await _conflict(ctx, "item", entity, decision.refusal or "copy_elsewhere",
+                            {"barcode": image["barcode"], "image": image})
+            return
+        if await _write_one(ctx, "item", image):
             await _remember_origin("item", entity, branch)
-            origins[entity] = branch["id"]
+            ctx.origins[entity] = branch["id"]
         return
-    decision = rules.copy_change(current, image, branch["uuid"], origins.get(entity) == branch["id"])
+    current = place.item
+    decision = rules.copy_change(place, image, ctx.branch_uuid, ctx.origins.get(entity) == branch["id"])
     if decision.row is None:
-        await _refuse(outcome, branch, upload, "item", entity, decision.refusal,
-                      {"barcode": current["barcode"], "status": image["status"],
-                       "central_status": current["status"], "central_branch": current["current_branch"]})
+        await _refuse_change(ctx, "item", entity, decision, image, barcode=current["barcode"],
+                             status=image["status"], central_status=current["status"],
+                             central_branch=current["current_branch"])
         return
-    await _write_one("item", decision.row, outcome, branch, upload, aliases)
+    await _write_one(ctx, "item", decision.row)
     if any(decision.row[key] != image[key] for key in ("home_branch", "record")):
         await _resend("item", entity, branch)
 
 
-async def _loan(branch, upload, entity, image, outcome, aliases, origins) -> None:
+async def _loan(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
     if image is None:
-        return await _tombstone("loan", branch, upload, entity, outcome, origins)
+        return await _tombstone(ctx, "loan", entity)
+    branch = ctx.branch
     current = (await images_of(KINDS["loan"], [entity])).get(entity)
     if current is None and image["returned_at"] is None:
-        item_ids = await local_ids("item", {image["item"]})
-        if image["item"] in item_ids:
+        item_uuid = ctx.aliases.get(image["item"], image["item"])
+        item_ids = await local_ids("item", {item_uuid})
+        if item_uuid in item_ids:
             other = await Branch.raw(
                 "SELECT l.uuid, b.code AS branch, p.card_number FROM loan l JOIN branch b ON b.id = l.branch "
                 "LEFT JOIN patron p ON p.id = l.patron WHERE l.item = {} AND l.returned_at IS NULL",
-                item_ids[image["item"]])
+                item_ids[item_uuid])
             if other:
                 patron = await Branch.raw("SELECT card_number FROM patron WHERE uuid = {}", image["patron"]) \
                     if image.get("patron") else []
-                barcode = await Branch.raw("SELECT barcode FROM item WHERE id = {}", item_ids[image["item"]])
-                await _conflict(outcome, branch, upload, "loan", entity, "lent_twice", {
+                barcode = await Branch.raw("SELECT barcode FROM item WHERE id = {}", item_ids[item_uuid])
+                await _conflict(ctx, "loan", entity, "lent_twice", {
                     "barcode": barcode[0]["barcode"],
                     "this_loan": {"uuid": entity, "branch": branch["code"],
                                   "card_number": patron[0]["card_number"] if patron else None,
@@ -300,79 +441,157 @@ async def _loan(branch, upload, entity, image, outcome, aliases, origins) -> Non
                                    "card_number": other[0]["card_number"]},
                     "image": image})
                 return
-    item = None
-    if current is not None and current["branch"] != branch["uuid"]:
-        item = (await images_of(KINDS["item"], [current["item"]])).get(current["item"])
-    decision = rules.loan_change(current, image, branch["uuid"], item)
+    place = await _place(ctx, (current or image)["item"])
+    decision = rules.loan_change(current, image, ctx.branch_uuid, place)
     if decision.refusal:
-        await _refuse(outcome, branch, upload, "loan", entity, decision.refusal,
-                      {"lent_at": (current or image)["branch"], "returned_at": (current or {}).get("returned_at"),
-                       "renewals": image["renewals"]}, resolved=decision.resolved)
+        await _refuse_change(ctx, "loan", entity, decision, image, lent_at=(current or image)["branch"],
+                             returned_at=(current or {}).get("returned_at"), renewals=image["renewals"])
     elif decision.row is not None:
-        await _write_one("loan", decision.row, outcome, branch, upload, aliases)
+        if await _write_one(ctx, "loan", decision.row) and current is None and decision.row.get("patron"):
+            await _reader_now_served_here(ctx, decision.row["patron"])
 
 
-async def _patron(branch, upload, entity, image, outcome, aliases, origins) -> None:
+async def _reader_now_served_here(ctx: Context, patron: str) -> None:
+    """A reader from elsewhere borrowed at this branch: from now on it holds their verifier (and
+    their guardians'), so send them again; the feed decides what they carry."""
+    reader = await Patron.select(Patron.id, Patron.home_branch).where(Patron.uuid == patron).first()
+    if reader is None or reader["home_branch"] == ctx.branch["id"]:
+        return
+    await _resend("patron", patron, ctx.branch)
+    guardians = await GuardianLink.select(GuardianLink.guardian.uuid.as_alias("uuid")).where(
+        GuardianLink.child == reader["id"])
+    for guardian in guardians:
+        await _resend("patron", str(guardian["uuid"]), ctx.branch)
+
+
+async def _patron(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
     if image is None:
-        return await _tombstone("patron", branch, upload, entity, outcome, origins)
+        current = (await images_of(KINDS["patron"], [entity])).get(entity)
+        if current is not None and current["home_branch"] != ctx.branch_uuid:
+            await _refuse(ctx, "patron", entity, "reader_elsewhere", {"change": "delete"})
+            return
+        return await _tombstone(ctx, "patron", entity)
+    branch = ctx.branch
     current = (await images_of(KINDS["patron"], [entity])).get(entity)
     if current is None:
         taken = await Branch.raw("SELECT uuid, name FROM patron WHERE card_number = {}", image["card_number"])
         if taken and taken[0]["name"] == image["name"]:
             # one card, one reader: registered at both nodes before they synced
             central = str(taken[0]["uuid"])
-            await _alias(outcome, aliases, branch, upload, "patron", entity, central,
-                         {"card_number": image["card_number"]})
-            return await _patron(branch, upload, central, {**image, "uuid": central}, outcome, aliases, origins)
+            await _alias(ctx, "patron", entity, central, {"card_number": image["card_number"]})
+            return await _patron(ctx, central, {**image, "uuid": central})
         if taken:
-            await _conflict(outcome, branch, upload, "patron", entity, "duplicate_card",
+            await _conflict(ctx, "patron", entity, "duplicate_card",
                             {"card_number": image["card_number"], "other": str(taken[0]["uuid"])})
             return
-        if await _write_one("patron", image, outcome, branch, upload, aliases):
+        decision = rules.new_reader(image, ctx.branch_uuid)
+        if decision.row is None:
+            await _conflict(ctx, "patron", entity, decision.refusal or "reader_elsewhere",
+                            {"card_number": image["card_number"], "image": _without_secrets(image)})
+            return
+        if await _write_one(ctx, "patron", image):
             await _remember_origin("patron", entity, branch)
+            await _note_writer(ctx, entity)
+            await audit.record(f"sync:{branch['code']}", "patron.registered_at_branch",
+                               f"patron:{image['card_number']}")
         return
-    decision = rules.reader_change(current, image)
-    if decision.row is not None:
-        await _write_one("patron", decision.row, outcome, branch, upload, aliases)
-    else:
-        await _resend("patron", entity, branch)  # the central edit is newer: the branch takes it
+    decision = rules.reader_change(current, image, ctx.branch_uuid, await _concurrent(ctx, entity))
+    if decision.refusal:
+        await _refuse(ctx, "patron", entity, decision.refusal,
+                      {"card_number": current["card_number"], "image": _without_secrets(image)})
+        return
+    if decision.row is None:
+        return  # nothing of the reader's that the branch may change was changed
+    if await _write_one(ctx, "patron", decision.row):
+        await _note_writer(ctx, entity)
 
 
-def _as_sent(kind: str):
-    async def handler(branch, upload, entity, image, outcome, aliases, origins) -> None:
-        if image is None:
-            return await _tombstone(kind, branch, upload, entity, outcome, origins)
-        await _write_one(kind, image, outcome, branch, upload, aliases)
-    return handler
+def _without_secrets(image: dict[str, Any]) -> dict[str, Any]:
+    """A reader's image kept for staff to review, without the PIN verifier."""
+    return {**image, "pin_hash": ""}
 
 
-async def _transfer(branch, upload, entity, image, outcome, aliases, origins) -> None:
+async def _pin_change(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
+    """A PIN set at the branch: its own operation, checked against the branch's authority and kept
+    (who, when, where; never the verifier) as the audit of the change."""
+    if image is None:
+        return await _tombstone(ctx, "pin_change", entity)
+    if await local_ids("pin_change", {entity}):
+        return  # already applied (the same change in a later package)
+    patron = ctx.aliases.get(image["patron"], image["patron"])
+    reader = (await images_of(KINDS["patron"], [patron])).get(patron)
+    if reader is None:
+        await _conflict(ctx, "pin_change", entity, "refused_by_database", {"why": "missing_patron"})
+        return
+    since = feed.verifier_since(ctx.now, ctx.verifier_days)
+    holds_verifier = bool(await feed.holders_among(ctx.branch["id"], [patron], since))
+    decision = rules.pin_change_allowed(reader, ctx.branch_uuid, holds_verifier)
+    detail = {"card_number": reader["card_number"], "set_by": image["set_by"], "set_at": image["set_at"]}
+    if decision.refusal:
+        await _refuse(ctx, "pin_change", entity, decision.refusal, detail)
+        await _resend("patron", patron, ctx.branch)  # the branch gets the verifier the reader has
+        return
+    concurrent = await _concurrent(ctx, patron)
+    row = {**image, "patron": patron, "branch": ctx.branch_uuid}
+    if not await _write_one(ctx, "pin_change", row):
+        return
+    await Patron.update({Patron.pin_hash: image["pin_hash"], Patron.updated_at: ctx.now}).where(
+        Patron.uuid == patron)
+    if not concurrent:
+        await _note_writer(ctx, patron)
+    await audit.record(f"sync:{ctx.branch['code']}", "patron.pin_set_at_branch", f"patron:{reader['card_number']}",
+                       set_by=image["set_by"], set_at=image["set_at"])
+
+
+async def _guardian_link(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
+    if image is None:
+        return await _tombstone(ctx, "guardian_link", entity)
+    child_uuid = ctx.aliases.get(image["child"], image["child"])
+    child = (await images_of(KINDS["patron"], [child_uuid])).get(child_uuid)
+    decision = rules.guardian_link_allowed(child, ctx.branch_uuid)
+    if decision.refusal:
+        await _refuse_change(ctx, "guardian_link", entity, decision, image)
+        return
+    await _write_one(ctx, "guardian_link", image)
+
+
+async def _transit(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
+    if image is None:
+        return await _tombstone(ctx, "transit", entity)
+    current = (await images_of(KINDS["transit"], [entity])).get(entity)
+    decision = rules.transit_change(current, image, ctx.branch_uuid, await _place(ctx, (current or image)["item"]))
+    if decision.refusal:
+        await _refuse_change(ctx, "transit", entity, decision, image)
+    elif decision.row is not None:
+        await _write_one(ctx, "transit", decision.row)
+
+
+async def _transfer(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
     if image is None:
         return
     current = (await images_of(KINDS["transfer"], [entity])).get(entity)
-    if current is None or branch["uuid"] not in (current["from_branch"], current["to_branch"]):
-        await _conflict(outcome, branch, upload, "transfer", entity, "not_this_branch", {})
+    if current is None or ctx.branch_uuid not in (current["from_branch"], current["to_branch"]):
+        await _conflict(ctx, "transfer", entity, "not_this_branch", {"image": image})
         return
     merged = dict(current)
     merged.update({key: image[key] for key in ("status", "sent_at", "received_at", "updated_at")})
-    await _write_one("transfer", merged, outcome, branch, upload, aliases)
+    await _write_one(ctx, "transfer", merged)
 
 
-async def _hold(branch, upload, entity, image, outcome, aliases, origins) -> None:
+async def _hold(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:
     if image is None:
-        return await _tombstone("hold", branch, upload, entity, outcome, origins)
+        return await _tombstone(ctx, "hold", entity)
     current = (await images_of(KINDS["hold"], [entity])).get(entity)
-    decision = rules.hold_change(current, image)
+    decision = rules.hold_change(current, image, ctx.branch_uuid, await _place(ctx, image.get("item")))
     if decision.row is None:
-        await _refuse(outcome, branch, upload, "hold", entity, decision.refusal,
-                      {"status": current["status"], "branch_status": image["status"]}, resolved=decision.resolved)
+        await _refuse_change(ctx, "hold", entity, decision, image,
+                             status=(current or {}).get("status"), branch_status=image["status"])
         return
-    await _write_one("hold", decision.row, outcome, branch, upload, aliases)
+    await _write_one(ctx, "hold", decision.row)
 
 
-_HANDLERS = {"record": _record, "item": _item, "loan": _loan, "patron": _patron,
-             "guardian_link": _as_sent("guardian_link"), "hold": _hold, "transit": _as_sent("transit"),
-             "transfer": _transfer}
+_HANDLERS = {"record": _record, "item": _item, "loan": _loan, "patron": _patron, "pin_change": _pin_change,
+             "guardian_link": _guardian_link, "hold": _hold, "transit": _transit, "transfer": _transfer}
 
 
 # --- branch: applying the central node's pages ----------------------------------------------

@@ -24,12 +24,14 @@ import httpx
 import msgspec
 
 from library import db
+from library.accounts.tables import Patron
+from library.branches.leases import claim, lease_seconds, this_process
 from library.branches.tables import Branch
 from library.errors import InvalidInput
 from library.settings import Settings
 from library.sync.apply import apply_aliases, apply_page, ensure_state
 from library.sync.entities import KINDS, ORDER, UPLOADED, images_of
-from library.sync.tables import SyncOutbox
+from library.sync.tables import SyncConflict, SyncOutbox
 
 log = logging.getLogger("library.sync")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request every round is noise
@@ -70,6 +72,10 @@ async def package_changes(size: int = PACKAGE_SIZE) -> int:
         rows = await Branch.raw("SELECT seq, kind, entity_uuid FROM sync_change ORDER BY seq")
         if not rows:
             return 0
+        # How far into the central node's log this branch had read: the central node tells the
+        # branch's own edits from concurrent ones by it, not by this box's clock.
+        state = await Branch.raw("SELECT cursor FROM sync_state WHERE id = 1")
+        seen_through = seen_through_of(state[0]["cursor"] if state else "")
         through = rows[-1]["seq"]
         latest: dict[tuple[str, str], int] = {}
         for row in rows:
@@ -84,15 +90,52 @@ async def package_changes(size: int = PACKAGE_SIZE) -> int:
             for kind, entity in chunk:
                 by_kind.setdefault(kind, []).append(entity)
             images = {kind: await images_of(KINDS[kind], uuids) for kind, uuids in by_kind.items()}
+            await _with_verifiers(images.get("pin_change", {}))
             for kind, entity in chunk:
                 changes.append({"kind": kind, "uuid": entity, "image": images[kind].get(entity)})
             await SyncOutbox.insert(SyncOutbox(uuid=str(uuid_module.uuid4()), seq_through=through,
-                                               changes=len(changes), payload={"changes": changes}))
+                                               changes=len(changes),
+                                               payload={"changes": changes, "seen_through": seen_through}))
             made += 1
         await Branch.raw("DELETE FROM sync_change WHERE seq <= {}", through)
         return made
 
     return await db.run_in_write_transaction(work)
+
+
+def seen_through_of(cursor: str) -> int:
+    """The central log position a cursor has read through ("log:N", or a snapshot's starting point)."""
+    parts = (cursor or "").split(":")
+    try:
+        if parts[0] == "log" and len(parts) == 2:
+            return int(parts[1])
+        if parts[0] == "snapshot" and len(parts) == 4:
+            return int(parts[3])
+    except ValueError:
+        pass
+    return 0
+
+
+async def _with_verifiers(pin_changes: dict[str, dict[str, Any]]) -> None:
+    """A PIN change carries the reader's verifier as it is now (the row itself keeps none)."""
+    readers = sorted({image["patron"] for image in pin_changes.values() if image.get("patron")})
+    if not readers:
+        return
+    verifiers = {str(row["uuid"]): row["pin_hash"] for row in
+                 await Patron.select(Patron.uuid, Patron.pin_hash).where(Patron.uuid.is_in(readers))}
+    for image in pin_changes.values():
+        image["pin_hash"] = verifiers.get(image.get("patron") or "", "")
+
+
+def _scrubbed(payload: dict[str, Any]) -> dict[str, Any]:
+    """An acknowledged upload as kept for the record: without the PIN verifiers it carried."""
+    changes = []
+    for change in payload.get("changes", []):
+        image = change.get("image")
+        if isinstance(image, dict) and "pin_hash" in image:
+            change = {**change, "image": {**image, "pin_hash": ""}}
+        changes.append(change)
+    return {**payload, "changes": changes}
 
 
 # --- transport ---------------------------------------------------------------------------
@@ -105,6 +148,11 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             response = await client.request(method, url, **kwargs)
+            if response.status_code == 429 and attempt < ATTEMPTS:
+                # the central node asks this branch to slow down: wait as long as it says (bounded)
+                last = f"429 {_problem_detail(response)}"
+                await asyncio.sleep(min(_retry_after(response, delay), 60.0))
+                continue
             if response.status_code < 500:
                 if response.status_code >= 400:
                     detail = _problem_detail(response)
@@ -117,6 +165,13 @@ async def _call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 8.0)
     raise SyncFailed(f"{method} {url}: {last}")
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return default
 
 
 def _problem_detail(response: httpx.Response) -> str:
@@ -156,7 +211,9 @@ async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: 
         try:
             answer = await _call(client, "POST", "/api/sync/uploads",
                                  json={"uuid": str(row["uuid"]), "branch": settings.branch_code,
-                                       "changes": payload.get("changes", [])})
+                                       "changes": payload.get("changes", []),
+                                       "seen_through": int(payload.get("seen_through") or 0),
+                                       "sent_at": dt.datetime.now(dt.timezone.utc).isoformat()})
         except SyncFailed as error:
             if error.status not in REFUSED_FOR_GOOD:
                 raise
@@ -166,10 +223,12 @@ async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: 
             report.errors.append(str(error))
             continue
         await apply_aliases(answer.get("aliases") or {}, answer.get("alias_kinds") or {})
-        await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {} WHERE id = {}",
+        await _record_conflicts(answer, str(row["uuid"]), settings.branch_code or "")
+        await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {}, payload = {} WHERE id = {}",
                          dt.datetime.now(dt.timezone.utc),
-                         json.dumps({k: answer.get(k) for k in ("applied", "conflicts", "already_applied")}),
-                         row["id"])
+                         json.dumps({k: answer.get(k) for k in ("applied", "conflicts", "already_applied",
+                                                                "clock_ahead_seconds")}),
+                         json.dumps(_scrubbed(payload), ensure_ascii=False), row["id"])
         await Branch.raw("UPDATE sync_state SET uploaded_through = {} WHERE id = 1",
                          (await SyncOutbox.raw("SELECT seq_through FROM sync_outbox WHERE id = {}",
                                                row["id"]))[0]["seq_through"])
@@ -182,9 +241,26 @@ async def upload_waiting(client: httpx.AsyncClient, settings: Settings, report: 
 REFUSED_FOR_GOOD = (400, 413, 422)
 
 
-async def _park(outbox_id: int, upload: str, why: str) -> None:
-    from library.sync.tables import SyncConflict
+async def _record_conflicts(answer: dict[str, Any], upload: str, branch_code: str) -> None:
+    """What the central node did not take, listed here too (staff see it on both nodes).
 
+    A resend of an upload already applied gets the same answer: its conflicts are kept once."""
+    for conflict in answer.get("conflicts") or []:
+        if not isinstance(conflict, dict) or not conflict.get("uuid"):
+            continue
+        if await SyncConflict.exists().where(SyncConflict.uuid == str(conflict["uuid"])):
+            continue
+        resolved = bool(conflict.get("resolved"))
+        await SyncConflict.insert(SyncConflict(
+            uuid=str(conflict["uuid"]), branch_code=branch_code, kind=str(conflict.get("kind", ""))[:24],
+            entity_uuid=str(conflict.get("entity", ""))[:36], rule=str(conflict.get("rule", ""))[:40],
+            detail=conflict.get("detail") if isinstance(conflict.get("detail"), dict) else {}, upload=upload,
+            state="resolved" if resolved else "open",
+            resolved_at=dt.datetime.now(dt.timezone.utc) if resolved else None,
+            resolved_by="sync" if resolved else "", resolution="settled by the central node" if resolved else ""))
+
+
+async def _park(outbox_id: int, upload: str, why: str) -> None:
     await Branch.raw("UPDATE sync_outbox SET acknowledged_at = {}, result = {} WHERE id = {}",
                      dt.datetime.now(dt.timezone.utc), json.dumps({"refused": why[:500]}), outbox_id)
     await SyncConflict.insert(SyncConflict(uuid=str(uuid_module.uuid4()), kind="upload", entity_uuid=upload,
@@ -287,11 +363,20 @@ def start_sync_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
 
         return nothing_to_stop
     stop = asyncio.Event()
+    interval = settings.sync_interval_seconds
+    # Every worker (and every instance on the database) runs this loop; the one that claims the
+    # interval's lease does the interval's work: one compaction, one round of this branch box.
+    lease = "sync.compaction" if central else "sync.round"
+    holder = this_process()
 
     async def loop() -> None:
+        clock = asyncio.get_running_loop()
         while not stop.is_set():
+            started = clock.time()
             try:
-                if central:
+                if not await claim(lease, holder, lease_seconds(interval), dt.datetime.now(dt.timezone.utc)):
+                    pass  # another worker has this interval's work
+                elif central:
                     from library.sync.feed import compact_log
 
                     dropped = await compact_log()
@@ -307,7 +392,8 @@ def start_sync_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
             except Exception:  # noqa: BLE001 - the loop must outlive one bad round
                 log.exception("sync round failed")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.sync_interval_seconds)
+                # The interval's beat: a round's own time is not added to it (see notice_loop).
+                await asyncio.wait_for(stop.wait(), timeout=interval - (clock.time() - started) % interval)
             except TimeoutError:
                 pass
 

@@ -13,7 +13,7 @@ from library.branches import service as branches
 from library.clock import now_utc
 from library.errors import DomainError, InvalidInput, NotPermitted
 from library.sync import client, feed, service
-from library.sync.apply import apply_upload, parse_upload
+from library.sync.apply import apply_upload, parse_upload, parse_upload_clock
 from library.web.auth import principal_of, requires_administrator, requires_staff
 from library.web.templating import page
 
@@ -27,6 +27,18 @@ def _check_branch(branch: dict[str, Any], asked: Any) -> None:
         raise NotPermitted("sync_other_branch", code=branch["code"])
 
 
+async def _node(request: Request) -> dict[str, Any]:
+    """The branch a request speaks for, within its request budget (429 with Retry-After beyond)."""
+    settings = request.app.state.settings
+    service.require_central(settings)
+    node = await service.branch_of_credential(request.headers.get("authorization"))
+    budget = getattr(request.app.state, "sync_budget", None)
+    if budget is None:
+        budget = request.app.state.sync_budget = service.RequestBudget(settings.sync_requests_per_minute)
+    budget.take(node["code"], now_utc())
+    return node
+
+
 class SyncAPI(Controller):
     """Node to node: a branch's credential in `Authorization: Bearer CODE.secret`."""
 
@@ -37,16 +49,16 @@ class SyncAPI(Controller):
     async def changes(self, request: Request, cursor: Annotated[str, QueryParameter()] = "",
                       limit: Annotated[int, QueryParameter(ge=1, le=feed.PAGE_LIMIT)] = 500,
                       branch: Annotated[str | None, QueryParameter()] = None) -> dict[str, Any]:
-        service.require_central(request.app.state.settings)
-        node = await service.branch_of_credential(request.headers.get("authorization"))
+        node = await _node(request)
         _check_branch(node, branch)
-        return await feed.changes(node, cursor, limit)
+        return await feed.changes(node, cursor, limit, now=now_utc(),
+                                  verifier_days=request.app.state.settings.sync_verifier_days)
 
     @post("/uploads", status_code=200, request_max_body_size=UPLOAD_MAX_BYTES,
           summary="Apply a branch's upload transaction exactly once (idempotent on its uuid)")
     async def upload(self, request: Request) -> dict[str, Any]:
-        service.require_central(request.app.state.settings)
-        node = await service.branch_of_credential(request.headers.get("authorization"))
+        settings = request.app.state.settings
+        node = await _node(request)
         try:
             body = await request.json()
         except HTTPException:
@@ -56,7 +68,8 @@ class SyncAPI(Controller):
         if isinstance(body, dict):
             _check_branch(node, body.get("branch"))
         upload, changes = parse_upload(body)
-        return await apply_upload(node, upload, changes)
+        return await apply_upload(node, upload, changes, parse_upload_clock(body), now_utc(),
+                                  settings.sync_clock_skew_seconds, settings.sync_verifier_days)
 
 
 class SyncDesk(Controller):

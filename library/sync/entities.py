@@ -21,7 +21,7 @@ from piccolo.columns import (JSONB, UUID, Boolean, Date, ForeignKey, Integer, Se
 from piccolo.table import Table
 
 from library import db
-from library.accounts.tables import GuardianLink, Patron
+from library.accounts.tables import GuardianLink, Patron, PinChange
 from library.branches.tables import Branch, CalendarException, OpeningPeriod
 from library.catalog.tables import Item, Record
 from library.loans.tables import CirculationRule, Hold, Loan, Transit
@@ -50,6 +50,13 @@ class Kind:
         return [c._meta.db_column_name for c in self.columns]
 
     @cached_property
+    def timestamp_columns(self) -> tuple[str, ...]:
+        """The instants a node's clock wrote when something happened (see rules.clamp_times); not
+        a deadline such as a loan's `due_at`, which lies in the future by nature."""
+        return tuple(c._meta.db_column_name for c in self.columns
+                     if isinstance(c, Timestamptz) and c._meta.db_column_name not in DEADLINES)
+
+    @cached_property
     def readers(self) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
         """(column, its value as JSON) for `to_image`: the columns whose values need converting
         (text, whole numbers and booleans come from both drivers as JSON already)."""
@@ -68,6 +75,7 @@ class Kind:
 
 
 _WRITERS: dict[tuple[str, bool], tuple] = {}
+DEADLINES = ("due_at",)
 _AS_IS = (Varchar, Text, Integer, Boolean)
 
 
@@ -77,6 +85,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("circulation_rule", CirculationRule, {"branch": "branch"}),
     Kind("patron", Patron, {"home_branch": "branch"}),
     Kind("guardian_link", GuardianLink, {"guardian": "patron", "child": "patron"}),
+    Kind("pin_change", PinChange, {"patron": "patron", "branch": "branch"}),
     Kind("record", Record),
     Kind("item", Item, {"record": "record", "home_branch": "branch", "current_branch": "branch"}),
     Kind("loan", Loan, {"item": "item", "patron": "patron", "branch": "branch", "rule": "circulation_rule",
@@ -87,7 +96,11 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
 )}
 ORDER = {name: position for position, name in enumerate(KINDS)}
 # What a branch sends up: policy and calendars are the central library's to decide.
-UPLOADED = ("patron", "guardian_link", "record", "item", "loan", "hold", "transit", "transfer")
+UPLOADED = ("patron", "guardian_link", "pin_change", "record", "item", "loan", "hold", "transit", "transfer")
+# What the feed sends down: a PIN change is an operation a branch reports, not state to copy.
+FED = tuple(name for name in KINDS if name != "pin_change")
+# A PIN verifier as the accounts' hasher makes it (Argon2id): all a pin_change may carry.
+VERIFIER_PREFIX = "$argon2id$"
 
 
 class MalformedImage(ValueError):
@@ -345,6 +358,10 @@ def check_image(kind: Kind, image: Any) -> None:
                 raise MalformedImage(f"{kind.name}.{name} may not be empty")
         else:
             _python_value(column, image[name], True)
+    if kind.name == "pin_change":
+        verifier = image.get("pin_hash")
+        if not isinstance(verifier, str) or not verifier.startswith(VERIFIER_PREFIX) or len(verifier) > 255:
+            raise MalformedImage("pin_change.pin_hash must be an Argon2id verifier")
     if kind.name == "branch":
         for key in ("opening_periods", "calendar_exceptions"):
             if not isinstance(image.get(key, []), list):

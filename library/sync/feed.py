@@ -10,6 +10,13 @@ What a branch gets (the choice, and why):
 - a copy that leaves the branch is sent once more (the change log keeps the branches a row
   touched before and after), so the branch sees it go.
 
+What a branch is not given (a branch box can be stolen): the PIN verifier, phone and e-mail
+of a reader who has no business there. It gets them only for the readers who need them
+there (`VERIFIER_HOLDERS`): registered there (home branch), who borrowed there within
+LIBRARY_SYNC_VERIFIER_DAYS, and the guardians of either (a parent signs in to act for her
+child). Lending at the desk needs only the card; every other reader's image comes with
+those three fields empty.
+
 A cursor is opaque to the branch. "" starts an initial sync: a snapshot, kind after kind in
 id order, then the log from the sequence number the snapshot began at (changes made during
 the snapshot come again; writing an image twice is harmless). Each page ends on a cursor
@@ -18,12 +25,13 @@ the branch stores with the page's rows, so an interrupted sync resumes where it 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from library.branches.tables import Branch
 from library.errors import InvalidInput
-from library.sync.entities import KINDS, ORDER, images_of, images_where
+from library.sync.entities import FED, KINDS, ORDER, images_of, images_where
 
 EVERYONE = ("branch", "circulation_rule", "patron", "guardian_link")
 ACTIVE_HOLD = "('waiting', 'in_transit', 'ready')"
@@ -81,6 +89,52 @@ def relevant(kind: str, branch_id: int) -> str:
     raise ValueError(kind)
 
 
+# A reader's fields a branch gets only for the readers it needs them for.
+PRIVATE_FIELDS = ("pin_hash", "phone", "email")
+VERIFIER_DAYS = 90
+
+
+def verifier_holders(alias: str, branch_id: int) -> str:
+    """SQL on a patron alias: the readers whose verifier branch `branch_id` holds. Two `{}`
+    parameters, both the earliest checkout that still counts (branch id is an int: safe to inline)."""
+    b = int(branch_id)
+    recent = f"SELECT l.patron FROM loan l WHERE l.branch = {b} AND l.checked_out_at >= {{}}"
+    return (f"({alias}.home_branch = {b} OR {alias}.id IN ({recent}) "
+            f"OR {alias}.id IN (SELECT g.guardian FROM guardian_link g JOIN patron c ON c.id = g.child "
+            f"WHERE c.home_branch = {b} OR c.id IN ({recent})))")
+
+
+def verifier_since(now: dt.datetime, days: int) -> dt.datetime:
+    return now - dt.timedelta(days=days)
+
+
+async def holders_among(branch_id: int, uuids: list[str], since: dt.datetime) -> set[str]:
+    """Which of these readers' verifiers the branch holds."""
+    found: set[str] = set()
+    condition = verifier_holders("t", branch_id)
+    for start in range(0, len(uuids), 500):
+        chunk = uuids[start:start + 500]
+        marks = ", ".join("{}" for _ in chunk)
+        # Raw SQL: the condition is shared with the central node's check of a PIN change, and
+        # Piccolo's builder cannot say "IN (a sub-select over a join)".
+        rows = await Branch.raw(f"SELECT t.uuid FROM patron t WHERE t.uuid IN ({marks}) AND {condition}",
+                                *chunk, since, since)
+        found.update(str(row["uuid"]) for row in rows)
+    return found
+
+
+async def withhold_secrets(branch: dict[str, Any], changes: list[dict[str, Any]], now: dt.datetime,
+                           days: int = VERIFIER_DAYS) -> None:
+    """Empty the private fields of every reader in `changes` the branch has no business with."""
+    readers = [c for c in changes if c["kind"] == "patron" and c["image"] is not None]
+    if not readers:
+        return
+    holders = await holders_among(branch["id"], [c["uuid"] for c in readers], verifier_since(now, days))
+    for change in readers:
+        if change["uuid"] not in holders:
+            change["image"] = {**change["image"], **{name: "" for name in PRIVATE_FIELDS}}
+
+
 @dataclass(frozen=True)
 class Cursor:
     snapshot: bool
@@ -104,7 +158,7 @@ class Cursor:
                 return cls(snapshot=False, tail_seq=_natural(parts[1]))
             if parts[0] == "snapshot" and len(parts) == 4:
                 kind_index = _natural(parts[1])
-                if kind_index > len(KINDS):
+                if kind_index > len(FED):
                     raise ValueError
                 return cls(snapshot=True, kind_index=kind_index, last_id=_natural(parts[2]),
                            tail_seq=_natural(parts[3]))
@@ -127,13 +181,14 @@ async def _max_seq() -> int:
 
 async def _count_snapshot(branch_id: int) -> int:
     total = 0
-    for kind in KINDS:
+    for kind in FED:
         rows = await Branch.raw(f"SELECT COUNT(*) AS n FROM {KINDS[kind].table_name} t WHERE {relevant(kind, branch_id)}")
         total += int(rows[0]["n"])
     return total
 
 
-async def changes(branch: dict[str, Any], cursor_text: str, limit: int = 500) -> dict[str, Any]:
+async def changes(branch: dict[str, Any], cursor_text: str, limit: int = 500, now: dt.datetime | None = None,
+                  verifier_days: int = VERIFIER_DAYS) -> dict[str, Any]:
     """One page of the feed for `branch` ({"id", "code", ...})."""
     limit = max(1, min(int(limit), PAGE_LIMIT))
     cursor = Cursor.decode(cursor_text)
@@ -147,11 +202,12 @@ async def changes(branch: dict[str, Any], cursor_text: str, limit: int = 500) ->
         page = await _log_page(branch, cursor, limit)
     if total is not None:
         page["snapshot_total"] = total
+    await withhold_secrets(branch, page["changes"], now or dt.datetime.now(dt.timezone.utc), verifier_days)
     return page
 
 
 async def _snapshot_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[str, Any]:
-    names = list(KINDS)
+    names = list(FED)
     kind_index, last_id = cursor.kind_index, cursor.last_id
     out: list[dict[str, Any]] = []
     while kind_index < len(names) and len(out) < limit:
@@ -184,7 +240,7 @@ async def _log_page(branch: dict[str, Any], cursor: Cursor, limit: int) -> dict[
     out: list[dict[str, Any]] = []
     records_needed: set[str] = set()
     for kind_name in sorted(touched, key=lambda k: ORDER.get(k, 99)):
-        if kind_name not in KINDS:
+        if kind_name not in FED:
             continue
         kind = KINDS[kind_name]
         uuids = list(touched[kind_name])

@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
 import uuid as uuid_module
+from collections import deque
 from typing import Any
 
 from library import db
 from library.accounts.principal import Principal
 from library import audit
 from library.branches.tables import Branch
-from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, NotSignedIn
+from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, NotSignedIn, TooManyAttempts
 from library.settings import Settings
 from library.sync.tables import SyncConflict, SyncCredential, Transfer
 
@@ -67,6 +69,26 @@ async def branch_of_credential(authorization: str | None) -> dict[str, Any]:
         raise NotSignedIn("sync_credential")
     row = rows[0]
     return {"id": row["id"], "uuid": str(row["uuid"]), "code": row["code"]}
+
+
+class RequestBudget:
+    """Sync requests per branch credential per minute, in this server process (a sliding minute).
+
+    A broken or hostile branch box that loops on the feed or the uploads is slowed down
+    before it costs the central node the other branches' service."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[str, deque[float]] = {}
+
+    def take(self, key: str, now: dt.datetime) -> None:
+        moment = now.timestamp()
+        recent = self._seen.setdefault(key, deque())
+        while recent and recent[0] <= moment - 60:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            raise TooManyAttempts("sync_throttled", retry_after=max(1, math.ceil(recent[0] + 60 - moment)))
+        recent.append(moment)
 
 
 def require_central(settings: Settings) -> None:

@@ -90,6 +90,15 @@ class SyncOrigin(Table):
     branch = ForeignKey(references=Branch, null=False, on_delete=OnDelete.cascade)
 
 
+class SyncWriter(Table):
+    """The branch whose upload last wrote an entity on the central node, and the log row that
+    write left: how a later upload tells the branch's own earlier change from a concurrent one."""
+
+    entity_uuid = Varchar(length=36, unique=True, required=True)
+    branch = ForeignKey(references=Branch, null=False, on_delete=OnDelete.cascade)
+    seq = Integer(required=True)
+
+
 class ConflictState(str, Enum):
     open = "open"
     resolved = "resolved"

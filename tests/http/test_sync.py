@@ -132,3 +132,49 @@ async def _admin():
     from library.accounts.principal import Principal
 
     return Principal(kind="staff", id=0, uuid="t", name="t", language="en", role="administrator", all_branches=True)
+
+
+async def test_regression_a_branch_cannot_give_a_city_reader_a_pin_that_signs_in_centrally(client, credential):
+    """Before: ZX's credential uploaded 张建国 (JX) with another name, a PIN verifier of its own and
+    `updated_at` 2030; it was applied and the new PIN signed in at the central node."""
+    from library.accounts.hashing import hash_secret
+    from library.accounts.tables import Patron
+
+    reader = await Patron.select(Patron.uuid).where(Patron.card_number == "JX20000001").first()
+    image = (await images_of(KINDS["patron"], [str(reader["uuid"])]))[str(reader["uuid"])]
+    forged = {**image, "name": "被改名", "pin_hash": await hash_secret("999999"),
+              "updated_at": "2030-01-01T00:00:00+00:00"}
+    body = {"uuid": str(uuid.uuid4()), "branch": "ZX", "changes": [{"kind": "patron", "uuid": image["uuid"],
+                                                                     "image": forged}]}
+    answer = await client.post("/api/sync/uploads", json=body, headers=bearer(credential))
+    assert answer.status_code == 200
+    assert "reader_elsewhere" in [c["rule"] for c in answer.json()["conflicts"]]
+    assert (await Patron.select(Patron.name).where(Patron.uuid == reader["uuid"]).first())["name"] == "张建国"
+    await client.get("/")  # the CSRF cookie
+    forged_pin = await client.post("/api/session", json={"kind": "patron", "login": "JX20000001", "secret": "999999"},
+                                   headers={"X-CSRFToken": client.cookies["library_csrf"]})
+    assert forged_pin.status_code == 401
+    own_pin = await client.post("/api/session", json={"kind": "patron", "login": "JX20000001", "secret": "123456"},
+                                headers={"X-CSRFToken": client.cookies.get("library_csrf")})
+    assert own_pin.status_code == 201
+
+
+async def test_a_branch_credential_that_sends_too_many_requests_is_slowed_down_alone(demo):
+    """A broken box looping on the feed gets 429 with Retry-After; other branches are served."""
+    app = create_app(load_settings({**os.environ, "LIBRARY_NODE_ROLE": "central",
+                                    "LIBRARY_SYNC_REQUESTS_PER_MINUTE": "3"}))
+    async with client_for(app) as client:
+        zx = await service.issue_credential("ZX", "test")
+        xz = await service.issue_credential("XZ", "test")
+        for _ in range(3):
+            assert (await client.get("/api/sync/changes", params={"limit": 1}, headers=bearer(zx))).status_code == 200
+        refused = await client.get("/api/sync/changes", params={"limit": 1}, headers=bearer(zx))
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["code"] == "sync_throttled" and 1 <= int(refused.headers["retry-after"]) <= 60
+        upload = {"uuid": str(uuid.uuid4()), "branch": "ZX", "changes": []}
+        assert (await client.post("/api/sync/uploads", json=upload, headers=bearer(zx))).status_code == 429
+        assert await SyncApplied.count() == 0, "a refused upload changes nothing"
+        assert (await client.get("/api/sync/changes", params={"limit": 1}, headers=bearer(xz))).status_code == 200
+        # a wrong secret never spends a branch's budget
+        assert (await client.get("/api/sync/changes", headers=bearer("XZ.wrong"))).status_code == 401

@@ -48,6 +48,10 @@ async def test_a_credential_names_its_branch_and_nothing_else_gets_in(zx):
     assert await service.revoke_credentials("ZX", "test") == 1
     with pytest.raises(NotSignedIn):
         await service.branch_of_credential(f"Bearer {credential}")
+    from library.branches.tables import AuditEntry
+    revoked = await AuditEntry.select(AuditEntry.actor, AuditEntry.subject).where(
+        AuditEntry.action == "sync.credentials_revoked")
+    assert revoked == [{"actor": "test", "subject": "ZX"}], "revoking is written to the audit trail"
 
 
 async def test_the_initial_sync_gives_a_branch_what_it_needs_in_dependency_order(zx):

@@ -75,3 +75,10 @@ async def checkout(branch_code: str, card_number: str, barcode: str) -> str:
 
     return (await service.checkout(_desk(), branch_code, card_number, barcode,
                                    dt.datetime.now(dt.timezone.utc))).loan_uuid
+
+
+async def reset_pin(card_number: str, pin: str) -> None:
+    """Staff at this node's desk set a reader's PIN (the service the desk's page calls)."""
+    from library.accounts import service
+
+    await service.reset_pin(_desk(), card_number, pin)

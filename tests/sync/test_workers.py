@@ -1,0 +1,128 @@
+"""`library serve --workers 4`: every worker runs the notice loop, one round runs per interval.
+
+A real central node with four uvicorn workers (the engine under test: a SQLite file, or a
+fresh PostgreSQL database), a notice interval of one second, and an outbox full of due
+notices addressed to a real SMTP server in this process. Each round sends one batch and
+stamps the batch's `sent_at` with the round's time, so the distinct `sent_at` values in the
+database are the rounds that ran. Were each worker to run its own round, there would be
+about four in every interval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid as uuid_module
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from library.branches.leases import lease_seconds
+from tests.integration.notice_world import Inbox, smtp_server
+from tests.sync.nodes import PYTHON, ROOT, Node, free_port, pg_admin, pg_drop, token, with_database
+
+WORKERS = 4
+INTERVAL = 1
+RUN_SECONDS = 8
+NOTICES = 2000  # 50 a round: enough for four rounds an interval, were the lease not there
+CHUNK = 100  # 800 arguments: Node.execute numbers up to 999
+
+
+class ServedByWorkers(Node):
+    """A node whose server is `library serve --workers N`."""
+
+    workers: int = WORKERS
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "library.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(self.workers)], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        # Every worker, not only the first: each one starts its own notice loop.
+        while self.server_log().count("Application startup complete") < self.workers:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} did not start:\n{self.server_log()[-3000:]}")
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def mail() -> Iterator[tuple[int, Inbox]]:
+    port = free_port()
+    with smtp_server(port) as inbox:
+        yield port, inbox
+
+
+@pytest.fixture
+def central(mail: tuple[int, Inbox]) -> Iterator[ServedByWorkers]:
+    """A fresh, migrated central node, its outbox full of due notices; server not started."""
+    data_dir = Path(tempfile.mkdtemp(prefix="library-workers-"))
+    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
+    name = None
+    if admin_url:
+        name = f"test_workers_{token()}"
+        pg_admin(admin_url, f'CREATE DATABASE "{name}"')
+        url = with_database(admin_url, name)
+    else:
+        url = f"sqlite:///{data_dir / 'central.sqlite3'}"
+    node = ServedByWorkers("central", data_dir, url, {
+        "LIBRARY_NODE_ROLE": "central", "LIBRARY_NOTICE_INTERVAL_SECONDS": str(INTERVAL),
+        "LIBRARY_SMTP_HOST": "127.0.0.1", "LIBRARY_SMTP_PORT": str(mail[0])})
+    try:
+        node.library("migrate")
+        queue_due_notices(node, NOTICES)
+        yield node
+    finally:
+        node.stop()
+        print(f"--- central server log ---\n{node.server_log()[-6000:]}")  # shown when the test failed
+        if name:
+            pg_drop(admin_url, name)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def queue_due_notices(node: Node, count: int) -> None:
+    due = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    for start in range(0, count, CHUNK):
+        numbers = range(start, min(count, start + CHUNK))
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in numbers)
+        args = [value for n in numbers for value in (
+            str(uuid_module.uuid4()), f"test:{n}", "overdue", f"reader{n}@example.org", "逾期提醒", "请还书。",
+            due, due)]
+        node.execute("INSERT INTO notice (uuid, key, kind, to_address, subject, body, created_at, send_after) "
+                     f"VALUES {values}", *args)
+
+
+def as_utc(value) -> dt.datetime:
+    """sent_at as SQLite gives it (text) or PostgreSQL (a datetime)."""
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def test_four_workers_run_one_notice_round_per_interval(central: ServedByWorkers, mail: tuple[int, Inbox]):
+    central.start()
+    started = dt.datetime.now(dt.timezone.utc)  # every worker's loop is running
+    time.sleep(RUN_SECONDS)
+    stopped = dt.datetime.now(dt.timezone.utc)
+    central.stop()
+
+    log = central.server_log()
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == WORKERS, log[-3000:]
+    assert "notice cycle failed" not in log, log[-3000:]
+    rounds = sorted({as_utc(row["sent_at"]) for row in central.rows(
+        "SELECT DISTINCT sent_at FROM notice WHERE sent_at IS NOT NULL")})
+    assert central.count("notice", "sent_at IS NOT NULL") == 50 * len(rounds) == len(mail[1].messages)
+
+    # As many rounds as intervals went by while all four workers ran (not four times as many)...
+    intervals = (stopped - started).total_seconds() / INTERVAL
+    during = [moment for moment in rounds if started <= moment <= stopped]
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(rounds, rounds[1:])]
+    assert abs(len(during) - intervals) <= 1, (len(during), intervals, gaps)
+    # ... and never two in one interval: the lease ends after 0.9 of it, and the database holds it till then.
+    assert min(gaps) >= lease_seconds(INTERVAL), gaps
