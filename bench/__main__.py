@@ -51,6 +51,10 @@ CUSTOM = {
     "sync.initial": ("initial sync of 100,000 copies with their records from a real central server to an empty "
                      "SQLite branch, copies/s, against a bare bulk insert of the same rows (target ≤ 3×); then "
                      "1,000 changes each way, one round each (target < 5 s)", "sync:run"),
+    "sync.network": ("a central node on PostgreSQL serving --branches simulated branches at once over HTTP (initial "
+                     "pull, a day's checkouts and returns uploaded, incremental pull): sync req/s against GET "
+                     "/api/ping, feed-page p99 against the same pages' bare SQL, upload p50/p99; checks every "
+                     "uploaded loan is there. PostgreSQL only, whatever --engine", "sync_network:run"),
 }
 
 
@@ -66,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--output", help="also append the JSON lines to this file")
     parser.add_argument("--records", type=int, help="catalogue size for catalog.* and sync.* (default: 200000 / 50000 / 100000)")
+    parser.add_argument("--branches", type=int, default=50, help="simulated branch nodes for sync.network (default 50)")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes for sync.network (default 1)")
+    parser.add_argument("--postgres-url", help="PostgreSQL admin URL sync.network makes its database on (default: "
+                        "LIBRARY_BENCH_POSTGRES_URL, else postgresql://postgres@127.0.0.1:5432/test)")
     args = parser.parse_args(argv)
 
     unknown = [name for name in args.names if name not in BENCHMARKS and name not in CUSTOM]
@@ -96,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
                     from bench import activities
 
                     for figures in activities.register(engine):
+                        emit(figures)
+                    continue
+                if module == "sync_network":
+                    if engine != engines[-1]:
+                        continue  # PostgreSQL whatever --engine: once
+                    from bench import sync_network
+
+                    for figures in sync_network.run(args.branches, args.workers, args.postgres_url):
                         emit(figures)
                     continue
                 if module == "sync":
