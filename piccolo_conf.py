@@ -17,6 +17,7 @@ APPS = [
     "library.loans.piccolo_app",
     "library.activities.piccolo_app",
     "library.sync.piccolo_app",
+    "library.privacy.piccolo_app",
 ]
 
 

@@ -24,6 +24,8 @@ from library.loans.controllers import ROUTES as LOAN_ROUTES
 from library.db import close_connections, engine, prepare_sqlite
 from library.loans.outbox import start_notice_loop
 from library.sync.client import start_sync_loop
+from library.privacy.controllers import ROUTES as PRIVACY_ROUTES
+from library.privacy.retention import start_retention_loop
 from library.sync.controllers import ROUTES as SYNC_ROUTES
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
@@ -57,9 +59,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         stop_notices = start_notice_loop(settings)
         # A branch node with a central node: a sync round every interval.
         stop_sync = start_sync_loop(settings)
+        # The retention table (library/privacy/retention.py), every notice interval.
+        stop_retention = start_retention_loop(settings)
         try:
             yield
         finally:
+            await stop_retention()
             await stop_sync()
             await stop_notices()
             if settings.engine == "postgres":
@@ -96,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *LOAN_ROUTES,
             *ACTIVITY_ROUTES,
             *SYNC_ROUTES,
+            *PRIVACY_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
                                        name="covers"),

@@ -260,8 +260,8 @@ def notices() -> None:
 
 
 @notices.command("send", help="One round of the notice worker: expire the hold shelf, queue reminders, "
-                              "anonymise old returned loans, send what is due (the server does this every "
-                              "LIBRARY_NOTICE_INTERVAL_SECONDS).")
+                              "send what is due (the server does this every LIBRARY_NOTICE_INTERVAL_SECONDS; "
+                              "forgetting old loans is `library privacy forget`).")
 def notices_send() -> None:
     settings = _settings()
     _require_database(settings)
@@ -280,7 +280,6 @@ def notices_send() -> None:
     click.echo(_("Holds expired on the hold shelf: {count}").format(count=report.holds_expired))
     click.echo(_("Reminders queued: {due_soon} due soon, {overdue} overdue, {hold_expiring} last day to collect")
                .format(**queued))
-    click.echo(_("Returned loans anonymised: {count}").format(count=report.anonymised))
     sending = report.sending
     if sending.disabled:
         click.secho(_("Sending is off: LIBRARY_SMTP_HOST is not set. {count} notices wait in the outbox.")
@@ -323,8 +322,9 @@ def notices_list(show_all: bool, limit: int) -> None:
             state = _("next try {moment}, attempts {attempts}").format(
                 moment=row["send_after"].isoformat(timespec="seconds"), attempts=row["attempts"])
         click.echo(f"{row['kind']:<14} {row['to_address']:<30} {state}  {row['subject']}")
+        # Right under its notice and on the same stream, so that a pipe or a log file keeps them together.
         if row["last_error"] and not row["sent_at"]:
-            click.echo("    " + row["last_error"], err=True)
+            click.echo("    " + _("last error: {error}").format(error=row["last_error"]))
 
 
 @main.group(invoke_without_command=True,
@@ -420,6 +420,30 @@ def sync_revoke(branch_code: str) -> None:
     except DomainError as error:
         raise click.ClickException(error.message()) from None
     click.echo(f"revoked: {count}")
+
+
+@main.group(help="Readers' personal information: the retention table (docs/privacy.md).")
+def privacy() -> None:
+    pass
+
+
+@privacy.command("forget", help="One run of the retention table: unlink returned loans from their readers, "
+                                "delete closed holds, old reading logs, registrations, notices, audit entries and "
+                                "sync packages (the server does this every LIBRARY_NOTICE_INTERVAL_SECONDS).")
+def privacy_forget() -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.clock import now_utc
+    from library.i18n import gettext as _
+    from library.privacy.retention import forget
+
+    done = asyncio.run(forget(now_utc(), settings.loan_history_days, settings.activity_history_days))
+    labels = {"loans": _("Returned loans unlinked from their readers"), "holds": _("Closed holds deleted"),
+              "reading_logs": _("Reading-challenge logs deleted"), "registrations": _("Registrations deleted"),
+              "notices": _("Notices deleted"), "audit": _("Audit entries and PIN records deleted"),
+              "sync": _("Sync packages, answers and conflict details emptied")}
+    for key, label in labels.items():
+        click.echo(f"{label}: {done.counts.get(key, 0)}")
 
 
 @main.command(help="Run the web service (uvicorn).")

@@ -55,6 +55,7 @@ class Settings:
     due_soon_days: int = 3
     notice_interval_seconds: int = 60
     loan_history_days: int = 30
+    activity_history_days: int = 400
     # Branch sync (library.sync): a branch node with a central URL and a credential syncs.
     central_url: str | None = None
     sync_credential: str | None = None
@@ -65,6 +66,10 @@ class Settings:
     sync_clock_skew_seconds: int = 300
     sync_requests_per_minute: int = 600
     sync_verifier_days: int = 90
+    # Check-in at the door (library.activities.rules.CheckInWindow): minutes before a session's
+    # start and after its end that a reader's card is taken.
+    checkin_opens_minutes_before: int = 60
+    checkin_closes_minutes_after: int = 30
 
     @property
     def covers_dir(self) -> Path:
@@ -241,6 +246,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         debug=_bool(env, "LIBRARY_DEBUG", False),
         **_notice_settings(env),
         **_sync_settings(env, node_role),
+        checkin_opens_minutes_before=_int(env, "LIBRARY_CHECKIN_OPENS_MINUTES_BEFORE", 60, 0, 24 * 60),
+        checkin_closes_minutes_after=_int(env, "LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER", 30, 0, 24 * 60),
     )
 
 
@@ -287,6 +294,7 @@ def _notice_settings(env: dict[str, str]) -> dict:
         "due_soon_days": _int(env, "LIBRARY_DUE_SOON_DAYS", 3, 0, 60),
         "notice_interval_seconds": _int(env, "LIBRARY_NOTICE_INTERVAL_SECONDS", 60, 0, 86400),
         "loan_history_days": _int(env, "LIBRARY_LOAN_HISTORY_DAYS", 30, 0, 36500),
+        "activity_history_days": _int(env, "LIBRARY_ACTIVITY_HISTORY_DAYS", 400, 0, 36500),
     }
 
 
@@ -326,4 +334,7 @@ SETTING_NAMES = (
     "LIBRARY_DUE_SOON_DAYS",
     "LIBRARY_NOTICE_INTERVAL_SECONDS",
     "LIBRARY_LOAN_HISTORY_DAYS",
+    "LIBRARY_ACTIVITY_HISTORY_DAYS",
+    "LIBRARY_CHECKIN_OPENS_MINUTES_BEFORE",
+    "LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER",
 )

@@ -37,6 +37,27 @@ def test_an_unreachable_postgresql_is_explained():
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_the_data_folder_holds_the_database_and_the_key(tmp_path):
+    """LIBRARY_DATA_DIR, without LIBRARY_DATABASE_URL or LIBRARY_SECRET_KEY: `library migrate` makes the
+    SQLite file there, and the secret key is generated there once (readable by the owner only)."""
+    import sqlite3
+
+    data_dir = tmp_path / "branch-box"
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("LIBRARY_DATABASE_URL", "LIBRARY_SECRET_KEY")}
+    result = subprocess.run([sys.executable, "-m", "library.cli", "migrate"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=120, env={**environment, "LIBRARY_DATA_DIR": str(data_dir)})
+    assert result.returncode == 0, result.stderr
+    connection = sqlite3.connect(data_dir / "library.sqlite3")
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        connection.close()
+    assert {"patron", "loan", "notice"} <= tables
+    key = data_dir / "secret.key"
+    assert len(key.read_text().strip()) >= 32 and key.stat().st_mode & 0o077 == 0
+
+
 def test_demo_check_and_create_staff_on_the_test_database():
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a loop of its own, as in tests/browser
         pool.submit(asyncio.run, empty_all_tables()).result()
@@ -60,6 +81,46 @@ def test_create_staff_refuses_a_short_password():
     result = library("create-staff", "--username", "shorty", "--name", "x", "--all-branches", "--password-stdin",
                      stdin="short\n")
     assert result.returncode != 0 and "at least 10 characters" in result.stderr
+
+
+def test_notices_list_prints_each_error_under_its_notice():
+    """`library notices list`: a notice that failed is followed, on the same stream, by its own last
+    error, so that a pipe or a log file keeps them together; a notice without one is followed by none."""
+    import datetime as dt
+    import uuid
+
+    from library.loans.tables import Notice
+
+    now = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)
+
+    def notice(key: str, to: str, subject: str, **values) -> Notice:
+        return Notice(uuid=str(uuid.uuid4()), key=key, kind="overdue", to_address=to, subject=subject, body="-",
+                      created_at=now, send_after=now, **values)
+
+    async def outbox() -> None:
+        await empty_all_tables()
+        await Notice.insert(
+            notice("test:wang", "wangfang@example.org", "已逾期：猜猜我有多爱你", attempts=2,
+                   last_error="SMTPRecipientsRefused: 550 5.1.1 no such mailbox"),
+            notice("test:emma", "emma@example.org", "Overdue: 大卫，不可以", attempts=1,
+                   last_error="ConnectionRefusedError: [Errno 111] Connection refused"),
+            notice("test:zhao", "zhao@example.org", "已逾期：好饿的毛毛虫"),
+        )
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, outbox()).result()
+    result = library("notices", "list")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+
+    def after(address: str) -> str:
+        [index] = [n for n, line in enumerate(lines) if address in line]
+        return lines[index + 1] if index + 1 < len(lines) else ""
+
+    assert after("wangfang@example.org") == "    last error: SMTPRecipientsRefused: 550 5.1.1 no such mailbox"
+    assert after("emma@example.org") == "    last error: ConnectionRefusedError: [Errno 111] Connection refused"
+    assert "last error" not in after("zhao@example.org")
+    assert "attempts 2" in next(line for line in lines if "wangfang@example.org" in line)
 
 
 def test_every_command_is_in_the_readme():
@@ -92,3 +153,36 @@ def test_catalog_import_of_a_big_file_then_again_updates_and_never_duplicates(tm
     again = library("catalog", "import", str(path))
     assert again.returncode == 0, again.stderr
     assert "created 0, updated 3000; copies created 0, updated" in again.stdout and "skipped 0" in again.stdout
+
+
+def test_privacy_forget_runs_the_retention_table_once():
+    """`library privacy forget` deletes a notice sent longer ago than LIBRARY_LOAN_HISTORY_DAYS, keeps a
+    recent one, and says what it did; run again, it has nothing left to do."""
+    import datetime as dt
+    import uuid
+
+    from library.loans.tables import Notice
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def sent(key: str, days_ago: int) -> Notice:
+        moment = now - dt.timedelta(days=days_ago)
+        return Notice(uuid=str(uuid.uuid4()), key=key, kind="overdue", to_address="reader@example.org",
+                      subject="已逾期：好饿的毛毛虫", body="-", created_at=moment, send_after=moment, sent_at=moment)
+
+    async def outbox() -> list[str]:
+        await empty_all_tables()
+        await Notice.insert(sent("test:old", 40), sent("test:new", 3))
+
+    async def left() -> list[str]:
+        return [row["key"] for row in await Notice.select(Notice.key)]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, outbox()).result()
+    first = library("privacy", "forget", env={"LIBRARY_LOAN_HISTORY_DAYS": "30"})
+    assert first.returncode == 0, first.stderr
+    assert "Notices deleted: 1" in first.stdout
+    again = library("privacy", "forget", env={"LIBRARY_LOAN_HISTORY_DAYS": "30"})
+    assert "Notices deleted: 0" in again.stdout
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, left()).result() == ["test:new"]

@@ -16,6 +16,7 @@ from library.clock import now_utc, today_in
 from library.errors import DomainError
 from library.web.auth import principal_of, requires_patron, requires_signed_in, requires_staff, session_for
 from library.web.forms import parse_optional_date, safe_next
+from library.web.errors import refusal_headers
 from library.web.templating import page
 
 
@@ -48,8 +49,8 @@ class SignInPages(Controller):
         try:
             principal = await service.sign_in_patron(card_number, pin, _client_address(request), now_utc(), _limit(request))
         except DomainError as error:
-            return page(request, "accounts/signin.html", status_code=error.status, next=target, expired=False,
-                        card_number=card_number, error=error.message())
+            return page(request, "accounts/signin.html", status_code=error.status, headers=refusal_headers(error),
+                        next=target, expired=False, card_number=card_number, error=error.message())
         request.set_session(session_for(principal, _lifetime(request)))
         return Redirect(path=target, status_code=303)
 
@@ -67,8 +68,9 @@ class SignInPages(Controller):
         try:
             principal = await service.sign_in_staff(username, password, _client_address(request), now_utc(), _limit(request))
         except DomainError as error:
-            return page(request, "accounts/staff_signin.html", status_code=error.status, next=target, expired=False,
-                        username=username, error=error.message())
+            return page(request, "accounts/staff_signin.html", status_code=error.status,
+                        headers=refusal_headers(error), next=target, expired=False, username=username,
+                        error=error.message())
         request.set_session(session_for(principal, _lifetime(request)))
         return Redirect(path=target, status_code=303)
 
@@ -81,13 +83,6 @@ class SignInPages(Controller):
 class AccountPages(Controller):
     include_in_schema = False
     guards = [requires_patron]
-
-    @get("/account", name="account")
-    async def account(self, request: Request, done: Annotated[str | None, QueryParameter()] = None) -> Template:
-        # The page shows the reader's loans and holds too; the circulation domain composes it.
-        from library.loans.controllers import account_page
-
-        return await account_page(request)
 
     @get("/account/pin", name="account_pin")
     async def pin_form(self, request: Request) -> Template:

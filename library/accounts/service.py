@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,15 @@ async def _clear_failures(key: str) -> None:
 
 
 def _throttle_keys(account_key: str, address: str, limit: int) -> dict[str, int]:
-    return {account_key: limit, f"address:{address}": limit * rules.ADDRESS_LIMIT_FACTOR}
+    return {_fitting(account_key): limit, _fitting(f"address:{address}"): limit * rules.ADDRESS_LIMIT_FACTOR}
+
+
+def _fitting(key: str) -> str:
+    """A throttle key within the column's 128 characters: a login typed longer than any card or
+    username is still counted (as its hash), never a database error."""
+    if len(key) <= 128:
+        return key
+    return key[:40] + ":sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 async def _sign_in(kind: str, login: str, secret: str, stored: dict[str, Any] | None, refusal: str,
@@ -67,7 +76,7 @@ async def _sign_in(kind: str, login: str, secret: str, stored: dict[str, Any] | 
     if not login or not await verify_secret(stored["hash"] if stored else None, secret or ""):
         await _record_failure(list(keys), now)
         raise SignInRefused(refusal)
-    await _clear_failures(account_key)
+    await _clear_failures(_fitting(account_key))
     principal = await load_principal(kind, stored["id"])  # type: ignore[index]
     if principal is None:
         raise SignInRefused(refusal)

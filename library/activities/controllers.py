@@ -15,10 +15,11 @@ from litestar.response import Redirect, Response, Template
 from library.accounts import service as accounts
 from library.activities import challenge, service
 from library.activities.feeds import patron_feed_token
+from library.activities.rules import CheckInWindow
 from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
 from library.clock import now_utc, today_in
-from library.errors import CirculationRefused, DomainError, InvalidInput
+from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
 from library.web.auth import principal_of, requires_signed_in, requires_staff
 from library.web.templating import page
 
@@ -47,6 +48,12 @@ def _local_datetime(day: str | None, time: str | None, field: str) -> dt.datetim
         return dt.datetime.combine(dt.date.fromisoformat((day or "").strip()), dt.time.fromisoformat((time or "").strip()))
     except ValueError:
         raise InvalidInput("invalid_date", field=field) from None
+
+
+def check_in_window(request: Request) -> CheckInWindow:
+    settings = request.app.state.settings
+    return CheckInWindow(dt.timedelta(minutes=settings.checkin_opens_minutes_before),
+                         dt.timedelta(minutes=settings.checkin_closes_minutes_after))
 
 
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -305,17 +312,27 @@ class StaffActivityPages(Controller):
     async def _session(self, request: Request, uuid: str, status_code: int = 200, **context: Any) -> Template:
         session = await service.occurrence_detail(uuid)
         rooms = (await branches.rooms_by_branch([session["branch_code"]]))[session["branch_code"]]
+        window, day = check_in_window(request), session["local_start"].date()
+
+        def clock(when: dt.datetime) -> str:  # the day only when it is not the session's
+            return f"{when:%H:%M}" if when.date() == day else f"{when:%Y-%m-%d %H:%M}"
+
         return page(request, "activities/staff_session.html", status_code=status_code, session=session,
-                    registrations=await service.waitlist(uuid), rooms=rooms, **context)
+                    registrations=await service.waitlist(uuid), rooms=rooms,
+                    check_in_opens=clock(window.opens_at(session["local_start"])),
+                    check_in_closes=clock(window.closes_at(session["local_end"])), **context)
 
     @post("/sessions/{uuid:str}/check-in")
     async def check_in(self, request: Request, uuid: FromPath[str]) -> Template:
         form = await request.form()
         try:
-            done = await service.check_in(principal_of(request), uuid, form.get("card", ""), now_utc())
+            done = await service.check_in(principal_of(request), uuid, form.get("card", ""), now_utc(),
+                                          check_in_window(request))
+        except CirculationRefused as error:
+            return await self._session(request, uuid, error.status, check_in_refused=error.reasons())
         except DomainError as error:
             return await self._session(request, uuid, error.status, error=error.message())
-        return await self._session(request, uuid, checked_in=done)
+        return await self._session(request, uuid, checked_in=done, turned_away=reason_views(done.turned_away))
 
     @post("/sessions/{uuid:str}/move")
     async def move(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:

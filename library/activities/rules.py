@@ -1,4 +1,4 @@
-"""Scheduling and registration decisions. Pure: plain values in, every reason out.
+"""Scheduling, registration and check-in decisions. Pure: plain values in, every reason out.
 
 Rooms: a session books its room from its start minus the setup buffer to its end plus the
 teardown buffer; two bookings of one room may touch but not overlap (the model is Indico's
@@ -10,6 +10,10 @@ registers its children one registration each, all with the same arrival, so two 
 waiting together are promoted together when two seats are free; when only one is, the
 first child gets it and the other stays first in line — a parent can then cancel and keep
 the family together, but no other family waits longer because of them.
+
+Check-in at the door takes a card from a while before a session starts until a while after it
+ends (`CheckInWindow`); a guardian's card checks in every linked child with a seat, and the
+guardian too when registered.
 """
 
 from __future__ import annotations
@@ -182,3 +186,110 @@ def promote(waiting: Iterable[Waiting], free_seats: int) -> list[int]:
             break
         chosen.append(entry.id)
     return chosen
+
+
+# --- check-in at the door -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckInWindow:
+    """When a card is taken at the door: from `opens_before` the start of a session until
+    `closes_after` its end (the settings LIBRARY_CHECKIN_OPENS_MINUTES_BEFORE and
+    LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER). Late-comers are welcome while the session runs."""
+
+    opens_before: dt.timedelta = dt.timedelta(minutes=60)
+    closes_after: dt.timedelta = dt.timedelta(minutes=30)
+
+    def opens_at(self, starts_at: dt.datetime) -> dt.datetime:
+        return starts_at - self.opens_before
+
+    def closes_at(self, ends_at: dt.datetime) -> dt.datetime:
+        return ends_at + self.closes_after
+
+
+@dataclass(frozen=True)
+class DoorSession:
+    status: str  # scheduled | cancelled
+    starts_at: dt.datetime  # UTC
+    ends_at: dt.datetime  # UTC
+    registration_required: bool = True
+
+
+@dataclass(frozen=True)
+class Attendee:
+    """A registration the scanned card may check in: the card holder's own, or a linked child's."""
+
+    registration_id: int
+    patron_id: int
+    name: str
+    status: str  # confirmed | offered | waitlisted | attended | no_show | cancelled
+    offer_expires_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """What one scan does. `admit` are marked attended now; `already` were checked in before;
+    `turned_away` are people on the card who stay out, each with the reason. `refusals` is
+    non-empty when nobody is checked in, and then says every reason why."""
+
+    admit: tuple[Attendee, ...] = ()
+    already: tuple[Attendee, ...] = ()
+    turned_away: tuple[Refusal, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+
+
+# A registration holding a seat: an offer not yet taken is the family's seat until it lapses,
+# and coming to the door takes it; a no-show marked too early is corrected by arriving.
+_SEATED = frozenset({"confirmed", "offered", "no_show"})
+_PREFERENCE = {"attended": 0, "confirmed": 1, "offered": 1, "no_show": 1, "waitlisted": 2}
+
+
+def check_in(session: DoorSession, window: CheckInWindow, holder: str, attendees: Sequence[Attendee],
+             now: dt.datetime, family: bool = False) -> CheckIn:
+    """Who a card checks in at this session now.
+
+    `holder` is the card holder's name; `attendees` are the registrations of the holder and,
+    when `family` (the card is a guardian's), of every child linked to it, in the order to
+    list them. A person with several registrations (cancelled, then registered again) is
+    judged by the one that is still active.
+    """
+    refusals: list[Refusal] = []
+    if session.status == "cancelled":
+        refusals.append(Refusal("session_cancelled"))
+    opens_at, closes_at = window.opens_at(session.starts_at), window.closes_at(session.ends_at)
+    if now < opens_at:
+        refusals.append(Refusal("check_in_not_open", {"opens_at": opens_at,
+                                                      "minutes": int(window.opens_before.total_seconds() // 60)}))
+    elif now > closes_at:
+        refusals.append(Refusal("check_in_closed", {"closed_at": closes_at,
+                                                    "minutes": int(window.closes_after.total_seconds() // 60)}))
+    chosen: dict[int, Attendee] = {}
+    for attendee in attendees:
+        current = chosen.get(attendee.patron_id)
+        if current is None or _PREFERENCE.get(attendee.status, 9) < _PREFERENCE.get(current.status, 9):
+            chosen[attendee.patron_id] = attendee
+    admit, already, turned_away = [], [], []
+    for attendee in chosen.values():
+        params = {"name": attendee.name}
+        lapsed = attendee.offer_expires_at is not None and attendee.offer_expires_at <= now
+        if attendee.status == "attended":
+            already.append(attendee)
+        elif attendee.status == "offered" and lapsed:
+            turned_away.append(Refusal("check_in_offer_lapsed", params))
+        elif attendee.status in _SEATED:
+            admit.append(attendee)
+        elif attendee.status == "waitlisted":
+            turned_away.append(Refusal("check_in_waitlisted", params))
+        else:
+            turned_away.append(Refusal("check_in_registration_cancelled", params))
+    if not chosen:
+        if not session.registration_required:
+            refusals.append(Refusal("no_registration_needed"))
+        else:
+            refusals.append(Refusal("not_registered_family" if family else "not_registered", {"name": holder}))
+    elif refusals or not (admit or already):
+        # Nobody goes in (the door is shut, or nobody on the card has a seat): each one hears why.
+        refusals.extend(turned_away)
+    if refusals:
+        return CheckIn(turned_away=tuple(turned_away), refusals=tuple(refusals))
+    return CheckIn(tuple(admit), tuple(already), tuple(turned_away))

@@ -12,6 +12,7 @@ import datetime as dt
 import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from library import audit
 from library.accounts.principal import Principal
@@ -504,23 +505,98 @@ async def registrations_of(principal: Principal, now: dt.datetime) -> list[dict[
              "position": row["ahead"] + 1 if row["status"] == "waitlisted" else None} for row in rows]
 
 
-async def check_in(principal: Principal, occurrence_uuid: str, card_number: str, now: dt.datetime) -> dict[str, Any]:
-    """Staff scan a card at the door: the registration is marked attended."""
+@dataclass(frozen=True)
+class CheckedIn:
+    """One scan at the door: who came in now, who was in already (with the local time they
+    came), and who else on the card stays out, with the reason."""
+
+    card_number: str
+    holder: str
+    checked_in: list[dict[str, Any]]
+    already: list[dict[str, Any]]
+    turned_away: list[rules.Refusal]
+
+
+def _on_the_wall_clock(refusal: rules.Refusal, zone: str) -> rules.Refusal:
+    """A rule's UTC times as the branch's local time, the way the librarian at the door reads them."""
+    return rules.Refusal(refusal.code, {
+        key: f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}" if isinstance(value, dt.datetime) else value
+        for key, value in refusal.params.items()})
+
+
+async def check_in(principal: Principal, occurrence_uuid: str, card_number: str, now: dt.datetime,
+                   window: rules.CheckInWindow) -> CheckedIn:
+    """Staff scan a card at the door: the holder's seat, and the seats of every child linked to
+    the card, are marked attended, within the check-in window (`rules.check_in` decides).
+    Scanning twice is harmless: the second scan says who is in already."""
     if not principal.is_staff:
         raise NotPermitted("staff_only")
     occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
     card = normalise_card_number(card_number)
+    if not card:
+        raise InvalidInput("required", field="card")
 
-    async def work() -> dict[str, Any]:
-        row = await _first(
-            "SELECT r.id, r.status, p.name FROM registration r JOIN occurrence o ON o.id = r.occurrence "
-            "JOIN patron p ON p.id = r.patron WHERE o.uuid = {} AND p.card_number = {} "
-            "AND r.status IN ('confirmed', 'offered', 'attended')", occurrence_uuid, card)
-        if row is None:
-            raise NotFound("registration_not_found")
-        await _rows("UPDATE registration SET status = 'attended', checked_in_at = {}, updated_at = {} WHERE id = {}",
-                    now, now, row["id"])
-        return {"name": row["name"], "card_number": card, "already": row["status"] == "attended"}
+    async def work() -> CheckedIn:
+        occurrence = await _first(
+            "SELECT o.id, o.status, o.starts_at, o.ends_at, e.status AS event_status, e.registration_required, "
+            "e.time_zone, e.branch, b.code AS branch_code FROM occurrence o JOIN event e ON e.id = o.event "
+            "JOIN branch b ON b.id = e.branch WHERE o.uuid = {}", occurrence_uuid)
+        if occurrence is None:
+            raise NotFound("occurrence_not_found")
+        if not principal.works_for(occurrence["branch"]):
+            raise NotPermitted("not_your_branch", code=occurrence["branch_code"])
+        holder = await _first("SELECT id, name FROM patron WHERE card_number = {}", card)
+        if holder is None:
+            raise NotFound("patron_not_found", field="card", card_number=card)
+        children = [row["child"] for row in await _rows("SELECT child FROM guardian_link WHERE guardian = {}",
+                                                        holder["id"])]
+        ids = [holder["id"], *children]
+        marks = ", ".join("{}" for _ in ids)
+        rows = await _rows(
+            "SELECT r.id, r.uuid, r.patron, r.status, r.arrival, r.offer_expires_at, p.name, p.card_number "
+            f"FROM registration r JOIN patron p ON p.id = r.patron WHERE r.occurrence = {{}} AND r.patron IN ({marks})",
+            occurrence["id"], *ids)
+        rows.sort(key=lambda row: (row["patron"] != holder["id"], row["arrival"], row["id"]))  # the holder first
+        by_id = {row["id"]: row for row in rows}
+        cancelled = "cancelled" in (occurrence["status"], occurrence["event_status"])
+        decision = rules.check_in(
+            rules.DoorSession(status="cancelled" if cancelled else "scheduled", starts_at=occurrence["starts_at"],
+                              ends_at=occurrence["ends_at"], registration_required=occurrence["registration_required"]),
+            window, holder["name"],
+            [rules.Attendee(row["id"], row["patron"], row["name"], row["status"], row["offer_expires_at"])
+             for row in rows],
+            now, family=bool(children))
+        zone = occurrence["time_zone"]
+        if decision.refusals:
+            raise Refused([_on_the_wall_clock(refusal, zone) for refusal in decision.refusals])
+        admitted, already = [], [attendee.registration_id for attendee in decision.already]
+        for attendee in decision.admit:
+            # Conditional: of two scans at once, one checks in and the other finds them in already.
+            took = await _rows(
+                "UPDATE registration SET status = 'attended', checked_in_at = {}, "
+                "confirmed_at = COALESCE(confirmed_at, {}), offer_expires_at = NULL, updated_at = {} "
+                "WHERE id = {} AND status IN ('confirmed', 'offered', 'no_show') RETURNING id",
+                now, now, now, attendee.registration_id)
+            (admitted if took else already).append(attendee.registration_id)
+        came: dict[int, Any] = {key: now for key in admitted}
+        if already:
+            marks = ", ".join("{}" for _ in already)
+            found = await _rows(f"SELECT id, status, checked_in_at FROM registration WHERE id IN ({marks})", *already)
+            came |= {row["id"]: row["checked_in_at"] for row in found}
+            # A seat lost in the same instant (an offer lapsing) is not "in already".
+            already = [key for key in already if any(row["id"] == key and row["status"] == "attended" for row in found)]
+        if admitted:
+            await audit.record(principal.audit_name, "session.checked_in", f"session:{occurrence_uuid}",
+                               registrations=[str(by_id[key]["uuid"]) for key in admitted])
+
+        def person(key: int) -> dict[str, Any]:
+            row = by_id[key]
+            at = came.get(key)
+            return {"name": row["name"], "card_number": row["card_number"],
+                    "checked_in_at": at.astimezone(ZoneInfo(zone)).replace(tzinfo=None) if at else None}
+
+        return CheckedIn(card, holder["name"], [person(key) for key in admitted], [person(key) for key in already],
+                         list(decision.turned_away))
 
     return await run_in_write_transaction(work)
 

@@ -1,4 +1,5 @@
-"""Circulation pages (staff desk, transits, hold shelf, rules; the reader's loans and holds) and API."""
+"""Circulation pages (staff desk, transits, hold shelf, rules) and API; the reader's side is "My account"
+(library.privacy.controllers)."""
 
 from __future__ import annotations
 
@@ -10,25 +11,20 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect, Template
 
-from library.accounts import service as accounts
 from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.i18n import current_language
-from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
-from library.loans import policy, privacy, service
+from library.errors import CirculationRefused, DomainError, InvalidInput
+from library.loans import policy, service
 from library.loans.schemas import (CheckinIn, CheckinOut, CheckoutIn, CheckoutOut, HoldIn, HoldOut, HoldViewOut,
-                                   LoanDetailOut, LoanOut, OverrideOut, ReaderLoansOut, Reason, RenewalOut, RenewIn)
-from library.web.auth import principal_of, requires_administrator, requires_patron, requires_signed_in, requires_staff
+                                   LoanDetailOut, LoanOut, OverrideOut, ReaderLoansOut, Reason, RenewalOut, RenewIn,
+                                   renewal_views)
+from library.web.auth import principal_of, requires_administrator, requires_signed_in, requires_staff
 from library.web.templating import page
 
 
 def _today(request: Request) -> dt.date:
     return today_in(request.app.state.settings.time_zone)
-
-
-def _renewal_views(outcomes: list[service.RenewalOutcome]) -> list[dict[str, Any]]:
-    return [{"loan": o.loan_uuid, "barcode": o.barcode, "title": o.title, "renewed": o.renewed, "due_on": o.due_on,
-             "reasons": reason_views(o.reasons)} for o in outcomes]
 
 
 def _checkin_view(result: service.CheckedIn) -> dict[str, Any]:
@@ -109,7 +105,7 @@ class CirculationDesk(Controller):
                 outcomes = await service.renew_all(principal_of(request), now_utc(), card_number=card)
         except DomainError as error:
             return await self._desk(request, branch, card, error.status, error=error.message())
-        return await self._desk(request, branch, card, renewals=_renewal_views(outcomes))
+        return await self._desk(request, branch, card, renewals=renewal_views(outcomes))
 
     @get("/slip", name="circulation_slip")
     async def slip(self, request: Request, card: Annotated[str, QueryParameter()],
@@ -182,75 +178,13 @@ def _rule_input(form: Any) -> policy.RuleInput:
         renew_from=form.get("renew_from", "today"), holds_allowed=bool(form.get("holds_allowed")), **values)
 
 
-# --- the reader's side ------------------------------------------------------------------------
-
-
-async def account_page(request: Request, status_code: int = 200, **context: Any) -> Template:
-    """'My account': the card, the children, and everyone's loans and holds on one page."""
-    principal = principal_of(request)
-    today = _today(request)
-    household = await accounts.household(principal, today)
-    circulation = await service.account(principal, today)
-    return page(request, "accounts/account.html", status_code=status_code, household=household,
-                circulation=circulation, done=request.query_params.get("done"),
-                branches=await branches.branch_choices(), keeps_history=await privacy.keeps_history(principal.id),
-                history=await service.returned_loans(principal),
-                history_days=request.app.state.settings.loan_history_days, **context)
-
-
-class ReaderLoans(Controller):
-    include_in_schema = False
-    guards = [requires_patron]
-    path = "/account"
-
-    @post("/loans/renew")
-    async def renew(self, request: Request) -> Template:
-        form = await request.form()
-        try:
-            if form.get("loan"):
-                outcomes = await service.renew(principal_of(request), [form.get("loan")], now_utc())
-            else:
-                outcomes = await service.renew_all(principal_of(request), now_utc())
-        except DomainError as error:
-            return await account_page(request, error.status, error=error.message())
-        return await account_page(request, renewals=_renewal_views(outcomes))
-
-    @post("/history")
-    async def keep_history(self, request: Request) -> Redirect:
-        """The reader's choice: keep the books they returned, or let them be forgotten."""
-        form = await request.form()
-        await privacy.set_keep_history(principal_of(request), bool(form.get("keep")))
-        return Redirect(path="/account?done=history#history", status_code=303)
-
-    @post("/holds")
-    async def place_hold(self, request: Request) -> Template | Redirect:
-        form = await request.form()
-        record = form.get("record", "")
-        try:
-            await service.place_hold(principal_of(request), record, form.get("pickup_branch", ""), now_utc(),
-                                     card_number=form.get("card_number") or None)
-        except CirculationRefused as error:
-            return await account_page(request, error.status, error=error.message())
-        except DomainError as error:
-            return await account_page(request, error.status, error=error.message())
-        return Redirect(path="/account?done=hold#holds", status_code=303)
-
-    @post("/holds/{uuid:str}/cancel")
-    async def cancel_hold(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
-        try:
-            await service.cancel_hold(principal_of(request), uuid, now_utc())
-        except DomainError as error:
-            return await account_page(request, error.status, error=error.message())
-        return Redirect(path="/account?done=hold_cancelled#holds", status_code=303)
-
-
 # --- API ---------------------------------------------------------------------------------------
 
 
 def _renewal_out(outcomes: list[service.RenewalOutcome]) -> list[RenewalOut]:
     return [RenewalOut(loan=view["loan"], barcode=view["barcode"], title=view["title"], renewed=view["renewed"],
                        due_on=view["due_on"], reasons=[Reason(**reason) for reason in view["reasons"]])
-            for view in _renewal_views(outcomes)]
+            for view in renewal_views(outcomes)]
 
 
 def _reader_out(reader: dict[str, Any]) -> ReaderLoansOut:
@@ -339,4 +273,4 @@ def desk_link(branch: str, card: str) -> str:
     return "/staff/circulation/?" + urlencode({"branch": branch, "card": card})
 
 
-ROUTES = [CirculationDesk, ReaderLoans, CirculationAPI]
+ROUTES = [CirculationDesk, CirculationAPI]

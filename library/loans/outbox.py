@@ -183,9 +183,9 @@ def build_message(notice: dict[str, Any], mail_from: str, now: dt.datetime) -> E
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
     message["Message-ID"] = f"<{notice['uuid']}@{domain}>"
     message["Auto-Submitted"] = "auto-generated"
-    language = (notice.get("language") or "zh_CN").replace("_", "-")
-    message["Content-Language"] = language
     message.set_content(notice["body"], charset="utf-8")
+    # After set_content, which clears every Content-* header set before it.
+    message["Content-Language"] = (notice.get("language") or "zh_CN").replace("_", "-")
     return message
 
 
@@ -323,19 +323,18 @@ class CycleReport:
     queued: dict[str, int] = field(default_factory=dict)
     holds_expired: int = 0
     offers_lapsed: int = 0
-    anonymised: int = 0
     sending: SendReport = field(default_factory=SendReport)
     # Steps that failed, with the error; the other steps still ran.
     failures: list[str] = field(default_factory=list)
 
 
 async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
-    """One round: expire the hold shelf, queue reminders, anonymise old loans, send.
+    """One round: expire the hold shelf, lapse seat offers, queue reminders, send (forgetting old
+    loans is the retention job's, library.privacy.retention).
 
     A step that fails is logged and reported; the next steps still run (a broken reminder
     scan must not keep the hold-ready notices from going out).
     """
-    from library.loans.privacy import anonymise_returned_loans
     from library.activities.service import lapse_offers
     from library.loans.service import expire_hold_shelf
 
@@ -357,8 +356,6 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
     # loan of the network after sync: one reminder per loan, not one per node.
     if not (settings.node_role == "branch" and settings.central_url):
         report.queued = await step("queue reminders", lambda: queue_reminders(now, settings.due_soon_days)) or {}
-    report.anonymised = await step("anonymise loans",
-                                   lambda: anonymise_returned_loans(now, settings.loan_history_days)) or 0
     sending = await step("send notices", lambda: send_due(now, settings))
     if sending is not None:
         report.sending = sending

@@ -1,10 +1,19 @@
-"""Request and response types of the circulation API."""
+"""Request and response types of the circulation API, and the page context of a renewal."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
+
+from library.errors import reason_views
+
+
+def renewal_views(outcomes: list[Any]) -> list[dict[str, Any]]:
+    """Renewal outcomes (loans.service.RenewalOutcome) as a page shows them, reasons in the reader's language."""
+    return [{"loan": o.loan_uuid, "barcode": o.barcode, "title": o.title, "renewed": o.renewed, "due_on": o.due_on,
+             "reasons": reason_views(o.reasons)} for o in outcomes]
 
 
 class CheckoutIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -360,7 +360,7 @@ async def _record(ctx: Context, entity: str, image: dict[str, Any] | None) -> No
             await _write_one(ctx, "record", image)
         else:
             await _refuse(ctx, "record", entity, "central_authority",
-                          {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
+                          {"title": image.get("title", ""), "isbn13": image.get("isbn13"), "image": image})
         return
     # ISBN only: a control number (001) is one system's own numbering, another system's 001
     # may be a different book

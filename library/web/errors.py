@@ -105,11 +105,19 @@ def _signin_redirect(request: Request) -> Response:
     return Redirect(path=f"{target}?{urlencode(query)}", status_code=303)
 
 
+def refusal_headers(error: BaseException | None) -> dict[str, str] | None:
+    """The HTTP headers a refusal's answer carries, page or problem body: `Retry-After` (seconds)
+    when the reader is throttled."""
+    if isinstance(error, TooManyAttempts):
+        return {"Retry-After": str(error.retry_after)}
+    return None
+
+
 def domain_error_handler(request: Request, error: DomainError) -> Response:
     _ensure_language(request)
     if isinstance(error, NotSignedIn) and not wants_json(request):
         return _signin_redirect(request)
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
+    headers = refusal_headers(error)
     reasons = error.reasons() if isinstance(error, CirculationRefused) else None
     return _respond(request, error.status, error.translated_title(), error.message(), headers,
                     code=error.code, field=error.field, reasons=reasons)

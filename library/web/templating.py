@@ -42,10 +42,15 @@ def build_environment() -> Environment:
     return env
 
 
-def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Template:
-    """Render a page with what every page needs: who is signed in, the language, the path."""
+def page(request: Request, template: str, status_code: int = 200, headers: dict[str, str] | None = None,
+         **context: Any) -> Template:
+    """Render a page with what every page needs: who is signed in, the language, the path.
+
+    `headers`: a form re-shown for a refusal carries the refusal's headers, as the error pages
+    do (`library.web.errors.refusal_headers`: `Retry-After` on a 429).
+    """
     context.setdefault("principal", principal_of(request))
     context.setdefault("language", i18n.current_language.get())
     context.setdefault("path", request.url.path)
     context.setdefault("query", request.url.query)
-    return Template(template_name=template, context=context, status_code=status_code)
+    return Template(template_name=template, context=context, status_code=status_code, headers=headers)

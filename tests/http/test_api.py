@@ -154,5 +154,15 @@ async def test_openapi_lists_the_api(client):
     assert not any(path.startswith("/staff") for path in schema["paths"])
 
 
+async def test_swagger_serves_the_api_s_description(client):
+    """/schema/swagger (README, "API"): the Swagger UI page, with this API's own description in it."""
+    page = await client.get("/schema/swagger")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Library branch network API</title>" in page.text
+    assert "SwaggerUIBundle(" in page.text and "swagger-ui-bundle.js" in page.text
+    assert '"/api/loans/checkout"' in page.text and '"/api/me"' in page.text
+    assert '"/staff' not in page.text  # pages for people are not part of the API
+
+
 def test_database_ok_is_used_by_health():
     assert callable(db.database_ok)

@@ -1,9 +1,12 @@
 """The pages people use: language, sign-in, rights, CSRF, sessions, friendly errors."""
 
+import datetime as dt
 import re
 import time
 
+from library.clock import set_clock
 from library.web import auth
+from tests.http.conftest import FROZEN_NOW
 from tests.support import csrf_token_from, form_token, sign_in_patron, sign_in_staff
 
 
@@ -73,6 +76,27 @@ async def test_the_sixth_wrong_pin_in_a_minute_is_throttled(client):
     throttled = await sign_in_patron(client, pin="123456")
     assert throttled.status_code == 429
     assert "登录失败次数过多" in throttled.text
+
+
+async def test_the_throttled_sign_in_forms_say_when_to_try_again(client):
+    """The README: beyond the limit the answer is 429 with Retry-After — the forms too, not only the API."""
+    for _ in range(5):
+        assert (await sign_in_patron(client, pin="000000")).status_code == 401
+    throttled = await sign_in_patron(client)
+    assert throttled.status_code == 429 and 'name="card_number"' in throttled.text
+    # Every failure was at the frozen clock's instant: the oldest leaves the window in 60 s.
+    assert throttled.headers["retry-after"] == "60" and "请 60 秒后再试" in throttled.text
+    set_clock(lambda: FROZEN_NOW + dt.timedelta(seconds=45))
+    later = await sign_in_patron(client)
+    assert later.status_code == 429 and later.headers["retry-after"] == "15"
+
+    for _ in range(5):
+        assert (await sign_in_staff(client, password="wrong-password")).status_code == 401
+    staff = await sign_in_staff(client)
+    assert staff.status_code == 429 and 'name="username"' in staff.text
+    assert staff.headers["retry-after"] == "60"
+    # A refusal that is not a throttle says nothing about retrying.
+    assert "retry-after" not in (await sign_in_patron(client, card="ZX10000002", pin="000000")).headers
 
 
 async def test_a_blocked_reader_sees_why(client):

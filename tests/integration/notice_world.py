@@ -7,9 +7,12 @@ import contextlib
 import datetime as dt
 import email
 import email.policy
+import ipaddress
 import socket
+import ssl
 import uuid as uuid_module
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
@@ -85,10 +88,12 @@ def free_port() -> int:
 
 
 class Inbox:
-    """An aiosmtpd handler keeping what arrives; it refuses recipients in `refuse`."""
+    """An aiosmtpd handler keeping what arrives; it refuses recipients in `refuse`. For each
+    message, `sessions` says whether it came over TLS and from a signed-in client."""
 
     def __init__(self, refuse: tuple[str, ...] = ()) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.sessions: list[dict[str, bool]] = []
         self.refuse = set(refuse)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -100,6 +105,7 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content,
                                                       policy=email.policy.default))
+        self.sessions.append({"tls": session.ssl is not None, "signed_in": bool(session.authenticated)})
         return "250 Message accepted for delivery"
 
 
@@ -115,18 +121,49 @@ def _password_check(user: str, password: str):
 
 
 @contextlib.contextmanager
-def smtp_server(port: int, refuse: tuple[str, ...] = (), login: tuple[str, str] | None = None):
+def smtp_server(port: int, refuse: tuple[str, ...] = (), login: tuple[str, str] | None = None,
+                tls: tuple[Path, Path] | None = None):
     """A real SMTP server on localhost (its own thread and event loop); with `login`, it
-    requires AUTH (over plain text: this is a test)."""
+    requires AUTH (over plain text: this is a test). With `tls` (certificate and key files)
+    it offers STARTTLS and requires it before anything else, AUTH included."""
     inbox = Inbox(refuse)
     auth = {"authenticator": _password_check(*login), "auth_required": True,
-            "auth_require_tls": False} if login else {}
+            "auth_require_tls": tls is not None} if login else {}
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        auth.update(tls_context=context, require_starttls=True)
     controller = Controller(inbox, hostname="127.0.0.1", port=port, **auth)
     controller.start()
     try:
         yield inbox
     finally:
         controller.stop()
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for `host` (an IP address), signed by itself, and its key: two PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "library test mail server")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file, key_file = folder / "mail-server.pem", folder / "mail-server.key"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return certificate_file, key_file
 
 
 async def until(condition, timeout: float = 10.0) -> None:

@@ -188,3 +188,16 @@ async def test_staff_register_readers_only_into_their_branches(demo):
     assert refused.value.field == "home_branch"
     assert not await Patron.exists().where(Patron.card_number == "JX20000099")
     await service.create_patron(child("ZX20000099", guardian=None), actor="t", today=TODAY, registered_by=librarian)
+
+
+async def test_a_login_longer_than_any_card_is_refused_and_counted_not_a_database_error(demo):
+    """The failure counter's key has 128 characters: a 300-character 'card number' (a self-check machine
+    sending garbage, or someone probing) is refused like any wrong card, and counted towards the limit."""
+    garbage = "X" * 300
+    for _ in range(2):
+        with pytest.raises(SignInRefused):
+            await service.sign_in_patron(garbage, "123456", "5.6.7.8", NOW, 2)
+    with pytest.raises(TooManyAttempts):
+        await service.sign_in_patron(garbage, "123456", "5.6.7.8", NOW, 2)
+    keys = [row["key"] for row in await SignInFailure.select(SignInFailure.key)]
+    assert keys and all(len(key) <= 128 for key in keys)

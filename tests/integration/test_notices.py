@@ -6,14 +6,17 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import uuid as uuid_module
 
 import pytest
 
+from library.clock import now_utc
 from library.loans import outbox
 from library.loans.notices import queue
 from library.loans.tables import Hold, Loan, Notice
 from library.settings import PROJECT_ROOT, load_settings
-from tests.integration.notice_world import NOW, TODAY, free_port, make_world, smtp_server, until
+from tests.integration.notice_world import (NOW, TODAY, free_port, make_world, self_signed_certificate, smtp_server,
+                                            until)
 
 MINUTE = dt.timedelta(minutes=1)
 
@@ -139,6 +142,7 @@ async def test_a_chinese_notice_arrives_intact():
     assert message["Date"].datetime == NOW
     assert message.get_content_charset() == "utf-8"
     assert message.get_content().rstrip("\n") == queued["body"] and "王芳" in message.get_content()
+    assert message["Content-Language"] == "zh-CN"  # the notice's language, as received
     [sent] = await notices()
     assert sent["sent_at"] == NOW and sent["attempts"] == 1 and sent["last_error"] == ""
 
@@ -200,6 +204,40 @@ async def test_the_library_signs_in_to_its_mail_server():
         assert (right.sent, right.failed) == (1, 0) and len(inbox.messages) == 1
 
 
+def settings_from(**variables: str):
+    """The settings a server started with these environment variables would read."""
+    return load_settings({**os.environ, **variables})
+
+
+async def test_notices_go_out_over_starttls_signed_in(tmp_path, monkeypatch):
+    """LIBRARY_SMTP_STARTTLS=true: the connection to LIBRARY_SMTP_HOST:LIBRARY_SMTP_PORT turns to TLS,
+    the server's certificate checked, before LIBRARY_SMTP_USER / LIBRARY_SMTP_PASSWORD are sent and
+    the message (from LIBRARY_MAIL_FROM) goes. The server here offers STARTTLS and requires it."""
+    world = await make_world()
+    await world.loan("wang", TODAY - dt.timedelta(days=2))
+    await outbox.queue_reminders(NOW, due_soon_days=3)
+    certificate, key = self_signed_certificate(tmp_path)
+    port = free_port()
+    mail = {"LIBRARY_SMTP_HOST": "127.0.0.1", "LIBRARY_SMTP_PORT": str(port), "LIBRARY_SMTP_USER": "library",
+            "LIBRARY_SMTP_PASSWORD": "right-password", "LIBRARY_MAIL_FROM": "嘉兴市图书馆 <library@jxlib.example>"}
+    with smtp_server(port, login=("library", "right-password"), tls=(certificate, key)) as inbox:
+        # Without STARTTLS the server will not take the password (nor the mail) in plain text.
+        plain = await outbox.send_due(NOW, settings_from(**mail, LIBRARY_SMTP_STARTTLS="false"))
+        assert (plain.sent, plain.failed) == (0, 1) and "AUTH" in plain.errors[0]
+        # With it, a certificate nobody vouches for is refused: no password goes to an impostor.
+        untrusted = await outbox.send_due(NOW + MINUTE, settings_from(**mail, LIBRARY_SMTP_STARTTLS="true"))
+        assert (untrusted.sent, untrusted.failed) == (0, 1) and "CERTIFICATE_VERIFY_FAILED" in untrusted.errors[0]
+        # The mail server's certificate trusted (as a site's own CA would be): sent.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+        sent = await outbox.send_due(NOW + 3 * MINUTE, settings_from(**mail, LIBRARY_SMTP_STARTTLS="true"))
+        assert (sent.sent, sent.failed) == (1, 0)
+    assert inbox.sessions == [{"tls": True, "signed_in": True}]
+    [message] = inbox.messages
+    assert message["To"] == "wangfang@example.org" and message["From"].addresses[0].addr_spec == "library@jxlib.example"
+    [notice] = await notices()
+    assert notice["sent_at"] == NOW + 3 * MINUTE and notice["attempts"] == 3
+
+
 async def test_two_workers_never_send_the_same_notice():
     world = await make_world()
     for number in range(30):
@@ -259,6 +297,103 @@ async def test_the_server_loop_sends_and_stops():
         stop.set()
         await asyncio.wait_for(task, timeout=10)
     assert task.done() and task.exception() is None
+
+
+async def test_reminders_come_the_setting_s_days_before_the_due_date():
+    """LIBRARY_DUE_SOON_DAYS: with 5, a loan due in five days is reminded today; with 3 (the default), not yet."""
+    world = await make_world()
+    loan = await world.loan("wang", TODAY + dt.timedelta(days=5))
+    not_yet = await outbox.run_cycle(NOW, settings_from(LIBRARY_DUE_SOON_DAYS="3"))
+    assert not_yet.queued["due_soon"] == 0
+    reminded = await outbox.run_cycle(NOW, settings_from(LIBRARY_DUE_SOON_DAYS="5"))
+    assert reminded.queued["due_soon"] == 1
+    assert [n["key"] for n in await notices()] == [f"due_soon:{loan}:2026-12-03"]
+
+
+async def test_returned_loans_are_anonymised_after_the_setting_s_days():
+    """LIBRARY_LOAN_HISTORY_DAYS: with 7, a loan returned eight days ago loses its reader at the next
+    run of the retention job; one returned six days ago keeps it."""
+    from library.privacy.retention import forget
+
+    world = await make_world()
+    older = await world.loan("wang", TODAY - dt.timedelta(days=10), returned_at=NOW - dt.timedelta(days=8))
+    newer = await world.loan("wang", TODAY - dt.timedelta(days=8), returned_at=NOW - dt.timedelta(days=6))
+    settings = settings_from(LIBRARY_LOAN_HISTORY_DAYS="7")
+    done = await forget(NOW, settings.loan_history_days, settings.activity_history_days)
+    assert done.counts["loans"] == 1
+    readers = {row["uuid"]: row["patron"] for row in await Loan.select(Loan.uuid, Loan.patron)}
+    assert readers[uuid_module.UUID(older)] is None and readers[uuid_module.UUID(newer)] == world.patrons["wang"]
+
+
+async def test_audit_entries_naming_a_reader_go_after_the_activity_setting_s_days():
+    """LIBRARY_ACTIVITY_HISTORY_DAYS: with 10, an audit entry about a reader made eleven days ago is
+    deleted by the retention job; one made nine days ago, and one about a record, stay."""
+    from library.branches.tables import AuditEntry
+    from library.privacy.retention import forget
+
+    await make_world()
+    for subject, days in (("patron:ZX1", 11), ("patron:ZX2", 9), ("record:r1", 11)):
+        await AuditEntry.insert(AuditEntry(actor="staff:x", action="test", subject=subject,
+                                           at=NOW - dt.timedelta(days=days)))
+    settings = settings_from(LIBRARY_ACTIVITY_HISTORY_DAYS="10")
+    assert settings.activity_history_days == 10
+    await forget(NOW, settings.loan_history_days, settings.activity_history_days)
+    left = sorted(row["subject"] for row in await AuditEntry.select(AuditEntry.subject).where(
+        AuditEntry.action == "test"))
+    assert left == ["patron:ZX2", "record:r1"]
+
+
+async def test_the_running_server_sends_every_interval():
+    """LIBRARY_NOTICE_INTERVAL_SECONDS: the server (its lifespan) runs the round by itself, every
+    interval: a reminder queued after the first round is sent by a later one."""
+    from library.app import create_app
+    from tests.support import running
+
+    world = await make_world()
+    await world.loan("wang", TODAY - dt.timedelta(days=2))
+    port = free_port()
+    app = create_app(settings_from(LIBRARY_NOTICE_INTERVAL_SECONDS="1", LIBRARY_SMTP_HOST="127.0.0.1",
+                                   LIBRARY_SMTP_PORT=str(port)))
+    with smtp_server(port) as inbox:
+        async with running(app):
+            await until(lambda: len(inbox.messages) == 1)
+            await queue("overdue", world.patrons["emma"], "test:later", now_utc(), title="大卫，不可以",
+                        barcode="B1", day=TODAY)
+            await until(lambda: len(inbox.messages) == 2)
+    assert sorted(m["To"] for m in inbox.messages) == ["emma@example.org", "wangfang@example.org"]
+
+
+async def test_a_hold_ready_mail_reaches_the_reader_in_their_language():
+    """A return traps a copy for a waiting hold; the notice worker's round sends the hold-ready mail;
+    the mail server receives it in the reader's language (English here), saying so in its headers."""
+    from library.accounts.principal import Principal
+    from library.accounts.tables import Patron
+    from library.demo import load_demo
+    from library.loans import service
+
+    await load_demo(TODAY)
+    # 张建国 (JX20000001) waits for 大卫，不可以 at JX, whose two copies are both lent; he reads English mail.
+    await Patron.update({Patron.email: "zhang@example.org", Patron.language: "en"}).where(
+        Patron.card_number == "JX20000001")
+    staff = Principal(kind="staff", id=0, uuid="test-admin", name="测试管理员", language="zh_CN",
+                      role="administrator", all_branches=True)
+    lent = await Loan.select(Loan.item.barcode).where(
+        (Loan.item.record.isbn13 == "9787539109619") & Loan.returned_at.is_null()).order_by(Loan.id).first()
+    returned = await service.checkin(staff, "JX", lent["item.barcode"], NOW)
+    assert returned.route == "hold_shelf" and returned.hold_patron_card == "JX20000001"
+
+    port = free_port()
+    with smtp_server(port) as inbox:
+        report = await outbox.run_cycle(NOW, mail_settings(port))
+    assert report.failures == [] and report.sending.sent == 1
+    [message] = inbox.messages
+    assert message["To"] == "zhang@example.org"
+    assert message["Subject"] == "Your hold is ready: 大卫，不可以"
+    assert message["Content-Language"] == "en"
+    body = message.get_content()
+    assert "is waiting for you on the hold shelf at Jiaxing Library" in body.replace("\n", " ")
+    [notice] = await notices(kind="hold_ready")
+    assert notice["sent_at"] == NOW and message["Message-ID"] == f"<{notice['uuid']}@jxlib.example>"
 
 
 async def test_the_loop_is_off_at_interval_zero():

@@ -1,4 +1,5 @@
-"""Reading privacy on a real database: old returned loans forget their reader unless the reader opts in."""
+"""Reading privacy on a real database: old returned loans forget their reader unless the reader opts in
+(the retention job, library/privacy/retention.py; the choice, library/privacy/service.py)."""
 
 import dataclasses
 import datetime as dt
@@ -8,9 +9,9 @@ import pytest
 from library.accounts.principal import Principal
 from library.branches.tables import AuditEntry
 from library.errors import NotPermitted
-from library.loans import outbox
 from library.loans.notices import queue
-from library.loans.privacy import anonymise_returned_loans, keeps_history, set_keep_history
+from library.privacy import service as privacy
+from library.privacy.retention import forget
 from library.loans.tables import Loan, Notice, ReadingHistoryChoice
 from library.settings import load_settings
 from tests.integration.notice_world import NOW, TODAY, make_world
@@ -23,6 +24,15 @@ def reader(patron_id: int, *children: int) -> Principal:
                      children_ids=frozenset(children))
 
 
+async def keeps_history(patron_id: int) -> bool:
+    return await privacy.keeps_history(patron_id)
+
+
+async def set_keep_history(principal: Principal, keep: bool, patron_id: int | None = None) -> bool:
+    subject = principal.id if patron_id is None else patron_id
+    return await privacy.set_keep_history(principal, subject, keep, TODAY)
+
+
 async def owner(loan_uuid: str) -> int | None:
     return (await Loan.select(Loan.patron).where(Loan.uuid == loan_uuid).first())["patron"]
 
@@ -33,14 +43,14 @@ async def test_returned_loans_forget_their_reader_after_the_limit():
     old = await world.loan("wang", TODAY - 40 * DAY, returned_at=NOW - 31 * DAY)
     recent = await world.loan("wang", TODAY - 20 * DAY, returned_at=NOW - 29 * DAY)
     still_out = await world.loan("wang", TODAY - 60 * DAY)  # overdue for long, but not returned
-    assert await anonymise_returned_loans(NOW, history_days=30) == 1
+    assert (await forget(NOW, 30, 400)).counts["loans"] == 1
     assert await owner(old) is None
     assert await owner(recent) == wang and await owner(still_out) == wang
     # What statistics need stays.
     kept = await Loan.select(Loan.patron_category, Loan.branch, Loan.returned_at).where(Loan.uuid == old).first()
     assert kept["patron_category"] == "adult" and kept["branch"] == world.branch and kept["returned_at"]
-    assert await anonymise_returned_loans(NOW, history_days=30) == 0  # nothing left to do
-    assert await anonymise_returned_loans(NOW + 2 * DAY, history_days=30) == 1
+    assert (await forget(NOW, 30, 400)).counts["loans"] == 0  # nothing left to do
+    assert (await forget(NOW + 2 * DAY, 30, 400)).counts["loans"] == 1
     assert await owner(recent) is None
 
 
@@ -48,8 +58,8 @@ async def test_the_limit_is_a_setting():
     assert load_settings().loan_history_days == 30
     world = await make_world()
     loan = await world.loan("wang", TODAY - 3 * DAY, returned_at=NOW - DAY)
-    assert await anonymise_returned_loans(NOW, history_days=2) == 0
-    assert await anonymise_returned_loans(NOW, history_days=0) == 1 and await owner(loan) is None
+    assert (await forget(NOW, 2, 400)).counts["loans"] == 0
+    assert (await forget(NOW, 0, 400)).counts["loans"] == 1 and await owner(loan) is None
 
 
 async def test_a_reader_who_opts_in_keeps_their_history_until_they_opt_out():
@@ -61,12 +71,12 @@ async def test_a_reader_who_opts_in_keeps_their_history_until_they_opt_out():
     assert await set_keep_history(reader(wang), True) is True
     assert await keeps_history(wang) is True and await keeps_history(emma) is False
 
-    assert await anonymise_returned_loans(NOW, history_days=30) == 1
+    assert (await forget(NOW, 30, 400)).counts["loans"] == 1
     assert await owner(kept) == wang and await owner(other) is None
 
     await set_keep_history(reader(wang), False)
     assert await ReadingHistoryChoice.count() == 1  # the choice is changed, not added to
-    assert await anonymise_returned_loans(NOW, history_days=30) == 1 and await owner(kept) is None
+    assert (await forget(NOW, 30, 400)).counts["loans"] == 1 and await owner(kept) is None
     actions = [row["action"] for row in await AuditEntry.select(AuditEntry.action).order_by(AuditEntry.id)]
     assert actions == ["reading_history.keep", "reading_history.forget"]
 
@@ -88,21 +98,36 @@ async def test_only_the_reader_or_their_guardian_chooses():
     assert await ReadingHistoryChoice.count() == 1
 
 
-async def test_old_sent_notices_go_too_but_waiting_ones_stay():
+async def test_old_notices_go_too_sent_or_never_sendable_but_recent_ones_stay():
     world = await make_world()
     wang = world.patrons["wang"]
     await queue("overdue", wang, "old-sent", NOW - 40 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
     await queue("overdue", wang, "old-waiting", NOW - 40 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
     await queue("overdue", wang, "new-sent", NOW - 2 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
+    await queue("overdue", wang, "new-waiting", NOW - 2 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
     await Notice.update({Notice.sent_at: NOW - 40 * DAY}).where(Notice.key == "old-sent")
     await Notice.update({Notice.sent_at: NOW - 2 * DAY}).where(Notice.key == "new-sent")
-    await anonymise_returned_loans(NOW, history_days=30)
-    assert sorted(row["key"] for row in await Notice.select(Notice.key)) == ["new-sent", "old-waiting"]
+    (await forget(NOW, 30, 400)).counts["loans"]
+    assert sorted(row["key"] for row in await Notice.select(Notice.key)) == ["new-sent", "new-waiting"]
 
 
-async def test_the_notice_round_anonymises_with_the_configured_limit():
+async def test_the_server_forgets_with_the_configured_limit_in_its_own_loop_not_the_notice_round():
+    import asyncio
+
+    from library.loans import outbox
+    from library.privacy.retention import start_retention_loop
+
     world = await make_world()
     loan = await world.loan("wang", TODAY - 20 * DAY, returned_at=NOW - 10 * DAY)
-    settings = dataclasses.replace(load_settings(), smtp_host=None, loan_history_days=7)
+    settings = dataclasses.replace(load_settings(), smtp_host=None, loan_history_days=7, notice_interval_seconds=60)
     report = await outbox.run_cycle(NOW, settings)
-    assert report.anonymised == 1 and report.failures == [] and await owner(loan) is None
+    assert report.failures == [] and await owner(loan) == world.patrons["wang"], "notices only"
+    stop = start_retention_loop(settings)  # its first run is at once, in this worker (it takes the lease)
+    try:
+        for _ in range(100):
+            if await owner(loan) is None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await stop()
+    assert await owner(loan) is None

@@ -391,3 +391,36 @@ async def test_a_branch_is_given_pin_verifiers_and_contacts_only_of_readers_it_s
     later, _ = await _feed_readers(world["ZX"], cursor)
     assert later[world["jx_reader"]]["pin_hash"].startswith("$argon2id$")
     assert later[world["jx_reader"]]["phone"] == "13511112222"
+
+
+async def test_the_allowed_clock_skew_and_the_verifier_days_are_settings(world):
+    """LIBRARY_SYNC_CLOCK_SKEW_SECONDS: a timestamp 30 minutes ahead is clamped under the default (300)
+    but taken under 3600. LIBRARY_SYNC_VERIFIER_DAYS: a JX reader who borrowed at ZX 10 days ago is a
+    reader ZX holds the verifier of under the default (90), not under 7."""
+    import os
+
+    from library.settings import load_settings
+
+    default = load_settings({**os.environ})
+    wide = load_settings({**os.environ, "LIBRARY_SYNC_CLOCK_SKEW_SECONDS": "3600", "LIBRARY_SYNC_VERIFIER_DAYS": "7"})
+    assert (default.sync_clock_skew_seconds, wide.sync_clock_skew_seconds) == (300, 3600)
+    now = dt.datetime.now(dt.timezone.utc)
+    ahead = (now + dt.timedelta(minutes=30)).isoformat()
+    reader = await _image("patron", world["zx_reader"])
+    for settings, taken in ((default, False), (wide, True)):
+        upload, parsed = parse_upload({"uuid": str(uuid.uuid4()), "changes": [
+            change("patron", {**reader, "phone": str(settings.sync_clock_skew_seconds), "updated_at": ahead})]})
+        await apply_upload(world["ZX"], upload, parsed, UploadClock(seen_through=await _log_position()), now,
+                           settings.sync_clock_skew_seconds)
+        stored = (await Patron.select(Patron.updated_at).where(Patron.uuid == world["zx_reader"]).first())[
+            "updated_at"]
+        assert (stored == dt.datetime.fromisoformat(ahead)) is taken, settings.sync_clock_skew_seconds
+
+    item = await _image("item", world["on_zx_shelf"])
+    ten_days_ago = now - dt.timedelta(days=10)
+    loan = loan_image(world, item["uuid"], world["jx_reader"], world["ZX"]["uuid"],
+                      checked_out_at=ten_days_ago.isoformat())
+    await _upload(world["ZX"], change("item", {**item, "status": "on_loan"}), change("loan", loan), now=now)
+    for settings, holds in ((default, True), (wide, False)):
+        since = feed.verifier_since(now, settings.sync_verifier_days)
+        assert bool(await feed.holders_among(world["ZX"]["id"], [world["jx_reader"]], since)) is holds
