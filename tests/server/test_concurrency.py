@@ -117,13 +117,21 @@ async def at_once(served: Served, requests: list[tuple[str, dict]]) -> list[http
 
 
 def several_workers_served(served: Served, burst) -> list[httpx.Response]:
-    """Run the burst; assert that more than one worker process did the work."""
+    """Run the burst; on SQLite assert that more than one worker process did the work.
+
+    The kernel hands the shared socket's connections to whichever worker accepts first: on
+    PostgreSQL, where a request is quick, one worker sometimes takes the whole burst (seen in
+    CI: 0.46 s of CPU against 0.04). There the invariants are the database's either way; on
+    SQLite, where several processes contending for the file's write lock is the point of this
+    test, requests wait on that lock and the burst spreads."""
     pids = served.worker_pids()
     assert len(pids) == WORKERS, served.server_log()[-3000:]
     before = {pid: cpu_seconds(pid) for pid in pids}
     responses = asyncio.run(burst)
     busy = [pid for pid in pids if cpu_seconds(pid) - before[pid] > 0.05]
-    assert len(busy) >= 2, ({pid: cpu_seconds(pid) - before[pid] for pid in pids}, "one worker did all the work")
+    if not POSTGRES:
+        assert len(busy) >= 2, ({pid: cpu_seconds(pid) - before[pid] for pid in pids},
+                                "one worker did all the work")
     errors = [f"{r.status_code} {r.text[:300]}" for r in responses if r.status_code >= 500]
     assert not errors, errors[:3]
     return responses
