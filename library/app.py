@@ -20,6 +20,7 @@ from library.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from library.branches.controllers import ROUTES as BRANCH_ROUTES
 from library.catalog.controllers import ROUTES as CATALOG_ROUTES
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
+from library.activities.service import start_offer_loop
 from library.loans.controllers import ROUTES as LOAN_ROUTES
 from library.db import close_connections, engine, prepare_sqlite
 from library.loans.outbox import start_notice_loop
@@ -59,12 +60,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         stop_notices = start_notice_loop(settings)
         # A branch node with a central node: a sync round every interval.
         stop_sync = start_sync_loop(settings)
-        # The retention table (library/privacy/retention.py), every notice interval.
+        # Seat offers not taken in time, and the retention table (library/privacy/retention.py),
+        # every notice interval.
+        stop_offers = start_offer_loop(settings)
         stop_retention = start_retention_loop(settings)
         try:
             yield
         finally:
             await stop_retention()
+            await stop_offers()
             await stop_sync()
             await stop_notices()
             if settings.engine == "postgres":

@@ -259,19 +259,23 @@ def notices() -> None:
     pass
 
 
-@notices.command("send", help="One round of the notice worker: expire the hold shelf, queue reminders, "
-                              "send what is due (the server does this every LIBRARY_NOTICE_INTERVAL_SECONDS; "
+@notices.command("send", help="One round of the notice worker: lapse seat offers not taken in time, expire "
+                              "the hold shelf, queue reminders, send what is due (the server does this every LIBRARY_NOTICE_INTERVAL_SECONDS; "
                               "forgetting old loans is `library privacy forget`).")
 def notices_send() -> None:
     settings = _settings()
     _require_database(settings)
+    from library.activities.service import lapse_offers
     from library.clock import now_utc
     from library.i18n import gettext as _
     from library.loans.outbox import run_cycle
     from library.loans.tables import Notice
 
     async def go():
-        report = await run_cycle(now_utc(), settings)
+        now = now_utc()
+        # Seat offers not taken in time first: a seat that passes on queues its notice for this round.
+        await lapse_offers(now)
+        report = await run_cycle(now, settings)
         waiting = await Notice.count().where(Notice.sent_at.is_null())
         return report, waiting
 

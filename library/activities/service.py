@@ -9,7 +9,9 @@ arrival — the waitlist's order.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid as uuid_module
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,15 +22,20 @@ from library.accounts.rules import age_on
 from library.accounts.service import normalise_card_number
 from library.activities import recurrence, rules
 from library.activities.tables import Event, Occurrence
+from library.branches.leases import start_leased_loop
 from library.branches.public_holidays import public_calendar
 from library.branches.service import calendars_for
+from library.clock import now_utc
 from library.db import is_unique_violation, read_transaction, run_in_write_transaction
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
 from library.loans import notices
+from library.settings import Settings
 
 ACTIVE = ("confirmed", "offered", "waitlisted")
 KINDS = ("reading_club", "lecture", "workshop", "performance", "summer_reading", "other")
 TITLE_LIMIT = 200
+
+log = logging.getLogger("library.activities")
 
 
 class Refused(CirculationRefused):
@@ -778,6 +785,18 @@ async def accept_offer(principal: Principal, registration_uuid: str, now: dt.dat
                     "updated_at = {} WHERE id = {}", now, now, row["id"])
 
     await run_in_write_transaction(work)
+
+
+def start_offer_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
+    """Seats offered from a waitlist and not taken in time pass to the next family, every
+    LIBRARY_NOTICE_INTERVAL_SECONDS, in the one worker that claims the interval's lease."""
+
+    async def run(now: dt.datetime) -> None:
+        lapsed = await lapse_offers(now)
+        if lapsed:
+            log.info("seat offers lapsed: %s", lapsed)
+
+    return start_leased_loop("activities.offers", settings.notice_interval_seconds, run, now_utc, log)
 
 
 async def lapse_offers(now: dt.datetime) -> int:

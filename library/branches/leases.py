@@ -11,10 +11,13 @@ clocks that agree to well within the interval's tenth.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 
 from library.branches.tables import PeriodicLease
 from library.db import run_in_write_transaction
@@ -58,3 +61,41 @@ async def claim(name: str, holder: str, seconds: float, now: dt.datetime) -> boo
         ).returning(PeriodicLease.id)
 
     return bool(await run_in_write_transaction(work, begin_with_first_statement=True))
+
+
+def start_leased_loop(name: str, interval: float, work: Callable[[dt.datetime], Awaitable[None]],
+                      now: Callable[[], dt.datetime], log: logging.Logger) -> Callable[[], Awaitable[None]]:
+    """Run `work(now)` every `interval` seconds, in the one process that claims the interval's lease
+    (at once, then on the interval); returns the coroutine function that stops it (a run in
+    progress gets 10 s to finish). An interval of 0 or less starts nothing."""
+    if interval <= 0:
+        async def nothing_to_stop() -> None:
+            return None
+
+        return nothing_to_stop
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        holder = this_process()
+        while not stop.is_set():
+            try:
+                moment = now()
+                if await claim(name, holder, lease_seconds(interval), moment):
+                    await work(moment)
+            except Exception:  # noqa: BLE001 - the loop outlives any one run
+                log.exception("%s failed", name)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    task = asyncio.create_task(loop(), name=f"library-{name}")
+
+    async def stop_loop() -> None:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            task.cancel()
+
+    return stop_loop

@@ -322,20 +322,18 @@ async def send_due(now: dt.datetime, settings: Settings, batch: int = 50) -> Sen
 class CycleReport:
     queued: dict[str, int] = field(default_factory=dict)
     holds_expired: int = 0
-    offers_lapsed: int = 0
     sending: SendReport = field(default_factory=SendReport)
     # Steps that failed, with the error; the other steps still ran.
     failures: list[str] = field(default_factory=list)
 
 
 async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
-    """One round: expire the hold shelf, lapse seat offers, queue reminders, send (forgetting old
-    loans is the retention job's, library.privacy.retention).
+    """One round: expire the hold shelf, queue reminders, send (lapsed seat offers are the
+    activities' own loop, forgetting old loans the retention job's, library.privacy.retention).
 
     A step that fails is logged and reported; the next steps still run (a broken reminder
     scan must not keep the hold-ready notices from going out).
     """
-    from library.activities.service import lapse_offers
     from library.loans.service import expire_hold_shelf
 
     report = CycleReport()
@@ -350,8 +348,6 @@ async def run_cycle(now: dt.datetime, settings: Settings) -> CycleReport:
 
     only, leave = await _hold_shelves_of_this_node(settings)
     report.holds_expired = await step("expire hold shelf", lambda: expire_hold_shelf(now, only, leave)) or 0
-    # Seats offered from an activity's waitlist and not taken in time pass to the next family.
-    report.offers_lapsed = await step("lapse seat offers", lambda: lapse_offers(now)) or 0
     # A branch node that syncs leaves loan reminders to the central node, which has every
     # loan of the network after sync: one reminder per loan, not one per node.
     if not (settings.node_role == "branch" and settings.central_url):

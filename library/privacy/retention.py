@@ -12,7 +12,6 @@ child) who keeps a reading history keeps their returned loans and reading-challe
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 
 from library.accounts.tables import PinChange
 from library.activities.tables import Occurrence, Programme, ProgrammeParticipant, ReadingLog, Registration
-from library.branches.leases import claim, lease_seconds, this_process
+from library.branches.leases import start_leased_loop
 from library.branches.tables import AuditEntry
 from library.clock import now_utc
 from library.db import run_in_write_transaction
@@ -148,37 +147,10 @@ async def forget(now: dt.datetime, history_days: int, activity_days: int) -> For
 
 def start_retention_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
     """Every LIBRARY_NOTICE_INTERVAL_SECONDS, in the one worker that claims the interval's lease."""
-    interval = settings.notice_interval_seconds
-    stop = asyncio.Event()
 
-    async def loop() -> None:
-        holder = this_process()
-        while not stop.is_set():
-            try:
-                now = now_utc()
-                if await claim(LEASE, holder, lease_seconds(interval), now):
-                    done = await forget(now, settings.loan_history_days, settings.activity_history_days)
-                    if done.total:
-                        log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in done.counts.items() if v))
-            except Exception:  # noqa: BLE001 - the loop outlives any one run
-                log.exception("retention run failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+    async def run(now: dt.datetime) -> None:
+        done = await forget(now, settings.loan_history_days, settings.activity_history_days)
+        if done.total:
+            log.info("retention: %s", ", ".join(f"{k} {v}" for k, v in done.counts.items() if v))
 
-    if interval <= 0:
-        async def nothing_to_stop() -> None:
-            return None
-
-        return nothing_to_stop
-    task = asyncio.create_task(loop(), name="library-retention")
-
-    async def stop_loop() -> None:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=10)
-        except TimeoutError:
-            task.cancel()
-
-    return stop_loop
+    return start_leased_loop(LEASE, settings.notice_interval_seconds, run, now_utc, log)

@@ -132,3 +132,30 @@ async def test_the_notice_loop_runs_no_round_while_another_process_holds_the_lea
         stop.set()
         await asyncio.wait_for(task, timeout=10)
     assert (await lease("notices"))["holder"] == leases.this_process()
+
+
+async def test_a_leased_loop_runs_its_work_at_once_where_it_wins_and_not_where_another_holds_the_lease():
+    """start_leased_loop (the retention job's and the seat-offer loop's): the winner runs the work with
+    the moment it claimed at; a loop whose lease another process holds runs nothing; 0 starts nothing."""
+    import logging
+
+    log = logging.getLogger("test")
+    ran: list[dt.datetime] = []
+
+    async def work(moment: dt.datetime) -> None:
+        ran.append(moment)
+
+    moment = dt.datetime(2026, 12, 7, 4, 0, tzinfo=dt.timezone.utc)
+    assert await claim("test.held", "another-host:1:x", 3600, moment)
+    held = leases.start_leased_loop("test.held", 60, work, lambda: moment, log)
+    free = leases.start_leased_loop("test.free", 60, work, lambda: moment, log)
+    off = leases.start_leased_loop("test.off", 0, work, lambda: moment, log)
+    for _ in range(100):
+        if ran:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    for stop in (held, free, off):
+        await stop()
+    assert ran == [moment], "one run, by the loop that won its lease"
+    assert await PeriodicLease.count().where(PeriodicLease.name == "test.off") == 0
