@@ -19,6 +19,10 @@ from library import __version__
 from library.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from library.branches.controllers import ROUTES as BRANCH_ROUTES
 from library.catalog.controllers import ROUTES as CATALOG_ROUTES
+from library.catalog.duplicate_controllers import ROUTES as DUPLICATE_ROUTES
+from library.catalog.imports import ROUTES as IMPORT_ROUTES
+from library.catalog.matching import checked_setting
+from library.catalog.marc_pages import ROUTES as MARC_PAGE_ROUTES
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
 from library.activities.service import start_offer_loop
 from library.loans.controllers import ROUTES as LOAN_ROUTES
@@ -47,6 +51,7 @@ def _session_key(secret: str) -> bytes:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    checked_setting(settings)  # a wrong match point stops the start, not an import later
     settings.covers_dir.mkdir(parents=True, exist_ok=True)
 
     @asynccontextmanager
@@ -102,6 +107,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACCOUNT_ROUTES,
             *BRANCH_ROUTES,
             *CATALOG_ROUTES,
+            *DUPLICATE_ROUTES,
+            *IMPORT_ROUTES,
+            *MARC_PAGE_ROUTES,
             *LOAN_ROUTES,
             *ACTIVITY_ROUTES,
             *SYNC_ROUTES,

@@ -62,6 +62,7 @@ MESSAGES: dict[str, str] = {
     "not_a_number": N_("Enter a whole number."),
     "not_a_price": N_("Enter a price such as 35.80."),
     "record_exists": N_("The catalogue already has a record for ISBN {isbn}."),
+    "record_has_no_incoming_marc": N_("This record did not come in as MARC: there is no incoming version to take."),
     "record_not_found": N_("There is no such record in the catalogue."),
     "item_not_found": N_("There is no copy with the barcode {barcode}."),
     "barcode_format": N_("A barcode has 3 to 32 letters, digits or hyphens."),

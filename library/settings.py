@@ -70,6 +70,8 @@ class Settings:
     # start and after its end that a reader's card is taken.
     checkin_opens_minutes_before: int = 60
     checkin_closes_minutes_after: int = 30
+    # Which catalogued record an imported (or synced) one is (library.catalog.matching).
+    catalog_match_points: str = "control_number,isbn+title"
 
     @property
     def covers_dir(self) -> Path:
@@ -248,6 +250,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         **_sync_settings(env, node_role),
         checkin_opens_minutes_before=_int(env, "LIBRARY_CHECKIN_OPENS_MINUTES_BEFORE", 60, 0, 24 * 60),
         checkin_closes_minutes_after=_int(env, "LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER", 30, 0, 24 * 60),
+        # Checked where its words are known, at start-up (library.catalog.matching.checked_setting).
+        catalog_match_points=(_env(env, "LIBRARY_CATALOG_MATCH_POINTS") or "control_number,isbn+title").strip(),
     )
 
 
@@ -337,4 +341,5 @@ SETTING_NAMES = (
     "LIBRARY_ACTIVITY_HISTORY_DAYS",
     "LIBRARY_CHECKIN_OPENS_MINUTES_BEFORE",
     "LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER",
+    "LIBRARY_CATALOG_MATCH_POINTS",
 )

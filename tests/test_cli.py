@@ -143,16 +143,18 @@ def test_catalog_import_of_a_big_file_then_again_updates_and_never_duplicates(tm
         pool.submit(asyncio.run, empty_all_tables()).result()
     assert library("demo").returncode == 0
     data = marc_file(3000)
-    assert converters.wanted(data)  # converted in worker processes, as a real export would be
     path = tmp_path / "export.mrc"
     path.write_bytes(data)
+    assert converters.wanted(path)  # converted in worker processes, as a real export would be
     first = library("catalog", "import", str(path))
     assert first.returncode == 0, first.stderr
-    assert "read 3000 (marc21 records): created 3000, updated 0; copies created" in first.stdout
-    assert "copies created 0," not in first.stdout and "skipped 0" in first.stdout
+    assert "read 3000 (marc21 records): new 3000, matched 0, unchanged 0, ignored 0, refused 0;" in first.stdout
+    assert "copies new 0," not in first.stdout
+    # The same file again: every record is found and nothing is written.
     again = library("catalog", "import", str(path))
     assert again.returncode == 0, again.stderr
-    assert "created 0, updated 3000; copies created 0, updated" in again.stdout and "skipped 0" in again.stdout
+    assert "new 0, matched 0, unchanged 3000, ignored 0, refused 0;" in again.stdout
+    assert "copies new 0, changed 0" in again.stdout
 
 
 def test_privacy_forget_runs_the_retention_table_once():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from urllib.parse import urlencode
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 from litestar import Controller, Request, get, post, put
@@ -17,28 +18,51 @@ from litestar.response import Redirect, Stream, Template
 from markupsafe import Markup
 
 from library.branches import service as branches
-from library.catalog import exchange, forms, metadata, service
+from library.catalog import batches, export, forms, metadata, service
+from library.catalog.marc import Note
 from library.catalog.metadata import image_extension, store_cover
 from library.catalog.schemas import (CopiesIn, ImportReportOut, IntakeOut, ItemDetailOut, RecordIn, RecordOut,
                                      SearchOut, WithdrawIn)
-from library.catalog.service import SearchFilters
+from library.catalog.search import SearchFilters, parse_range
 from library.clock import now_utc, today_in
 from library.errors import DomainError, InvalidInput, InvalidRecord
+from library.i18n import gettext
 from library.web.auth import principal_of, requires_staff
 from library.web.templating import page
 
 COVER_LIMIT = 2 * 1024 * 1024
 IMPORT_LIMIT = 100 * 1024 * 1024
+# The one-step import page lists this many refused records; its batch page lists them all.
+REFUSED_SHOWN = 50
+# The API's age and year filters: "5" or "3-5" (ages 0 to 18); "2008", "2000-2009", "-1959", "2020-".
+_AGE_PATTERN = r"^\s*(1[0-8]|[0-9])?\s*(-\s*(1[0-8]|[0-9])?)?\s*$"
+_YEAR_PATTERN = r"^\s*[0-9]{0,4}\s*(-\s*[0-9]{0,4})?\s*$"
 
 
 def _today(request: Request) -> dt.date:
     return today_in(request.app.state.settings.time_zone)
 
 
-def _filters(age: int | None, format_: str | None, language: str | None, branch: str | None,
-             available: bool) -> SearchFilters:
-    return SearchFilters(age=age, format=format_ or None, language=language or None, branch=branch or None,
-                         available=available)
+def _filters(age: str | None, format_: str | None, language: str | None, branch: str | None,
+             available: bool, year: str | None = None) -> SearchFilters:
+    """The search's filters from the query string: an age ("5") or an age band ("3-5"), a
+    publication year ("2008") or range ("2000-2009", "-1959", "2020-"); an empty or
+    nonsense one is "any" (a form sends every field)."""
+    return SearchFilters(ages=parse_range(age, 0, 18), format=format_ or None, language=language or None,
+                         branch=branch or None, available=available, years=parse_range(year, 1, 9999))
+
+
+def _search_links(request: Request) -> Callable[..., str]:
+    """`link(name=value, ...)`: this search's query string with those parameters set (None takes
+    one off) and the page number dropped, for the facets' and the suggestion's links."""
+    current = [(k, v) for k, v in parse_qsl(request.url.query) if k != "page"]  # in the order written
+
+    def link(**changes: str | None) -> str:
+        kept = [(k, v) for k, v in current if k not in changes and v != ""]
+        kept += [(k, v) for k, v in changes.items() if v is not None]
+        return "?" + urlencode(kept)
+
+    return link
 
 
 @lru_cache(maxsize=2048)
@@ -68,22 +92,21 @@ class CataloguePages(Controller):
     async def search(
         self, request: Request,
         q: Annotated[str, QueryParameter()] = "",
-        age_text: Annotated[str | None, QueryParameter(name="age")] = None,
+        age: Annotated[str | None, QueryParameter()] = None,
         format_: Annotated[str | None, QueryParameter(name="format")] = None,
         language: Annotated[str | None, QueryParameter()] = None,
         branch: Annotated[str | None, QueryParameter()] = None,
         available: Annotated[bool, QueryParameter()] = False,
+        year: Annotated[str | None, QueryParameter()] = None,
         sort: Annotated[str, QueryParameter()] = "relevance",
         page_number: Annotated[int, QueryParameter(name="page", ge=1, le=10000)] = 1,
     ) -> Template:
-        # A form sends every field: an empty age is "any age", a nonsense one too.
-        age = int(age_text) if age_text and age_text.isdigit() and int(age_text) <= 18 else None
-        filters = _filters(age, format_, language, branch, available)
-        result = await service.search(q, filters, sort, page_number, 20) if (q or any(
-            [age is not None, format_, language, branch, available])) else None
-        base_query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"])
+        filters = _filters(age, format_, language, branch, available, year)
+        result = await service.search(q, filters, sort, page_number, 20, facets=True) if (
+            q.strip() or filters.any) else None
+        link = _search_links(request)
         return page(request, "catalog/search.html", result=result, q=q, filters=filters, sort=sort,
-                    base_query=base_query, branches=await branches.branch_choices())
+                    base_query=link()[1:], link=link, branches=await branches.branch_choices())
 
     @get("/catalog/records/{uuid:str}", name="catalog_record")
     async def record(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -114,6 +137,11 @@ class StaffCataloguePages(Controller):
             found = await service.intake(isbn)
         except DomainError as error:
             return page(request, "catalog/intake.html", status_code=error.status, isbn=isbn, error=error.message())
+        if len(found["records"]) > 1:
+            # One ISBN, several books (an ISBN reused by a Chinese publisher, or misprinted): the
+            # librarian picks the book in her hands, or catalogues another one.
+            return page(request, "catalog/intake.html", isbn=found["isbn"].isbn13, error=None,
+                        records=found["records"], hyphenated=found["isbn"].hyphenated)
         if found["record"]:
             return Redirect(path=f"/staff/catalog/records/{found['record']['uuid']}?scanned=1", status_code=303)
         return Redirect(path=f"/staff/catalog/records/new?isbn={found['isbn'].isbn13}", status_code=303)
@@ -157,7 +185,8 @@ class StaffCataloguePages(Controller):
             values = {key: form.get(key, "") for key in form.keys()}
         errors = error.by_field() if isinstance(error, InvalidRecord) else {error.field or "": error.message()}
         return page(request, "catalog/record_form.html", status_code=error.status, values=values, errors=errors,
-                    error=error.message(), source=None, looked_up=False, record=record)
+                    error=error.message(), source=None, looked_up=False, record=record,
+                    existing=error.params.get("record") if error.code == "record_exists" else None)
 
     @get("/records/{uuid:str}", name="staff_record")
     async def record(self, request: Request, uuid: FromPath[str],
@@ -248,24 +277,30 @@ class StaffCataloguePages(Controller):
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("marc_empty", field="file")
             data = await upload.read()
-            report = await exchange.import_marc(data, principal_of(request).audit_name, _today(request),
+            report = await batches.import_marc(data, principal_of(request).audit_name, _today(request),
                                                 form.get("flavour", "auto"), form.get("branch") or None,
                                                 imported_by=principal_of(request))
         except DomainError as error:
             return page(request, "catalog/exchange.html", status_code=error.status, report=None,
                         error=error.message(), branches=mine)
-        return page(request, "catalog/exchange.html", report=report, error=None, branches=mine)
+        refused = [{"position": r.position, "title": r.title,
+                    "reason": r.reason.translated(gettext) if isinstance(r.reason, Note) else r.reason}
+                   for r in report.skipped[:REFUSED_SHOWN]]
+        return page(request, "catalog/exchange.html", report=report, refused=refused, error=None, branches=mine)
 
     @get("/export", name="staff_export")
     async def export(self, fmt: Annotated[str, QueryParameter(name="format")] = "marc21",
-                     branch: Annotated[str | None, QueryParameter()] = None) -> Stream:
-        return _export_stream(fmt, branch)
+                     branch: Annotated[str | None, QueryParameter()] = None,
+                     encoding: Annotated[str, QueryParameter()] = "utf-8") -> Stream:
+        return await _export_stream(fmt, branch, encoding)
 
 
-def _export_stream(fmt: str, branch: str | None) -> Stream:
-    fmt = "marcxml" if fmt == "marcxml" else "marc21"
-    name = f"catalog{'-' + branch if branch else ''}.{'xml' if fmt == 'marcxml' else 'mrc'}"
-    return Stream(exchange.export_marc(fmt, branch or None),
+async def _export_stream(fmt: str, branch: str | None, encoding: str) -> Stream:
+    await export.check_export(fmt, branch or None, encoding)
+    # The file name from known values only: the branch code was just found in the database.
+    name = f"catalog{'-' + branch if branch else ''}{'-gb18030' if encoding == 'gb18030' else ''}" \
+           f"{'-cnmarc' if fmt == 'cnmarc' else ''}.{'xml' if fmt == 'marcxml' else 'mrc'}"
+    return Stream(export.export_marc(fmt, branch or None, encoding=encoding),
                   media_type="application/marcxml+xml" if fmt == "marcxml" else "application/marc",
                   headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -288,23 +323,33 @@ class CatalogueAPI(Controller):
                 settings.metadata_providers, settings.metadata_timeout), now_utc())
         return IntakeOut(isbn13=found["isbn"].isbn13, hyphenated=found["isbn"].hyphenated,
                          isbn10=found["isbn"].isbn10,
-                         record=RecordOut.from_view(found["record"]) if found["record"] else None, metadata=prefill)
+                         record=RecordOut.from_view(found["record"]) if found["record"] else None, metadata=prefill,
+                         records=[RecordOut.from_view(record) for record in found["records"]])
 
-    @get("/records", summary="Search the catalogue (keywords, ISBN, pinyin, initials) with filters and paging")
+    @get("/records", summary="Search the catalogue: words, phrases in double quotes, fields (ti:, au:, su:, isbn:, "
+                             "clc:), pinyin and initials; filters, facets, paging, and a suggestion when nothing is found")
     async def search(
         self,
-        q: Annotated[str, QueryParameter()] = "",
-        age: Annotated[int | None, QueryParameter(ge=0, le=18)] = None,
+        q: Annotated[str, QueryParameter(description=(
+            'Words (each also found as the beginning of a longer word), "a phrase" in double quotes, '
+            "ti:, au:, su: (title, author, subject), isbn:, clc: (a class number and everything under it); "
+            "Chinese in characters, pinyin or initials. See docs/search.md."))] = "",
+        age: Annotated[str | None, QueryParameter(pattern=_AGE_PATTERN, description=(
+            'For an age ("5") or an age band ("3-5"); a record that gives no age is in none.'))] = None,
         format_: Annotated[str | None, QueryParameter(name="format")] = None,
         language: Annotated[str | None, QueryParameter()] = None,
-        branch: Annotated[str | None, QueryParameter()] = None,
-        available: Annotated[bool, QueryParameter()] = False,
+        branch: Annotated[str | None, QueryParameter(description="A copy is at this branch (its code)")] = None,
+        available: Annotated[bool, QueryParameter(description="A copy is on the shelf (at `branch`, if given)")] = False,
+        year: Annotated[str | None, QueryParameter(pattern=_YEAR_PATTERN, description=(
+            'Published in this year ("2008") or range ("2000-2009", "-1959", "2020-").'))] = None,
         sort: Annotated[str, QueryParameter(pattern="^(relevance|newest|title)$")] = "relevance",
         page_number: Annotated[int, QueryParameter(name="page", ge=1, le=10000)] = 1,
         page_size: Annotated[int, QueryParameter(ge=1, le=service.PAGE_SIZE_LIMIT)] = 20,
+        facets: Annotated[bool, QueryParameter(description=(
+            "Also count the matches per branch, availability, age band, format, language and decade"))] = False,
     ) -> SearchOut:
-        result = await service.search(q, _filters(age, format_, language, branch, available), sort, page_number,
-                                      page_size)
+        result = await service.search(q, _filters(age, format_, language, branch, available, year), sort,
+                                      page_number, page_size, facets=facets)
         return msgspec.convert(result, SearchOut, from_attributes=False, strict=False)
 
     @get("/records/{uuid:str}", summary="One record with its copies and holdings per branch")
@@ -343,15 +388,17 @@ class CatalogueAPI(Controller):
         upload = data.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInput("marc_empty", field="file")
-        report = await exchange.import_marc(await upload.read(), principal_of(request).audit_name, _today(request),
+        report = await batches.import_marc(await upload.read(), principal_of(request).audit_name, _today(request),
                                             data.get("format", "auto"), data.get("branch") or None,
                                             imported_by=principal_of(request))
         return ImportReportOut.from_report(report)
 
-    @get("/catalog/export", guards=[requires_staff], summary="Export MARC21 (format=marc21) or MARCXML")
+    @get("/catalog/export", guards=[requires_staff],
+         summary="Export MARC21 (format=marc21), MARCXML or CNMARC (encoding=utf-8 or gb18030)")
     async def export(self, fmt: Annotated[str, QueryParameter(name="format")] = "marc21",
-                     branch: Annotated[str | None, QueryParameter()] = None) -> Stream:
-        return _export_stream(fmt, branch)
+                     branch: Annotated[str | None, QueryParameter()] = None,
+                     encoding: Annotated[str, QueryParameter()] = "utf-8") -> Stream:
+        return await _export_stream(fmt, branch, encoding)
 
 
 ROUTES = [CataloguePages, StaffCataloguePages, CatalogueAPI]

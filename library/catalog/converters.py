@@ -1,9 +1,14 @@
-"""The worker processes that convert a big MARC file while the importing process writes.
+"""The conversion of a MARC file on disk into rows, in worker processes while the importing
+process writes (big ISO 2709 files), or in the importing process itself (small files, MARCXML).
 
 Light on purpose (no Piccolo, no catalogue): `library catalog import` begins the conversion
 first thing, before it loads the rest of the import or reaches the database, so that the
 workers' start-up (the conversion's modules, OpenCC and the pinyin tables: about 0.2 s of CPU
 each) and their first chunks overlap the command's own start instead of following it.
+
+The file is read from disk a block at a time and cut into frames here (see
+library.catalog.conversion); at most a few chunks are in flight, so neither this process nor
+the workers ever hold the whole file, whatever its size.
 """
 
 from __future__ import annotations
@@ -16,16 +21,61 @@ import multiprocessing
 import sys
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 # Files bigger than this are read and converted in other processes while this one writes.
 PARALLEL_FROM_BYTES = 1_000_000
 WORKERS = 2  # measured: with one, the worker was the slower side (writing waited for it)
 CHUNK_RECORDS = 1000  # a task's records (the first task's, a quarter of it: writing starts sooner)
+# Tasks handed to the workers ahead of the one being taken: enough for them to go on with
+# while the importing process starts up and reaches the database (about half a second), and
+# few enough that what waits for the writer stays small.
+AHEAD = 3 * WORKERS
 
 
-def wanted(data: bytes) -> bool:
-    """Whether `data` is converted by workers: big ISO 2709 files (MARCXML is read in-process)."""
-    return len(data) >= PARALLEL_FROM_BYTES and data.lstrip()[:1] != b"<"
+def is_xml(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(512).lstrip()[:1] == b"<"
+
+
+def wanted(path: Path) -> bool:
+    """Whether the file is converted by workers: big ISO 2709 files (MARCXML is read in-process)."""
+    return path.stat().st_size >= PARALLEL_FROM_BYTES and not is_xml(path)
+
+
+def check_marc(path: Path) -> None:
+    """Refuses at once a file that is neither ISO 2709 nor MARCXML (nothing is read into a batch)."""
+    from library.errors import InvalidInput
+
+    with path.open("rb") as handle:
+        head = handle.read(512).lstrip(b" \t\r\n\x00\xef\xbb\xbf")
+    if not head:
+        raise InvalidInput("marc_empty")
+    if head[:1] == b"<":
+        if b"<html" in head[:100].lower() or b"<!doctype html" in head[:100].lower():
+            raise InvalidInput("marc_not_marc")
+        return
+    if len(head) < 24 or not head[:5].isdigit():
+        raise InvalidInput("marc_not_marc")
+
+
+def count_records(path: Path) -> int:
+    """For a progress bar: record terminators in ISO 2709, closing record tags in MARCXML; read a
+    block at a time."""
+    import re
+
+    xml = is_xml(path)
+    pattern = re.compile(rb"</(?:\w+:)?record>")
+    count, tail = 0, b""
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            if xml:
+                data = tail + block
+                count += len(pattern.findall(data))
+                tail = data[-32:] if not data.endswith(b">") else b""
+            else:
+                count += block.count(b"\x1d")
+    return max(1, count)
 
 
 def _warm() -> None:
@@ -70,36 +120,47 @@ def start() -> concurrent.futures.ProcessPoolExecutor:
 
 
 class Conversion:
-    """A big ISO 2709 file converted by the workers, CHUNK_RECORDS records a task, a few tasks
-    ahead of whoever takes the results (in file order). Begins at once; `close` ends it."""
+    """A MARC file on disk converted CHUNK_RECORDS records a task, a few tasks ahead of whoever
+    takes the results (in file order): by the workers for a big ISO 2709 file, else here.
+    Begins at once; `close` ends it. `source`: what each record's marc_source begins with."""
 
-    def __init__(self, data: bytes, flavour: str, today: dt.date) -> None:
-        if len(data) < 24 or not data[:5].isdigit():
-            from library.errors import InvalidInput
+    def __init__(self, path: Path, flavour: str, today: dt.date, encoding: str = "auto",
+                 source: str = "import", parallel: bool | None = None) -> None:
+        check_marc(path)
+        self.path = path
+        self._parallel = wanted(path) if parallel is None else parallel and not is_xml(path)
+        # First: the workers start up while the rest is imported here.
+        self._pool = start() if self._parallel else None
+        from library.catalog import conversion
 
-            raise InvalidInput("marc_not_marc")
-        self._pool = start()  # first: the workers start up while the rest is imported here
-        from library.catalog import marc
-        from library.catalog.conversion import convert_chunk
-
-        self._convert = convert_chunk
-        self._chunks = marc.iso2709_chunks(data, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
-        self._task = (flavour, today, marc._looks_like_utf8(data))
+        self._conversion = conversion
+        self._handle = path.open("rb")
+        frames = conversion.xml_records(self._handle) if is_xml(path) else conversion.iso2709_frames(self._handle)
+        self._chunks = conversion.frame_chunks(frames, CHUNK_RECORDS, max(1, CHUNK_RECORDS // 4))
+        self._task = (flavour, today, encoding, source)
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
-        # Enough for the workers to go on with while the importing process starts up and reaches
-        # the database (about half a second), after which it hands them one a result it takes.
-        for _ in range(3 * WORKERS):
-            self._submit()
+        if self._pool is not None:
+            for _ in range(AHEAD):
+                self._submit()
 
-    def _submit(self) -> None:
+    def _submit(self) -> bool:
         chunk = next(self._chunks, None)
-        if chunk:
-            self._pending.append(self._pool.submit(self._convert, chunk[1], chunk[0], *self._task))
+        if chunk is None:
+            return False
+        position, frames = chunk
+        self._pending.append(self._pool.submit(self._conversion.convert_chunk, frames, position, *self._task))
+        return True
 
     async def results(self) -> AsyncIterator[tuple]:
-        """Each task's (entries, skipped, records read, flavour seen), in file order."""
+        """Each task's ChunkResult (library.catalog.conversion), in file order."""
         import asyncio
 
+        if self._pool is None:
+            # In this process, but off the event loop: a server answers other requests meanwhile.
+            while (chunk := await asyncio.to_thread(next, self._chunks, None)) is not None:
+                position, frames = chunk
+                yield await asyncio.to_thread(self._conversion.convert_chunk, frames, position, *self._task)
+            return
         while self._pending:
             result = await asyncio.wrap_future(self._pending.popleft())
             self._submit()
@@ -110,4 +171,6 @@ class Conversion:
         exited, which a process about to exit wants: Python 3.11 may otherwise try to wake the
         pool's manager thread through a pipe that thread has just closed, and print an OSError
         as it exits."""
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._handle.close()

@@ -1,30 +1,44 @@
-"""Importing and exporting the catalogue as MARC: batches of records, each batch one transaction.
+"""Importing MARC into the catalogue: batches of records, each batch one transaction.
 
-A big file is read and converted in worker processes, which hand back each record as the
-row it becomes (columns in table order, JSON already text, branches already resolved), so
-this process only matches, inserts and updates: one lookup per batch, then one statement
-per kind of row (multi-row VALUES on SQLite, COPY on PostgreSQL).
+A file is read from disk and converted (in worker processes for a big one, see
+library.catalog.converters), each record handed back as the row it becomes (columns in table
+order, JSON already text, its whole MARC packed, its match keys computed), so this process
+only matches and writes: one lookup of candidates per batch, the matching rules'
+decision per record (library.catalog.matching), then one statement per kind of row
+(multi-row VALUES on SQLite, COPY on PostgreSQL).
+
+Every record read has exactly one outcome, so the counts add up:
+read = new + matched (overlaid) + unchanged + ignored + refused. A record matched to one
+already catalogued whose values (and MARC) would not change is *unchanged*: nothing is
+written for it, so re-importing a file leaves no change-log rows. An overlay keeps the
+record's local edits (library.catalog.marc_record.overlay_values). A record that shares an
+ISBN or control number with another but is not matched is added and flagged as a possible
+duplicate in the same transaction, never merged. What each record did is kept in the
+batch's rows (ImportBatchRecord), which is what undoing an import reads
+(library.catalog.batches).
+
+The same pass *stages* a file (`mode="stage"`): it looks up, decides and counts, writing
+nothing but the batch's own rows (its refusals, warnings, matches).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from library import audit
-from library.accounts.principal import Principal
-from library.branches.tables import Branch
-from library.catalog import converters, marc
-from library.catalog.conversion import RECORD_COLUMNS, ROW_COLUMNS, Entry, convert_chunk, place_copies
-from library.catalog.marc import ImportReport, Skipped
-from library.catalog.records import JSON_COLUMNS
-from library.catalog.tables import Item, Record
-from library.db import engine, executemany, is_sqlite, is_unique_violation, json_list, read_transaction, \
-    run_in_write_transaction
-from library.errors import InvalidInput
+from library.catalog import converters
+from library.catalog.conversion import MARC_COLUMNS, ROW_COLUMNS, Entry, Refusal, note_json, place_copies
+from library.catalog.conversion import RECORD_COLUMNS as IMPORT_COLUMNS
+from library.catalog.marc_record import overlay_values
+from library.catalog.matching import DEFAULT_POINTS, Keys, MatchPoint, decide, keys_of, needs_title_lookup
+from library.catalog.records import JSON_COLUMNS, VALUE_COLUMNS
+from library.catalog.search import SQLITE_INDEX_INSERTED
+from library.db import engine, executemany, is_sqlite, is_unique_violation, run_in_write_transaction
 
 # At most this many records a transaction. A writer takes what has been converted while it
 # wrote, up to this, but not less than half of it until the file is all converted (measured
@@ -49,17 +63,112 @@ SQLITE_BATCH_CACHE_KIB = 65536
 # SQLite: at most this many parameters a statement (SQLite's own default limit since 3.32;
 # a build with a lower one is asked).
 SQLITE_MAX_PARAMETERS = 32766
+# Refusals are written to the batch's rows once this many wait (and at the end).
+REFUSALS_AT_ONCE = 1000
 
-
+# What code that writes records in bulk without MARC (bench data, test fixtures) fills, by
+# name: the uuid, the values and the two timestamps; the MARC columns keep their defaults.
+RECORD_COLUMNS = ("uuid", *VALUE_COLUMNS, "created_at", "updated_at")
 ITEM_COLUMNS = ("uuid", "record", "barcode", "home_branch", "current_branch", "shelf_location", "item_type", "status",
                 "price_cents", "acquired_on", "withdrawn_reason", "created_at", "updated_at")
+# What an import sets on a copy that is already there (its status only while circulation has
+# no say in it: see `_copy_changes`).
 ITEM_UPDATE = ("record", "home_branch", "current_branch", "shelf_location", "item_type", "status", "price_cents",
-               "acquired_on", "updated_at")
-_ISBN, _NUMBER = ROW_COLUMNS.index("isbn13"), ROW_COLUMNS.index("control_number")
+               "acquired_on")
+# A copy's status that only circulation changes: an import does not put a copy on loan back on the shelf.
+CIRCULATING = ("on_loan", "in_transit", "on_hold_shelf")
+# What an overlay writes, and what "unchanged" compares (marc_source aside: where a record
+# last came from is not a change of it).
+OVERLAY_COLUMNS = (*VALUE_COLUMNS, *MARC_COLUMNS, "local_edits")
+COMPARED_COLUMNS = tuple(column for column in OVERLAY_COLUMNS if column != "marc_source")
+CANDIDATE_COLUMNS = ("id", "uuid", *OVERLAY_COLUMNS)
+BATCH_RECORD_COLUMNS = ("batch", "position", "outcome", "record", "control_number", "title", "reason", "reason_note",
+                        "warnings", "byte_offset", "byte_length", "previous", "copies")
+DUPLICATE_COLUMNS = ("record", "other", "reason", "status", "found_by", "found_at", "decided_by")
+_JSON_OVERLAY = frozenset(JSON_COLUMNS) | {"local_edits"}
+_AT = {column: i for i, column in enumerate(ROW_COLUMNS)}
+_ISBN, _NUMBER, _TITLE, _UUID = _AT["isbn13"], _AT["control_number"], _AT["title"], _AT["uuid"]
+_OTHER_ISBNS = _AT["other_isbns"]
+
+
+@dataclass
+class ImportCounts:
+    """What an import (or a staging) did, record by record: read = new + matched + unchanged +
+    ignored + refused, always. `with_warnings` and `possible_duplicates` are among those."""
+
+    read: int = 0
+    new: int = 0
+    matched: int = 0
+    unchanged: int = 0
+    ignored: int = 0
+    refused: int = 0
+    with_warnings: int = 0
+    possible_duplicates: int = 0
+    copies_new: int = 0
+    copies_changed: int = 0
+    flavour: str = ""
+
+    def add(self, other: ImportCounts) -> None:
+        for name in ("new", "matched", "unchanged", "ignored", "refused", "with_warnings", "possible_duplicates",
+                     "copies_new", "copies_changed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def accounted(self) -> int:
+        return self.new + self.matched + self.unchanged + self.ignored + self.refused
+
+
+@dataclass
+class ImportReport(ImportCounts):
+    """The counts of a one-call import (`import_marc`), with its batch and every refused record
+    (position, control number, title, reason). `created`, `updated`, `items_created`,
+    `items_updated` are the older names of new, matched, copies_new, copies_changed."""
+
+    batch: str = ""
+    skipped: list[Refusal] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return self.new
+
+    @property
+    def updated(self) -> int:
+        return self.matched
+
+    @property
+    def items_created(self) -> int:
+        return self.copies_new
+
+    @property
+    def items_updated(self) -> int:
+        return self.copies_changed
+
+
+@dataclass
+class ImportRun:
+    """One pass over a file, into one batch (ImportBatch)."""
+
+    batch_id: int
+    batch_uuid: str
+    mode: str = "commit"  # or "stage": decide and count, write only the batch's own rows
+    on_match: str = "overlay"  # add, overlay, ignore (MatchAction)
+    points: tuple[MatchPoint, ...] = DEFAULT_POINTS
+    counts: ImportCounts = field(default_factory=ImportCounts)
+    refusals: list[Refusal] = field(default_factory=list)  # waiting to be written
+
+    @property
+    def found_by(self) -> str:
+        return f"import {self.batch_uuid}"
+
+
+# --- SQL helpers ---------------------------------------------------------------------------
 
 
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("{}" for _ in columns)})'
+    """One row's INSERT with {} placeholders, for code that writes rows by name (bench data, test
+    fixtures); a MARC text column left out (None) takes its default."""
+    values = ", ".join("COALESCE({}, '')" if column in MARC_COLUMNS else "{}" for column in columns)
+    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({values})'
 
 
 def _update_sql(table: str, columns: tuple[str, ...]) -> str:
@@ -99,7 +208,7 @@ _NOT_APPLYING_SQLITE = "(SELECT applying FROM sync_state WHERE id = 1) IS NOT 1"
 _SQLITE_LOG_INSERTED = (
     # On SQLite the batch's rows are those above the highest ids seen at its start: one writer
     # at a time, and the mark and that look happen inside the batch's IMMEDIATE transaction.
-    "INSERT INTO record_fts (rowid, search_text) SELECT id, search_text FROM record WHERE id > ? ORDER BY id",
+    SQLITE_INDEX_INSERTED,
     "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'record', uuid, '' FROM record "
     f"WHERE id > ? AND uuid IS NOT NULL AND {_NOT_APPLYING_SQLITE} ORDER BY id",
     "INSERT INTO sync_change (kind, entity_uuid, branches) SELECT 'item', uuid, "
@@ -131,76 +240,259 @@ async def _sqlite_insert(connection, table: str, columns: tuple[str, ...], rows:
     parameters allows, in order. Not executemany: with triggers and foreign keys every
     statement keeps a statement journal (in a temporary file by default), and the pages a
     row touches were written there again for every row — 1.5 million writes for 50,000
-    records and 75,000 copies; the whole write side took 40% less time this way."""
+    records and 75,000 copies; the whole write side took 40% less time this way.
+
+    Statements of a few sizes only: full ones, then the rest in parts of a power of two rows.
+    sqlite3 keeps each connection's last 128 prepared statements, a full one of some 3 MB,
+    and the pooled connections live as long as the import: with a statement for every size a
+    batch happened to leave over, a 250,000-record file held 230 MB in them (bench
+    catalog.marc_import's peak RSS)."""
     if not rows:
         return
     per_statement = max(1, await _sqlite_parameter_limit(connection) // len(columns))
     one = "(" + ", ".join("?" for _ in columns) + ")"
     head = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES '
-    for start in range(0, len(rows), per_statement):
-        part = rows[start:start + per_statement]
-        await connection.execute(head + ", ".join([one] * len(part)), [value for row in part for value in row])
+    start = 0
+    while start < len(rows):
+        left = len(rows) - start
+        size = per_statement if left >= per_statement else 1 << (left.bit_length() - 1)
+        part = rows[start:start + size]
+        await connection.execute(head + ", ".join([one] * size), [value for row in part for value in row])
+        start += size
 
 
-async def _find_in(select: str, column_lists: list[tuple[str, list]]) -> list[tuple]:
+async def _insert_rows(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Rows in bulk on either engine (no ids wanted back)."""
+    if not rows:
+        return
+    if is_sqlite():
+        await _sqlite_insert(connection, table, columns, rows)
+    else:
+        await connection.copy_records_to_table(table, records=rows, columns=columns)
+
+
+async def _find_in(select: str, column_lists: list[tuple[str, list]], order: str = "") -> list[tuple]:
     """The rows of `select` WHERE column IN (values) OR ..., each once, on either engine."""
     column_lists = [(column, values) for column, values in column_lists if values]
     if not column_lists:
         return []
+    connection = engine().current_transaction.get().connection
     if is_sqlite():
         # One query per column and per slice under SQLite's limit on parameters (a batch of
         # 5,000 records may name more barcodes than a stock build's 32,766).
-        connection = engine().current_transaction.get().connection
         limit = await _sqlite_parameter_limit(connection)
-        found: dict[tuple, None] = {}
+        found: dict[Any, tuple] = {}
         for column, values in column_lists:
             for start in range(0, len(values), limit):
                 part = values[start:start + limit]
+                # Padded to a power of two with its last value: a few statement sizes for sqlite3
+                # to keep prepared (see `_sqlite_insert`), not one for every batch.
+                part = part + [part[-1]] * (min(limit, 1 << (len(part) - 1).bit_length()) - len(part))
                 async with connection.execute(f"{select} WHERE {column} IN ({', '.join('?' for _ in part)})",
                                               part) as cursor:
                     cursor.row_factory = None  # plain tuples, not the engine's dicts
-                    found.update(dict.fromkeys(await cursor.fetchall()))  # a row found twice counts once
-        return list(found)
-    connection = engine().current_transaction.get().connection
+                    for row in await cursor.fetchall():
+                        found[row[0]] = row  # a row found twice counts once (the first column is its id)
+        return [found[key] for key in sorted(found)] if order else list(found.values())
     where = " OR ".join(f"{column} = ANY(${n}::text[])" for n, (column, _) in enumerate(column_lists, start=1))
-    return [tuple(row) for row in await connection.fetch(f"{select} WHERE {where}",
+    return [tuple(row) for row in await connection.fetch(f"{select} WHERE {where}{order}",
                                                          *[values for _, values in column_lists])]
 
 
-def _merge(entries: list[Entry]) -> list[Entry]:
-    """The same ISBN or control number twice in one batch is one record: the later values win."""
-    merged: dict[Any, Entry] = {}
+# --- deciding ---------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else (value if value is not None else [])
+
+
+def _canonical(values: dict[str, Any]) -> tuple:
+    """What two sets of record values are compared by: JSON columns as their parsed values."""
+    return tuple(json.dumps(_json(values.get(column)), ensure_ascii=False, sort_keys=True)
+                 if column in _JSON_OVERLAY else (values.get(column) if values.get(column) is not None else None)
+                 for column in COMPARED_COLUMNS)
+
+
+def _incoming_values(row: tuple) -> dict[str, Any]:
+    values = dict(zip(ROW_COLUMNS, row))
+    for column in JSON_COLUMNS:
+        values[column] = _json(values[column])
+    values["local_edits"] = []
+    return values
+
+
+def _candidate_values(row: tuple) -> dict[str, Any]:
+    values = dict(zip(CANDIDATE_COLUMNS, row))
+    values["uuid"] = str(values["uuid"])
+    for column in _JSON_OVERLAY:
+        values[column] = _json(values[column])
+    for column in MARC_COLUMNS:
+        values[column] = values[column] or ""
+    return values
+
+
+@dataclass
+class _Target:
+    """A record an incoming one may be matched to: one already catalogued (`record_id`), or one
+    this batch adds (`pending`, its index among the batch's new rows)."""
+
+    keys: Keys
+    values: dict[str, Any] | None  # parsed values (for an overlay); None for a pending row until needed
+    record_id: int | None = None
+    pending: int | None = None
+    before: dict[str, Any] | None = None  # a catalogued record's values before this batch's first overlay
+
+
+@dataclass
+class _Plan:
+    """What a batch writes, decided record by record in file order."""
+
+    counts: ImportCounts
+    new_rows: list[tuple] = field(default_factory=list)
+    new_entries: list[Entry] = field(default_factory=list)  # the entry each new row came from (the last one)
+    overlays: dict[int, _Target] = field(default_factory=dict)  # record id -> its target, values final
+    # (entry, outcome, target, reason) in file order
+    outcomes: list[tuple[Entry, str, _Target | None, str]] = field(default_factory=list)
+    flags: list[tuple[_Target, _Target, str]] = field(default_factory=list)  # (new record, other, reason)
+
+
+def _plan(entries: list[Entry], candidates: list[tuple], run: ImportRun, title_lookup: bool) -> _Plan:
+    """The decision for each record of a batch, against the records found for the batch and the
+    ones the batch itself adds before it (found the way the database finds them, so that a
+    decision does not depend on where the batches of a file begin and end)."""
+    plan = _Plan(ImportCounts())
+    counts = plan.counts
+    by_isbn: dict[str, list[_Target]] = {}
+    by_number: dict[str, list[_Target]] = {}
+    by_title: dict[str, list[_Target]] = {}
+
+    def index(target: _Target, isbn13: str | None, number: str | None, title: str | None) -> None:
+        if isbn13:
+            by_isbn.setdefault(isbn13, []).append(target)
+        if number:
+            by_number.setdefault(number, []).append(target)
+        if title and title_lookup:
+            by_title.setdefault(title, []).append(target)
+
+    for row in candidates:  # oldest first
+        values = _candidate_values(row)
+        target = _Target(keys_of(values), values, record_id=values["id"])
+        index(target, values["isbn13"], values["control_number"], values["title"])
+
+    mode_overlay = run.mode == "stage" or run.on_match == "overlay"
     for entry in entries:
-        position, isbn13, number, _, holdings = entry
-        key = ("isbn", isbn13) if isbn13 else ("number", number) if number else ("position", position)
-        if key in merged:
-            entry = entry[:4] + (merged[key][4] + holdings,)
-        merged[key] = entry
-    return list(merged.values())
+        row, keys = entry.row, entry.keys
+        found: dict[int, _Target] = {}
+        for isbn13 in keys.isbns:
+            for target in by_isbn.get(isbn13, ()):
+                found[id(target)] = target
+        for target in by_number.get(keys.control_number, ()) if keys.control_number else ():
+            found[id(target)] = target
+        if title_lookup:
+            for target in by_title.get(row[_TITLE], ()):
+                found[id(target)] = target
+        # Catalogued records oldest first, then this batch's own in file order.
+        ordered = sorted(found.values(), key=lambda t: (t.record_id is None, t.record_id or 0, t.pending or 0))
+        decision = decide(keys, [(i, target.keys) for i, target in enumerate(ordered)], run.points)
+        if entry.warnings:
+            counts.with_warnings += 1
+        if decision.kind == "matched":
+            target = ordered[decision.record_id]
+            incoming = _incoming_values(row)
+            if target.values is None:  # a pending row: its values as planned
+                target.values = _incoming_values(plan.new_rows[target.pending])
+            after = overlay_values(target.values, incoming) if target.record_id is not None else incoming
+            if _canonical(after) == _canonical(target.values):
+                counts.unchanged += 1
+                plan.outcomes.append((entry, "unchanged", target, decision.reason))
+                continue
+            if mode_overlay:
+                counts.matched += 1
+                if target.record_id is not None:
+                    if target.before is None:
+                        target.before = dict(target.values)
+                    after["marc_source"] = incoming["marc_source"]
+                    after["id"], after["uuid"] = target.values["id"], target.values["uuid"]
+                    target.values = after
+                    plan.overlays[target.record_id] = target
+                else:  # a record this batch adds, read again later in the file: the later values win
+                    replaced = row[:_UUID] + (plan.new_rows[target.pending][_UUID],) + row[_UUID + 1:]
+                    plan.new_rows[target.pending] = replaced
+                    plan.new_entries[target.pending] = entry
+                    target.values = _incoming_values(replaced)
+                plan.outcomes.append((entry, "matched", target, decision.reason))
+                continue
+            if run.on_match == "ignore":
+                counts.ignored += 1
+                plan.outcomes.append((entry, "ignored", target, decision.reason))
+                continue
+            # "add": the incoming record is added, and flagged as a possible duplicate of its match.
+            duplicates = [(target, decision.reason)]
+        else:
+            duplicates = [(ordered[i], reason) for i, reason in decision.duplicates]
+        mine = _Target(keys, None, pending=len(plan.new_rows))
+        plan.new_rows.append(row)
+        plan.new_entries.append(entry)
+        index(mine, row[_ISBN], row[_NUMBER], row[_TITLE])
+        counts.new += 1
+        if duplicates:
+            counts.possible_duplicates += 1
+            plan.flags += [(mine, other, reason[:32]) for other, reason in duplicates]
+        plan.outcomes.append((entry, "new", mine, duplicates[0][1] if duplicates else ""))
+    return plan
 
 
-async def _apply(entries: list[Entry], report: ImportReport, earlier: frozenset[asyncio.Task] = frozenset()) -> None:
-    """Write one batch: match on ISBN, then control number; update what exists, insert the rest.
+def _notes(warnings: list) -> str:
+    return json.dumps([note_json(note) for note in warnings], ensure_ascii=False, default=str) if warnings else "[]"
+
+
+# --- copies ---------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def _copy_changes(existing: tuple, wanted: tuple) -> tuple | None:
+    """The values a copy already there gets from the file (ITEM_UPDATE order), or None when they
+    are its own already. Its status stays while it circulates (on loan, in transit, on the hold
+    shelf): circulation decides when that ends."""
+    if existing[7] in CIRCULATING:
+        wanted = wanted[:5] + (existing[7],) + wanted[6:]
+    if tuple(map(_text, existing[2:10])) == tuple(map(_text, wanted)):
+        return None
+    return wanted
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+async def _apply(entries: list[Entry], run: ImportRun, earlier: frozenset[asyncio.Task] = frozenset()) -> None:
+    """Write one batch: look its candidates up, decide, write what changes.
 
     `earlier`: the batches of this import still being written when this one started (their
     keys are not this batch's, see `_keys`). A batch that matches records already there
-    waits for them before it updates anything, and looks again: one of them may have
+    waits for them before it writes anything, and looks again: one of them may have
     changed a matched record's ISBN or control number (to one of its own keys), and its
     values must not land after this later batch's."""
-    batch = _merge(entries)
     now = dt.datetime.now(dt.timezone.utc)
     sqlite = is_sqlite()
+    commit = run.mode == "commit"
     # What Piccolo's SQLite adapter would make of `now`, made once instead of once a row.
     stamp = str(now) if sqlite else now
+    title_lookup = needs_title_lookup(run.points)
 
-    async def find(isbns: list, numbers: list) -> tuple[dict[str, int], dict[str, int]]:
-        rows = await _find_in('SELECT id, isbn13, control_number FROM "record"',
-                              [("isbn13", isbns), ("control_number", numbers)])
-        return {isbn13: i for i, isbn13, _ in rows if isbn13}, {number: i for i, _, number in rows if number}
+    async def find() -> list[tuple]:
+        isbns = sorted({isbn for entry in entries for isbn in entry.keys.isbns})
+        numbers = sorted({entry.keys.control_number for entry in entries if entry.keys.control_number})
+        lists = [("isbn13", isbns), ("control_number", numbers)]
+        if title_lookup:
+            lists.append(("title", sorted({entry.row[_TITLE] for entry in entries})))
+        return await _find_in(f'SELECT {", ".join(CANDIDATE_COLUMNS)} FROM "record"', lists, " ORDER BY id")
 
-    async def work() -> tuple[int, int, int, int]:
+    async def work() -> ImportCounts:
         connection = engine().current_transaction.get().connection
-        if not sqlite:
+        if not sqlite or not commit:
             return await write(connection)
         async with connection.execute("PRAGMA cache_size") as cursor:
             cache_size = (await cursor.fetchone())["cache_size"]
@@ -210,181 +502,204 @@ async def _apply(entries: list[Entry], report: ImportReport, earlier: frozenset[
         finally:
             await connection.execute(f"PRAGMA cache_size = {int(cache_size)}")
 
-    async def write(connection) -> tuple[int, int, int, int]:
-        # The mark first, so that every insert below finds it.
-        await connection.execute(_MARK if sqlite else _PG_MARK)
-        if sqlite:
+    async def write(connection) -> ImportCounts:
+        if commit:
+            # The mark first, so that every insert below finds it.
+            await connection.execute(_MARK if sqlite else _PG_MARK)
+        if sqlite and commit:
             async with connection.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM record), "
                                           "(SELECT COALESCE(MAX(id), 0) FROM item)") as cursor:
                 cursor.row_factory = None
                 records_before, items_before = await cursor.fetchone()
-        logged: list[tuple[str, str, str]] = []  # PostgreSQL: what the insert triggers would have logged
-        isbns, numbers = [e[1] for e in batch if e[1]], [e[2] for e in batch if e[2]]
-        by_isbn, by_number = await find(isbns, numbers)
-        if (by_isbn or by_number) and earlier:
+        candidates = await find()
+        if candidates and earlier:
             await asyncio.wait(earlier)  # nothing is written yet: this transaction holds no lock
-            by_isbn, by_number = await find(isbns, numbers)
-        record_ids: list[int | None] = []
-        keyed, unkeyed, updates = [], [], {}
-        for _, isbn13, number, row, _ in batch:
-            record_id = by_isbn.get(isbn13) if isbn13 else None
-            if record_id is None and number:
-                record_id = by_number.get(number)
-            record_ids.append(record_id)
-            if record_id is not None:
-                columns = [i for i in range(1, len(ROW_COLUMNS)) if (i != _ISBN or isbn13) and (i != _NUMBER or number)]
-                shape = tuple(ROW_COLUMNS[i] for i in columns) + ("updated_at",)
-                updates.setdefault(shape, []).append(tuple(row[i] for i in columns) + (stamp, record_id))
-            elif isbn13 or number:
-                keyed.append(row)
-            else:
-                unkeyed.append(row)
-        created = len(keyed) + len(unkeyed)
-        if keyed:
+            candidates = await find()
+        plan = _plan(entries, candidates, run, title_lookup)
+        logged: list[tuple[str, str, str]] = []  # PostgreSQL: what the insert triggers would have logged
+        if commit and plan.new_rows:
             if sqlite:
-                await _sqlite_insert(connection, "record", RECORD_COLUMNS, [row + (stamp, stamp) for row in keyed])
+                await _sqlite_insert(connection, "record", IMPORT_COLUMNS, [row + (stamp, stamp) for row in plan.new_rows])
                 # One writer, no AUTOINCREMENT: each row took the next id after the highest, in list order.
                 async with connection.execute("SELECT MAX(id) FROM record") as cursor:
                     cursor.row_factory = None
-                    if (await cursor.fetchone())[0] != records_before + len(keyed):
+                    if (await cursor.fetchone())[0] != records_before + len(plan.new_rows):
                         raise RuntimeError("record ids of an import batch are not consecutive")
-                ids = list(range(records_before + 1, records_before + 1 + len(keyed)))
+                ids = list(range(records_before + 1, records_before + 1 + len(plan.new_rows)))
             else:
-                ids = await _pg_copy_in(connection, "record", RECORD_COLUMNS, keyed, (stamp, stamp))
-                logged += [("record", row[0], "") for row in keyed]
-            for record_id, row in zip(ids, keyed):
-                if row[_ISBN]:
-                    by_isbn[row[_ISBN]] = record_id
-                if row[_NUMBER]:
-                    by_number[row[_NUMBER]] = record_id
-        unkeyed_ids = []
-        for row in unkeyed:  # nothing to find it by: one at a time
-            inserted = await Record.insert(Record(**dict(zip(ROW_COLUMNS, row)))).returning(Record.id)
-            unkeyed_ids.append(inserted[0]["id"])
-            logged.append(("record", row[0], ""))
-        for shape, rows in updates.items():
-            await executemany(_update_sql("record", shape), rows)
+                ids = await _pg_copy_in(connection, "record", IMPORT_COLUMNS, plan.new_rows, (stamp, stamp))
+                logged += [("record", row[_UUID], "") for row in plan.new_rows]
+        else:
+            ids = [None] * len(plan.new_rows)
+        if commit and plan.overlays:
+            shape = (*OVERLAY_COLUMNS, "updated_at")
+            await executemany(_update_sql("record", shape), [
+                tuple(json.dumps(target.values[c], ensure_ascii=False) if c in _JSON_OVERLAY else target.values[c]
+                      for c in OVERLAY_COLUMNS) + (stamp, record_id)
+                for record_id, target in plan.overlays.items()])
 
-        barcodes = [holding[1] for entry in batch for holding in entry[4]]
-        existing = dict((barcode, i) for i, barcode in await _find_in('SELECT id, barcode FROM "item"',
-                                                                      [("barcode", barcodes)]))
-        item_rows, item_updates = [], []
+        def record_id_of(target: _Target) -> int | None:
+            return target.record_id if target.record_id is not None else ids[target.pending]
+
+        def uuid_of(target: _Target | None) -> str | None:
+            if target is None:
+                return None
+            if target.record_id is not None:
+                return target.values["uuid"]
+            return plan.new_rows[target.pending][_UUID]
+
+        if commit and plan.flags:
+            rows = [(record_id_of(mine), record_id_of(other), reason, "open", run.found_by, stamp, "")
+                    for mine, other, reason in plan.flags]
+            await _insert_rows(connection, "possible_duplicate", DUPLICATE_COLUMNS, rows)
+
+        # Copies, in file order: the same barcode twice in a file is one copy, the later values win.
+        barcodes = sorted({holding[1] for entry in entries for holding in entry.holdings})
+        existing = {row[1]: row for row in await _find_in(
+            'SELECT id, barcode, record, home_branch, current_branch, shelf_location, item_type, status, price_cents, '
+            'acquired_on, uuid FROM "item"', [("barcode", barcodes)])}
+        item_rows: list[list] = []
         new_at: dict[str, int] = {}  # barcode -> its row in item_rows
-        unkeyed_ids.reverse()
-        for (_, isbn13, number, _, holdings), record_id in zip(batch, record_ids):
-            if record_id is None:
-                record_id = (by_isbn.get(isbn13) if isbn13 else None) or (by_number.get(number) if number else None)
-                if not (isbn13 or number):
-                    record_id = unkeyed_ids.pop()
-            for uuid, barcode, home, current, shelf, item_type, status, price, acquired in holdings:
-                if barcode in existing:
-                    item_updates.append((record_id, home, current, shelf, item_type, status, price, acquired, stamp,
-                                         existing[barcode]))
-                elif barcode in new_at:
-                    # The same barcode twice in one file: one copy, the later holding's values win
-                    # (as for records, and as a later batch's would).
+        item_updates: dict[int, tuple] = {}  # item id -> values (ITEM_UPDATE)
+        copies_of: dict[int, dict[str, list]] = {}  # id(entry) -> {"created": [...], "changed": [...]}
+        for entry, outcome, target, _ in plan.outcomes:
+            if not entry.holdings:
+                continue
+            record_id = record_id_of(target) if target is not None else None
+            mine = copies_of.setdefault(id(entry), {"created": [], "changed": []})
+            for uuid, barcode, home, current, shelf, item_type, status, price, acquired in entry.holdings:
+                wanted = (record_id, home, current, shelf, item_type, status, price, acquired)
+                if barcode in new_at:
                     first = item_rows[new_at[barcode]]
-                    item_rows[new_at[barcode]] = (first[0], record_id, barcode, home, current, shelf, item_type,
-                                                  status, price, acquired, "", stamp, stamp)
+                    item_rows[new_at[barcode]] = [first[0], record_id, barcode, home, current, shelf, item_type,
+                                                  status, price, acquired, "", stamp, stamp, first[13]]
+                elif barcode in existing:
+                    there = existing[barcode]
+                    if there[0] in item_updates:  # changed earlier in this batch: from what it becomes
+                        there = there[:2] + item_updates[there[0]] + there[10:]
+                    changes = _copy_changes(there, wanted) if record_id is not None or not commit else None
+                    if changes is not None:
+                        if there[0] not in item_updates:
+                            mine["changed"].append([str(there[10]), dict(zip(ITEM_UPDATE, map(_text, there[2:10])))])
+                        item_updates[there[0]] = changes
                 else:
                     new_at[barcode] = len(item_rows)
-                    item_rows.append((uuid, record_id, barcode, home, current, shelf, item_type, status, price,
-                                      acquired, "", stamp, stamp))
-        if not sqlite:
-            await _pg_copy_in(connection, "item", ITEM_COLUMNS, item_rows)
-            # What the triggers log as its branches, '|' || concat_ws('|', home, current) || '|':
-            # an imported copy always has both.
-            logged += [("item", row[0], f"|{row[3]}|{row[4]}|") for row in item_rows]
-        else:
-            await _sqlite_insert(connection, "item", ITEM_COLUMNS, item_rows)
-        await executemany(_update_sql("item", ITEM_UPDATE), item_updates)
-        # What the stood-aside triggers would have written, for exactly the rows inserted above.
-        if sqlite:
-            for sql, after in zip(_SQLITE_LOG_INSERTED, (records_before, records_before, items_before)):
-                await connection.execute(sql, (after,))
-        elif logged:
-            await connection.execute(_PG_LOCK)
-            if not await connection.fetchval(_PG_APPLYING):
-                await connection.copy_records_to_table("sync_change", records=logged, columns=_LOG_COLUMNS)
-        await connection.execute(_UNMARK if sqlite else _PG_UNMARK)
-        return created, sum(map(len, updates.values())), len(item_rows), len(item_updates)
+                    item_rows.append([uuid, record_id, barcode, home, current, shelf, item_type, status, price,
+                                      acquired, "", stamp, stamp, mine])
+        for row in item_rows:
+            row[13]["created"].append(row[0])
+        plan.counts.copies_new = len(item_rows)
+        plan.counts.copies_changed = len(item_updates)
+        if commit:
+            rows = [tuple(row[:13]) for row in item_rows]
+            if sqlite:
+                await _sqlite_insert(connection, "item", ITEM_COLUMNS, rows)
+            elif rows:
+                await connection.copy_records_to_table("item", records=rows, columns=ITEM_COLUMNS)
+                # What the triggers log as its branches, '|' || concat_ws('|', home, current) || '|':
+                # an imported copy always has both.
+                logged += [("item", row[0], f"|{row[3]}|{row[4]}|") for row in rows]
+            await executemany(_update_sql("item", (*ITEM_UPDATE, "updated_at")),
+                              [values + (stamp, item_id) for item_id, values in item_updates.items()])
 
-    created, updated, items_created, items_updated = await run_in_write_transaction(work)
-    report.created += created
-    report.updated += updated
-    report.items_created += items_created
-    report.items_updated += items_updated
+        # The batch's own rows: what each record did (see ImportBatchRecord).
+        batch_rows = []
+        for entry, outcome, target, reason in plan.outcomes:
+            copies = copies_of.get(id(entry))
+            wrote_copies = bool(copies and (copies["created"] or copies["changed"]))
+            if outcome == "unchanged" and not entry.warnings and not wrote_copies:
+                continue
+            if not commit and outcome == "new" and not entry.warnings and not reason:
+                continue  # staged: only what a librarian looks at before committing
+            previous = ""
+            if commit and outcome == "matched" and target.record_id is not None and target.before is not None:
+                previous = json.dumps(target.before, ensure_ascii=False, default=str)
+                target.before = None  # kept once: on the first row that overlaid it in this batch
+            row = entry.row
+            batch_rows.append((run.batch_id, entry.position, outcome, uuid_of(target), row[_NUMBER] or "",
+                               row[_TITLE], reason, "{}", _notes(entry.warnings), entry.offset, entry.length, previous,
+                               json.dumps(copies, ensure_ascii=False) if commit and wrote_copies else ""))
+        await _insert_rows(connection, "import_batch_record", BATCH_RECORD_COLUMNS, batch_rows)
+
+        if commit:
+            # What the stood-aside triggers would have written, for exactly the rows inserted above.
+            if sqlite:
+                for sql, after in zip(_SQLITE_LOG_INSERTED, (records_before, records_before, items_before)):
+                    await connection.execute(sql, (after,))
+            elif logged:
+                await connection.execute(_PG_LOCK)
+                if not await connection.fetchval(_PG_APPLYING):
+                    await connection.copy_records_to_table("sync_change", records=logged, columns=_LOG_COLUMNS)
+            await connection.execute(_UNMARK if sqlite else _PG_UNMARK)
+        return plan.counts
+
+    counts = await run_in_write_transaction(work)
+    run.counts.add(counts)
 
 
-async def _apply_safely(entries: list[Entry], report: ImportReport,
-                        earlier: frozenset[asyncio.Task] = frozenset()) -> None:
+async def _write_refusals(run: ImportRun) -> None:
+    """The refusals waiting, into the batch's rows (where their bytes are, to download them)."""
+    refusals, run.refusals = run.refusals, []
+    if not refusals:
+        return
+    rows = [(run.batch_id, r.position, "refused", None, r.control_number or "", r.title or "", str(r.reason),
+             json.dumps(note_json(r.reason), ensure_ascii=False, default=str), "[]", r.offset, r.length, "", "")
+            for r in refusals]
+
+    async def work() -> None:
+        connection = engine().current_transaction.get().connection
+        await _insert_rows(connection, "import_batch_record", BATCH_RECORD_COLUMNS, rows)
+
+    await run_in_write_transaction(work)
+
+
+async def _apply_safely(entries: list[Entry], run: ImportRun, earlier: frozenset[asyncio.Task] = frozenset()) -> None:
     """A batch that fails as a whole is retried in halves, down to single records, so that one
-    bad record skips alone (and a big batch with one bad record costs a few more transactions,
-    not one a record)."""
+    bad record is refused alone (and a big batch with one bad record costs a few more
+    transactions, not one a record). A batch's counts are taken only once it has committed, so
+    a record is counted once whatever was retried."""
     try:
-        await _apply(entries, report, earlier)
+        await _apply(entries, run, earlier)
     except Exception as error:  # noqa: BLE001 - narrowed below, half by half
         if len(entries) == 1:
-            reason = "duplicate ISBN, control number or barcode" if is_unique_violation(error) else \
-                f"{type(error).__name__}: {error}"
-            report.skipped.append(Skipped(entries[0][0], reason, entries[0][2] or ""))
+            entry = entries[0]
+            reason = "duplicate barcode or key" if is_unique_violation(error) else f"{type(error).__name__}: {error}"
+            run.refusals.append(Refusal(entry.position, entry.offset, entry.length, entry.row[_NUMBER] or "",
+                                        entry.row[_TITLE], reason))
+            run.counts.refused += 1
             return
         middle = len(entries) // 2
-        await _apply_safely(entries[:middle], report, earlier)
-        await _apply_safely(entries[middle:], report, earlier)
+        await _apply_safely(entries[:middle], run, earlier)
+        await _apply_safely(entries[middle:], run, earlier)
 
 
-def _keys(entries: list[Entry]) -> set:
-    """What a batch's records and copies are found by (ISBNs, control numbers, barcodes): two
-    batches with none in common touch different rows (but for records already there, see
-    `_apply`). One set for all three: a control number that equals a barcode only makes two
-    batches wait for each other."""
-    keys = {entry[1] for entry in entries}
-    keys.update([entry[2] for entry in entries])
-    keys.update([holding[1] for entry in entries for holding in entry[4]])
+def _keys(entries: list[Entry], titles: bool) -> set:
+    """What a batch's records and copies are found by (ISBNs, control numbers, titles when a
+    match point needs them, barcodes): two batches with none in common touch different rows
+    (but for records already there, see `_apply`). One set for all: a control number that
+    equals a barcode only makes two batches wait for each other."""
+    keys: set = set()
+    for entry in entries:
+        keys.update(entry.keys.isbns)
+        keys.add(entry.keys.control_number)
+        if titles:
+            keys.add(entry.row[_TITLE])
+        keys.update([holding[1] for holding in entry.holdings])
     keys.discard(None)
     keys.discard("")
     return keys
 
 
-async def _converted_chunks(data: bytes, flavour: str, today: dt.date, branches: dict[str, int],
-                            default_branch: str | None, conversion: converters.Conversion | None = None):
-    """Converted chunks in file order, their copies placed at branches: by worker processes for
-    big ISO 2709 files (`conversion` when the caller began it, else begun here), in this
-    process otherwise (MARCXML, small files)."""
-    default_home = branches.get(default_branch or "")
-    if conversion is None and not converters.wanted(data):
-        entries, skipped, read, seen = convert_chunk(data, 1, flavour, today)
-        yield place_copies(entries, branches, default_home), skipped, read, seen
-        return
-    begun_here = conversion is None
-    conversion = conversion or converters.Conversion(data, flavour, today)
-    try:
-        async for entries, skipped, read, seen in conversion.results():
-            yield place_copies(entries, branches, default_home), skipped, read, seen
-    finally:
-        if begun_here:
-            conversion.close()
-
-
-async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "auto",
+async def import_file(conversion: converters.Conversion, run: ImportRun, branches: dict[str, int],
                       default_branch: str | None = None,
-                      progress: Callable[[ImportReport], None] = lambda report: None,
-                      imported_by: Principal | None = None,
-                      conversion: converters.Conversion | None = None) -> ImportReport:
-    """Import every readable record; report what was created, updated and skipped (and why).
-
-    `imported_by`: a staff member may send copies with an unknown branch only to a branch
-    they work for. `conversion`: the file's conversion the caller began (and closes), see
-    library.catalog.converters.
-    """
-    if not data.strip():
-        raise InvalidInput("marc_empty")
-    branches = {row["code"]: row["id"] for row in await Branch.select(Branch.id, Branch.code)}
-    if default_branch and imported_by is not None and not imported_by.works_for(branches.get(default_branch, -1)):
-        raise InvalidInput("invalid_choice", field="branch")
-    report = ImportReport()
+                      progress: Callable[[ImportCounts], None] = lambda counts: None) -> ImportCounts:
+    """Every record of the file `conversion` reads, into the batch of `run`: staged or committed
+    (run.mode). `branches`: code -> id; `default_branch`: the code copies with an unknown branch
+    go to. Returns the counts (also in run.counts), which add up to the records read."""
+    counts = run.counts
+    default_home = branches.get(default_branch or "")
     writers = 1 if is_sqlite() else WRITERS_POSTGRES
+    titles = needs_title_lookup(run.points)
     writing: dict[asyncio.Task, set] = {}  # batch being written -> its keys, in the order started
     waiting: list[Entry] = []
     converted = False  # the whole file
@@ -392,7 +707,7 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
     async def finish(task: asyncio.Task) -> None:
         del writing[task]
         await task
-        progress(report)
+        progress(counts)
 
     async def flush(wait: bool) -> None:
         # Batches are written (in the database's thread, or side by side on PostgreSQL) while
@@ -407,84 +722,33 @@ async def import_marc(data: bytes, actor: str, today: dt.date, flavour: str = "a
             if converted:  # shared between the free writers, unless that makes small batches
                 size = min(BATCH, max(-(-len(waiting) // (writers - len(writing))), BATCH // 10))
             batch = waiting[:size]
-            keys = _keys(batch) if writers > 1 else set()
+            keys = _keys(batch, titles) if writers > 1 else set()
             for task in [task for task, written in writing.items() if not keys.isdisjoint(written)]:
                 await finish(task)  # the same record or copy twice: one after the other, in file order
             del waiting[:len(batch)]
-            writing[asyncio.create_task(_apply_safely(batch, report, frozenset(writing)))] = keys
+            writing[asyncio.create_task(_apply_safely(batch, run, frozenset(writing)))] = keys
 
     try:
-        async for entries, skipped, read, seen in _converted_chunks(data, flavour, today, branches, default_branch,
-                                                                         conversion):
-            report.read += read
-            report.skipped += skipped
-            report.flavour = report.flavour or seen
-            waiting += entries
+        async for entries, refusals, read, seen in conversion.results():
+            counts.read += read
+            counts.refused += len(refusals)
+            counts.flavour = counts.flavour or seen
+            run.refusals += refusals
+            waiting += place_copies(entries, branches, default_home)
+            if len(run.refusals) >= REFUSALS_AT_ONCE:
+                await _write_refusals(run)
             # Converted records wait for the writers up to two batches' worth: taking results
             # (and handing the workers new chunks) goes on while batches are written.
             await flush(wait=len(waiting) >= 2 * BATCH)
         converted = True
         while waiting or writing:
             await flush(wait=True)
+        await _write_refusals(run)
     finally:
         for task in writing:
             task.cancel()
         await asyncio.gather(*writing, return_exceptions=True)  # their transactions rolled back
-    report.skipped.sort(key=lambda skipped: skipped.position)
-    progress(report)
-    if report.read == 0:
-        raise InvalidInput("marc_empty")
-    await run_in_write_transaction(lambda: audit.record(
-        actor, "catalog.imported", "catalog", read=report.read, created=report.created, updated=report.updated,
-        skipped=len(report.skipped)))
-    return report
-
-
-async def export_marc(fmt: str = "marc21", branch_code: str | None = None, page: int = 1000) -> AsyncIterator[bytes]:
-    """The catalogue (or the records a branch holds, with that branch's copies), in chunks."""
-    branches = {row["id"]: row["code"] for row in await Branch.select(Branch.id, Branch.code)}
-    branch_id = next((i for i, code in branches.items() if code == branch_code), None) if branch_code else None
-    if branch_code and branch_id is None:
-        from library.errors import NotFound
-
-        raise NotFound("branch_not_found", code=branch_code)
-    if fmt == "marcxml":
-        yield b'<?xml version="1.0" encoding="UTF-8"?>\n<collection xmlns="http://www.loc.gov/MARC21/slim">'
-    last_id = 0
-    while True:
-        async with read_transaction():
-            query = Record.select().where(Record.id > last_id).order_by(Record.id).limit(page)
-            if branch_id is not None:
-                held = Item.select(Item.record).where(
-                    (Item.home_branch == branch_id) | (Item.current_branch == branch_id))
-                query = query.where(Record.id.is_in(held))
-            rows = await query
-            if not rows:
-                break
-            item_query = Item.select().where(Item.record.is_in([row["id"] for row in rows])).order_by(Item.barcode)
-            if branch_id is not None:
-                item_query = item_query.where((Item.home_branch == branch_id) | (Item.current_branch == branch_id))
-            items = await item_query
-        by_record: dict[int, list[dict[str, Any]]] = {}
-        for item in items:
-            by_record.setdefault(item["record"], []).append({
-                **item, "home_branch": branches[item["home_branch"]], "current_branch": branches[item["current_branch"]]})
-        chunk = []
-        for row in rows:
-            view = dict(row)
-            for key in JSON_COLUMNS:
-                view[key] = json_list(row[key])
-            chunk.append(marc.to_marc21(view, by_record.get(row["id"], [])))
-        if fmt == "marcxml":
-            yield b"".join(_xml_record(record) for record in chunk)
-        else:
-            yield marc.write_marc21(chunk)
-        last_id = rows[-1]["id"]
-    if fmt == "marcxml":
-        yield b"</collection>\n"
-
-
-def _xml_record(record) -> bytes:
-    import pymarc
-
-    return pymarc.record_to_xml(record, namespace=False)
+    progress(counts)
+    if counts.accounted != counts.read:  # every record read has one outcome: anything else is a bug
+        raise RuntimeError(f"import counts do not add up: read {counts.read}, accounted for {counts.accounted}")
+    return counts

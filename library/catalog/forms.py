@@ -11,7 +11,10 @@ from library.errors import InvalidRecord
 
 RECORD_TEXT_FIELDS = ("title", "isbn", "subtitle", "parallel_title", "original_title", "publisher", "language",
                       "series", "series_number", "format", "summary", "clc", "call_number")
+# The form shows at least this many contributor rows, and one empty row more than a record has:
+# an imported record with more names than rows lost the rest on its first edit.
 CONTRIBUTOR_ROWS = 4
+CONTRIBUTOR_ROWS_LIMIT = 200
 
 
 def _int(values: dict[str, str], name: str, problems: list) -> int | None:
@@ -30,7 +33,10 @@ def record_input(form: Any) -> tuple[RecordInput, dict[str, Any]]:
     for name in ("publication_year", "age_min", "age_max", "pages", "other_isbns", "subjects"):
         values[name] = form.get(name, "")
     contributors = []
-    for row in range(CONTRIBUTOR_ROWS):
+    rows = next((row for row in range(CONTRIBUTOR_ROWS_LIMIT) if f"contributor_{row}_name" not in form),
+                CONTRIBUTOR_ROWS_LIMIT)
+    values["contributor_rows"] = max(CONTRIBUTOR_ROWS, rows)
+    for row in range(rows):
         name, role = form.get(f"contributor_{row}_name", ""), form.get(f"contributor_{row}_role", "author")
         values[f"contributor_{row}_name"], values[f"contributor_{row}_role"] = name, role
         if name.strip():
@@ -59,7 +65,9 @@ def form_values_of(record: dict[str, Any]) -> dict[str, Any]:
         values[name] = "" if record.get(name) is None else str(record[name])
     values["other_isbns"] = ", ".join(record.get("other_isbns") or [])
     values["subjects"] = ", ".join(record.get("subjects") or [])
-    for row, contributor in enumerate((record.get("contributors") or [])[:CONTRIBUTOR_ROWS]):
+    contributors = record.get("contributors") or []
+    values["contributor_rows"] = max(CONTRIBUTOR_ROWS, len(contributors) + 1)
+    for row, contributor in enumerate(contributors):
         values[f"contributor_{row}_name"] = contributor.get("name", "")
         values[f"contributor_{row}_role"] = contributor.get("role", "author")
     return values

@@ -14,7 +14,7 @@ from typing import Any
 
 from library.catalog import rules
 from library.catalog.isbn import Isbn, IsbnRefusal, parse_isbn
-from library.catalog.search_text import index_text
+from library.catalog.search_text import class_tokens, index_sections
 from library.errors import InvalidRecord
 
 
@@ -61,18 +61,21 @@ def _clean(data: RecordInput) -> RecordInput:
 
 
 def search_text_of(values: dict[str, Any]) -> str:
-    isbns = [values.get("isbn13")] + list(values.get("other_isbns") or [])
+    """The record's search text (library.catalog.search_text): title, authors, subjects, and the
+    rest — publisher, every ISBN in both forms, the class number."""
     isbn_tokens = []
-    for isbn13 in filter(None, isbns):
+    for isbn13 in filter(None, [values.get("isbn13"), *(values.get("other_isbns") or [])]):
         isbn_tokens.append(isbn13)
         isbn10 = Isbn(isbn13).isbn10
         if isbn10:
             isbn_tokens.append(isbn10)
-    return index_text([
-        values.get("title"), values.get("subtitle"), values.get("parallel_title"), values.get("original_title"),
-        *[c.get("name") for c in values.get("contributors") or []],
-        values.get("series"), *list(values.get("subjects") or []), values.get("publisher"), " ".join(isbn_tokens),
-    ])
+    return index_sections(
+        title=(values.get("title"), values.get("subtitle"), values.get("parallel_title"),
+               values.get("original_title"), values.get("series")),
+        author=[c.get("name") for c in values.get("contributors") or []],
+        subject=values.get("subjects") or (),
+        other=(values.get("publisher"), " ".join(isbn_tokens), *class_tokens(values.get("clc"))),
+    )
 
 
 def record_values(data: RecordInput, today: dt.date) -> dict[str, Any]:
@@ -123,6 +126,10 @@ def record_values(data: RecordInput, today: dt.date) -> dict[str, Any]:
 
 
 JSON_COLUMNS = ("other_isbns", "contributors", "subjects")
+# The record columns `record_values` fills, in the order an import writes them.
+VALUE_COLUMNS = ("isbn13", "other_isbns", "control_number", "title", "subtitle", "parallel_title", "original_title",
+                 "contributors", "publisher", "publication_year", "language", "series", "series_number", "subjects",
+                 "age_min", "age_max", "format", "pages", "summary", "cover", "clc", "call_number", "search_text")
 
 
 def row_values(values: dict[str, Any]) -> dict[str, Any]:

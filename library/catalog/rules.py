@@ -7,9 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from library.catalog.search_text import CJK_RUNS, pinyin_of
+
 
 BARCODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9\-]{2,31}$")
-ROLES = ("author", "illustrator", "translator", "editor", "adapter")
+# A contributor is a secondary responsibility with no role of its own (a CNMARC 702, a MARC21
+# 700 whose relator code we do not know): not a translator, not an author.
+ROLES = ("author", "illustrator", "translator", "editor", "adapter", "contributor")
 FORMATS = ("picture_book", "board_book", "pop_up_book", "bridge_book", "chapter_book", "comic", "book",
            "audio_book", "other")
 ITEM_TYPES = ("picture_book", "board_book", "book", "reference", "audio_visual", "periodical")
@@ -64,8 +68,6 @@ def author_mark(contributors: list[dict[str, str]]) -> str:
 @lru_cache(maxsize=65536)
 def _name_mark(name: str) -> str:
     """Cached: authors repeat across a catalogue, and a big import meets each many times."""
-    from library.catalog.search_text import CJK_RUNS, pinyin_of
-
     mark = "".join(s[0] for run in CJK_RUNS.findall(name) for s in pinyin_of(run) if s).upper()
     if not mark:
         mark = "".join(word[0] for word in name.split() if word[:1].isalpha()).upper()
@@ -89,16 +91,24 @@ class RecordProblems:
         self.problems.append((field_name, code, params))
 
 
-LIMITS = {"title": 500, "subtitle": 500, "parallel_title": 500, "original_title": 500, "publisher": 200,
-          "series": 200, "series_number": 32, "clc": 32, "call_number": 64, "summary": 20000}
+# The longest text a librarian (the record form) or a client of the API may send: limits that
+# protect the service (the search text, the pages), not the database, whose columns take any
+# length. Each is at least what one ISO 2709 field can hold (9,999 bytes), so a value an
+# import stored can be saved again from the form. An import checks none of them: a record is
+# stored as long as it came (`record_problems(..., limits=None)`, docs/marc.md).
+FIELD_LIMIT = 10_000
+LIMITS = {"title": FIELD_LIMIT, "subtitle": FIELD_LIMIT, "parallel_title": FIELD_LIMIT,
+          "original_title": FIELD_LIMIT, "publisher": FIELD_LIMIT, "series": FIELD_LIMIT,
+          "series_number": FIELD_LIMIT, "clc": FIELD_LIMIT, "call_number": FIELD_LIMIT, "summary": 20_000}
 
 
-def record_problems(values: dict, this_year: int) -> list[tuple[str, str, dict]]:
-    """Every reason a record cannot be saved as it is (not only the first)."""
+def record_problems(values: dict, this_year: int, limits: dict[str, int] | None = LIMITS) -> list[tuple[str, str, dict]]:
+    """Every reason a record cannot be saved as it is (not only the first). `limits`: the
+    longest texts allowed (LIMITS for what staff and the API send; None for an import)."""
     found = RecordProblems()
     if not (values.get("title") or "").strip():
         found.add("title", "required")
-    for name, limit in LIMITS.items():
+    for name, limit in (limits or {}).items():
         if len(values.get(name) or "") > limit:
             found.add(name, "too_long", limit=limit)
     year = values.get("publication_year")

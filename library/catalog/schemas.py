@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -124,13 +124,40 @@ class Hit(msgspec.Struct):
     holdings: list[Holding]
 
 
+class FacetValue(msgspec.Struct):
+    value: Annotated[str, msgspec.Meta(description=(
+        "The filter's value: the same search with `<facet>=<value>` added finds `count` records"))]
+    count: int
+    active: Annotated[bool, msgspec.Meta(description="The search is already filtered by it (leave it out to widen)")] = False
+
+
+class Facets(msgspec.Struct):
+    """How many of the matches each filter would leave. A filter already chosen is its one
+    value, active."""
+
+    counted: Annotated[int, msgspec.Meta(description=(
+        "Matches counted: all of them, or the newest ones of a very broad search (see `complete`)"))]
+    complete: Annotated[bool, msgspec.Meta(description="Whether every match was counted")]
+    branch: Annotated[list[FacetValue], msgspec.Meta(description="Branch code: a copy is there (not withdrawn)")]
+    available: Annotated[list[FacetValue], msgspec.Meta(description='"true": a copy is on the shelf')]
+    age: Annotated[list[FacetValue], msgspec.Meta(description='Age band ("3-5"): the record is for some age in it')]
+    format: list[FacetValue]
+    language: Annotated[list[FacetValue], msgspec.Meta(description="MARC language code (chi, eng, ...)")]
+    year: Annotated[list[FacetValue], msgspec.Meta(description=(
+        'Publication years: decades ("2000-2009", the oldest as "-1959"), or years within a chosen decade'))]
+
+
 class SearchOut(msgspec.Struct):
     query: str
     total: int
     page: int
     page_size: int
     hits: list[Hit]
-    isbn: str | None = None
+    isbn: Annotated[str | None, msgspec.Meta(description="The ISBN-13 searched for, when the query was an ISBN")] = None
+    facets: Annotated[Facets | None, msgspec.Meta(description="With facets=true")] = None
+    did_you_mean: Annotated[str | None, msgspec.Meta(description=(
+        "When nothing was found: a query with misspelt words respelt from the catalogue's own words "
+        "(or Chinese characters by ones that sound the same) that finds something"))] = None
 
 
 class IntakeOut(msgspec.Struct):
@@ -139,6 +166,9 @@ class IntakeOut(msgspec.Struct):
     isbn10: str | None
     record: RecordOut | None
     metadata: dict[str, Any] | None
+    # Every record that carries the ISBN (several where it was reused for different books);
+    # `record` is the first of them.
+    records: list[RecordOut] = []
 
 
 class CopiesIn(msgspec.Struct, forbid_unknown_fields=True):

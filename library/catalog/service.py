@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,12 +11,12 @@ from typing import Any
 from library import audit
 from library.accounts.principal import Principal
 from library.branches.tables import Branch
-from library.catalog import rules
+from library.catalog import duplicates, holdings, marc_record, matching, rules
 from library.catalog.isbn import Isbn, IsbnRefusal, hyphenate, parse_isbn
-from library.catalog.records import JSON_COLUMNS, RecordInput, record_values, row_values
-from library.catalog.search_text import fts5_query, parse_query, tsquery
+from library.catalog.records import JSON_COLUMNS, RecordInput, record_values, row_values, search_text_of
+from library.catalog.search import SearchFilters, search
 from library.catalog.tables import BarcodeSequence, Item, Record
-from library.db import is_sqlite, is_unique_violation, json_list, read_transaction, run_in_write_transaction
+from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
 
 PAGE_SIZE_LIMIT = 100
@@ -42,41 +43,100 @@ def require_isbn(text: str, field_name: str = "isbn") -> Isbn:
 # --- records ------------------------------------------------------------------------------
 
 
-async def create_record(data: RecordInput, actor: str, today: dt.date) -> str:
+async def _candidates(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records that might be the one being catalogued: same ISBN or same control number, oldest
+    first. (A record that carries the ISBN only among its other ISBNs is found by the intake
+    page's search, which the librarian sees before cataloguing.)"""
+    keys = matching.lookup_keys(values)
+    condition = Record.isbn13.is_in(keys["isbns"]) if keys["isbns"] else None
+    if keys["control_number"]:
+        found = Record.control_number == keys["control_number"]
+        condition = found if condition is None else condition | found
+    if condition is None:
+        return []
+    columns = (Record.id, Record.uuid, Record.isbn13, Record.other_isbns, Record.control_number,
+               Record.control_agency, Record.title, Record.subtitle, Record.contributors, Record.publication_year)
+    return await Record.select(*columns).where(condition).order_by(Record.id)
+
+
+async def create_record(data: RecordInput, actor: str, today: dt.date,
+                        points: tuple[matching.MatchPoint, ...] = matching.DEFAULT_POINTS) -> str:
+    """A record catalogued here. The same book already in the network (by the match points) is
+    refused, pointing at it; a different book that shares its ISBN (or control number) is
+    catalogued and the pair flagged as a possible duplicate for a librarian to decide."""
     values = record_values(data, today)
 
     async def work() -> str:
-        rows = await Record.insert(Record(**row_values(values))).returning(Record.uuid)
+        decision = matching.decide(values, await _candidates(values), points)
+        if decision.kind == "matched":
+            existing = await Record.select(Record.uuid).where(Record.id == decision.record_id).first()
+            raise Conflict("record_exists", field="isbn" if values["isbn13"] else "control_number",
+                           isbn=hyphenate(values["isbn13"]) if values["isbn13"] else values["control_number"] or "",
+                           record=str(existing["uuid"]))
+        rows = await Record.insert(Record(**row_values(values), marc_source="staff")).returning(Record.id, Record.uuid)
         uuid = str(rows[0]["uuid"])
-        await audit.record(actor, "record.created", f"record:{uuid}", isbn=values["isbn13"], title=values["title"])
+        for other_id, reason in decision.duplicates:
+            await duplicates.flag(rows[0]["id"], other_id, reason, f"staff {actor}")
+        await audit.record(actor, "record.created", f"record:{uuid}", isbn=values["isbn13"], title=values["title"],
+                           possible_duplicates=len(decision.duplicates))
         return uuid
 
-    try:
-        return await run_in_write_transaction(work)
-    except Exception as error:
-        if is_unique_violation(error):
-            if values["isbn13"]:
-                raise Conflict("record_exists", field="isbn", isbn=hyphenate(values["isbn13"])) from None
-            raise Conflict("record_exists", field="control_number", isbn=values["control_number"] or "") from None
-        raise
+    return await run_in_write_transaction(work)
+
+
+# What the record form does not show: an edit keeps them as they are (an imported record's 001
+# is how the next vendor file finds it again; the cover is set on its own).
+KEPT_ON_EDIT = ("control_number", "cover")
 
 
 async def update_record(uuid: str, data: RecordInput, actor: str, today: dt.date) -> None:
+    """A librarian's edit. The field groups it changes become the record's local edits, which a
+    later re-import of the record leaves as they are (library.catalog.marc_record)."""
     uuid = valid_uuid(uuid)
     values = record_values(data, today)
 
     async def work() -> None:
-        updated = await Record.update(row_values(values)).where(Record.uuid == uuid).returning(Record.id)
-        if not updated:
+        before = await Record.select().where(Record.uuid == uuid).first()
+        if before is None:
             raise NotFound("record_not_found")
-        await audit.record(actor, "record.updated", f"record:{uuid}", title=values["title"])
+        before = _record_view(before)
+        for column in KEPT_ON_EDIT:
+            if not values.get(column):
+                values[column] = before.get(column)
+        changed = marc_record.changed_groups(before, values)
+        if not changed and values.get("cover") == before.get("cover"):
+            return  # saved unchanged: nothing written, nothing for sync to send
+        edits = marc_record.with_local_edits(before["local_edits"], before, values)
+        await Record.update({**row_values(values), "local_edits": json.dumps(edits)}).where(Record.uuid == uuid)
+        await audit.record(actor, "record.updated", f"record:{uuid}", title=values["title"], groups=changed)
 
-    try:
-        await run_in_write_transaction(work)
-    except Exception as error:
-        if is_unique_violation(error):
-            raise Conflict("record_exists", field="isbn", isbn=hyphenate(values["isbn13"] or "")) from None
-        raise
+    await run_in_write_transaction(work)
+
+
+async def take_incoming(uuid: str, group: str, actor: str, today: dt.date) -> None:
+    """Undo the local edit of one field group: its columns take what the kept MARC record says
+    again, and the next re-import updates it as it does every group not edited here."""
+    uuid = valid_uuid(uuid)
+    if group not in marc_record.GROUPS:
+        raise InvalidInput("invalid_choice", field="group")
+
+    async def work() -> None:
+        row = await Record.select().where(Record.uuid == uuid).first()
+        if row is None:
+            raise NotFound("record_not_found")
+        view = _record_view(row)
+        kept = marc_record.kept_values(view["marc"], today) if view.get("marc") else None
+        if kept is None:
+            raise Conflict("record_has_no_incoming_marc")
+        values = {column: kept[column] for column in marc_record.GROUPS[group]["columns"]}
+        values["local_edits"] = [name for name in view["local_edits"] if name != group]
+        changed = {**view, **values}
+        values["search_text"] = search_text_of(changed)
+        await Record.update({key: json.dumps(value, ensure_ascii=False) if key in JSON_COLUMNS + ("local_edits",)
+                             else value for key, value in values.items()}).where(Record.uuid == uuid)
+        await audit.record(actor, "record.incoming_taken", f"record:{uuid}", group=group)
+
+    await run_in_write_transaction(work)
 
 
 async def set_cover(uuid: str, cover: str, actor: str) -> None:
@@ -90,16 +150,11 @@ async def set_cover(uuid: str, cover: str, actor: str) -> None:
 def _record_view(row: dict[str, Any]) -> dict[str, Any]:
     view = dict(row)
     view["uuid"] = str(row["uuid"])
-    for key in JSON_COLUMNS:
+    for key in JSON_COLUMNS + ("local_edits",):
         view[key] = json_list(row.get(key))
     view["isbn_hyphenated"] = hyphenate(row["isbn13"]) if row.get("isbn13") else ""
     view.pop("search_text", None)
     return view
-
-
-async def _branches_by_id() -> dict[int, dict[str, Any]]:
-    rows = await Branch.select(Branch.id, Branch.code, Branch.name_zh, Branch.name_en)
-    return {row["id"]: row for row in rows}
 
 
 async def record_detail(uuid: str) -> dict[str, Any]:
@@ -110,10 +165,10 @@ async def record_detail(uuid: str) -> dict[str, Any]:
         if row is None:
             raise NotFound("record_not_found")
         items = await Item.select().where(Item.record == row["id"]).order_by(Item.barcode)
-        branches = await _branches_by_id()
+        branches = await holdings.branches_by_id()
     view = _record_view(row)
     view["items"] = [_item_view(item, branches) for item in items]
-    view["holdings"] = _holdings(items, branches)
+    view["holdings"] = holdings.summary(items, branches)
     return view
 
 
@@ -135,49 +190,33 @@ def _item_view(item: dict[str, Any], branches: dict[int, dict[str, Any]]) -> dic
     }
 
 
-def _holdings(items: list[dict[str, Any]], branches: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per branch: copies there, on the shelf, and the soonest due date of those out."""
-    summary: dict[int, dict[str, Any]] = {}
-    for item in items:
-        if item["status"] == "withdrawn":
-            continue
-        branch = branches[item["current_branch"]]
-        entry = summary.setdefault(item["current_branch"], {
-            "branch": branch["code"], "name_zh": branch["name_zh"], "name_en": branch["name_en"],
-            "copies": 0, "available": 0, "next_due": None})
-        entry["copies"] += 1
-        if item["status"] == "available":
-            entry["available"] += 1
-        if item["due_back"] and (entry["next_due"] is None or item["due_back"] < entry["next_due"]):
-            entry["next_due"] = item["due_back"]
-    return sorted(summary.values(), key=lambda entry: entry["branch"])
+# A scanned ISBN shows at most this many records that carry it (one ISBN is sometimes reused
+# for several books; more than this is a data problem the search page shows whole).
+INTAKE_RECORDS = 10
 
 
 async def intake(isbn_text: str) -> dict[str, Any]:
-    """A scanned ISBN: the network's record with its holdings, or nothing yet (with the ISBN read)."""
+    """A scanned ISBN: the network's records that carry it (usually one; several where the ISBN
+    was reused for different books), each with its holdings; `record` is the first of them, or
+    None when there is none yet (with the ISBN read)."""
     isbn = require_isbn(isbn_text)
     async with read_transaction():
-        row = await Record.select(Record.uuid).where(Record.isbn13 == isbn.isbn13).first()
-    uuid = str(row["uuid"]) if row else None
-    if uuid is None:
-        # An edition catalogued under another of its ISBNs (a MARC 020 with several): the
+        rows = await Record.select(Record.uuid).where(Record.isbn13 == isbn.isbn13).order_by(
+            Record.id).limit(INTAKE_RECORDS)
+    uuids = [str(row["uuid"]) for row in rows]
+    if len(uuids) < INTAKE_RECORDS:
+        # Editions catalogued under another of their ISBNs (a MARC 020 with several): the
         # full-text index holds every ISBN of a record.
-        for hit in (await search(isbn.isbn13, SearchFilters(), page_size=5))["hits"]:
-            detail = await record_detail(hit["uuid"])
-            if isbn.isbn13 in detail["other_isbns"]:
-                return {"isbn": isbn, "record": detail}
-    record = await record_detail(uuid) if uuid else None
-    return {"isbn": isbn, "record": record}
+        for hit in (await search(isbn.isbn13, SearchFilters(), page_size=INTAKE_RECORDS))["hits"]:
+            if hit["uuid"] not in uuids and isbn.isbn13 != hit.get("isbn13"):
+                detail = await record_detail(hit["uuid"])
+                if isbn.isbn13 in detail["other_isbns"]:
+                    uuids.append(hit["uuid"])
+    records = [await record_detail(uuid) for uuid in uuids[:INTAKE_RECORDS]]
+    return {"isbn": isbn, "record": records[0] if records else None, "records": records}
 
 
 # --- copies ------------------------------------------------------------------------------
-
-
-async def _branch(code: str) -> dict[str, Any]:
-    row = await Branch.select(Branch.id, Branch.code).where(Branch.code == code).first()
-    if row is None:
-        raise NotFound("branch_not_found", field="branch", code=code)
-    return row
 
 
 async def _take_numbers(prefix: str, count: int) -> range:
@@ -219,7 +258,7 @@ async def add_items(principal: Principal, record_uuid: str, new: NewCopies) -> l
         seen.add(barcode)
 
     async def work() -> list[str]:
-        branch = await _branch(new.branch_code)
+        branch = await holdings.branch_by_code(new.branch_code)
         if not principal.works_for(branch["id"]):
             raise NotPermitted("not_your_branch", code=branch["code"])
         record = await Record.select(Record.id).where(Record.uuid == record_uuid).first()
@@ -283,7 +322,7 @@ async def item_detail(barcode: str) -> dict[str, Any]:
             raise NotFound("item_not_found", barcode=barcode)
         record = await Record.select(Record.uuid, Record.title, Record.call_number).where(
             Record.id == item["record"]).first()
-        branches = await _branches_by_id()
+        branches = await holdings.branches_by_id()
     view = _item_view(item, branches)
     view.update({"record_uuid": str(record["uuid"]), "title": record["title"], "call_number": record["call_number"]})
     return view
@@ -299,173 +338,3 @@ async def labels(barcodes: list[str]) -> list[dict[str, Any]]:
     by_barcode = {row["barcode"]: row for row in rows}
     return [{"barcode": b, "call_number": by_barcode[b]["record.call_number"],
              "title": by_barcode[b]["record.title"]} for b in wanted if b in by_barcode]
-
-
-# --- search --------------------------------------------------------------------------------
-
-
-@dataclass
-class SearchFilters:
-    age: int | None = None
-    format: str | None = None
-    language: str | None = None
-    branch: str | None = None
-    available: bool = False
-
-
-def _placeholder(values: list[Any], value: Any) -> str:
-    values.append(value)
-    return "{}"
-
-
-async def search(query: str, filters: SearchFilters, sort: str = "relevance", page: int = 1,
-                 page_size: int = 20) -> dict[str, Any]:
-    """Hits (with availability per branch) and the total, from the database's own full-text index."""
-    page = max(1, page)
-    page_size = max(1, min(PAGE_SIZE_LIMIT, page_size))
-    query = (query or "").strip()[:200]
-    isbn = parse_isbn(query) if query else None
-    terms = parse_query(isbn.isbn13 if isinstance(isbn, Isbn) else query)
-    sqlite = is_sqlite()
-    values: list[Any] = []  # in the order their placeholders appear
-    where: list[str] = []
-    source = "record r"
-    if terms and sqlite:
-        source = "record_fts JOIN record r ON r.id = record_fts.rowid"
-        where.append("record_fts MATCH " + _placeholder(values, fts5_query(terms)))
-    elif terms:
-        where.append("r.search_vector @@ to_tsquery('simple', " + _placeholder(values, tsquery(terms)) + ")")
-    if filters.age is not None:
-        where.append(f"(r.age_min IS NULL OR r.age_min <= {_placeholder(values, filters.age)})")
-        where.append(f"(r.age_max IS NULL OR r.age_max >= {_placeholder(values, filters.age)})")
-    if filters.format:
-        where.append("r.format = " + _placeholder(values, filters.format))
-    if filters.language:
-        where.append("r.language = " + _placeholder(values, filters.language))
-    if filters.branch or filters.available:
-        conditions = ["i.record = r.id", "i.status = 'available'" if filters.available else "i.status <> 'withdrawn'"]
-        if filters.branch:
-            conditions.append("i.current_branch = " + _placeholder(values, (await _branch(filters.branch))["id"]))
-        where.append("EXISTS (SELECT 1 FROM item i WHERE " + " AND ".join(conditions) + ")")
-    where_sql = (" WHERE " + " AND ".join(where)) if where else ""
-
-    order_values: list[Any] = []
-    if sort == "newest":
-        order = "r.publication_year IS NULL, r.publication_year DESC, r.id DESC"
-    elif sort == "title":
-        order = "r.title, r.id"
-    elif terms and sqlite:
-        order = "bm25(record_fts), r.id DESC"
-    elif terms:
-        order = "ts_rank(r.search_vector, to_tsquery('simple', {})) DESC, r.id DESC"
-        order_values.append(tsquery(terms))
-    else:
-        order = "r.id DESC"
-    columns = ("r.id, r.uuid, r.isbn13, r.title, r.subtitle, r.contributors, r.publisher, r.publication_year, "
-               "r.format, r.age_min, r.age_max, r.cover, r.call_number, r.language")
-    limit = f"LIMIT {page_size} OFFSET {(page - 1) * page_size}"
-    sql = f"SELECT {columns} FROM {source}{where_sql} ORDER BY {order} {limit}"
-    count_sql = f"SELECT COUNT(*) AS n FROM {source}{where_sql}"
-    fast = bool(terms) and len(where) == 1 and sort not in ("newest", "title")
-    async with read_transaction():
-        if fast:
-            rows, total = await _ranked_page(columns, values[0], query, page, page_size)
-        else:
-            rows = await Record.raw(sql, *values, *order_values)
-            total = (await Record.raw(count_sql, *values))[0]["n"]
-        availability = await _availability([row["id"] for row in rows])
-    hits = []
-    for row in rows:
-        hit = {key: row[key] for key in ("isbn13", "title", "subtitle", "publisher", "publication_year", "format",
-                                         "age_min", "age_max", "cover", "call_number", "language")}
-        hit["uuid"] = str(row["uuid"])
-        hit["contributors"] = json_list(row["contributors"])
-        hit["holdings"] = availability.get(row["id"], [])
-        hits.append(hit)
-    return {"query": query, "total": total, "page": page, "page_size": page_size, "hits": hits,
-            "isbn": isbn.isbn13 if isinstance(isbn, Isbn) else None}
-
-
-# Ranking every match of a very broad search ("小熊" in a big catalogue) costs more than a
-# reader should wait; beyond this many matches, the newest-catalogued ones are ranked.
-RANK_ALL_UP_TO = 5000
-
-
-# The statements of a plain ranked search, per engine: {m} is the match condition on `src`.
-_RANKED = {
-    "sqlite": {
-        "count": "SELECT COUNT(*) AS n FROM record_fts WHERE record_fts MATCH {}",
-        "exact": "SELECT r.id FROM record r JOIN record_fts ON record_fts.rowid = r.id "
-                 "WHERE r.title = {} AND record_fts MATCH {} ORDER BY r.id DESC LIMIT 5",
-        "nth_newest": "SELECT rowid AS id FROM record_fts WHERE record_fts MATCH {} ORDER BY rowid DESC "
-                      "LIMIT 1 OFFSET %(n)d",
-        "window": "SELECT %(columns)s FROM (SELECT rowid AS id, rank FROM record_fts WHERE record_fts MATCH {} "
-                  "AND rowid >= %(threshold)d AND rowid NOT IN (%(skip)s) ORDER BY rank LIMIT %(limit)d "
-                  "OFFSET %(offset)d) AS page JOIN record r ON r.id = page.id ORDER BY page.rank, r.id DESC",
-        "tail": "SELECT %(columns)s FROM (SELECT rowid AS id FROM record_fts WHERE record_fts MATCH {} "
-                "AND rowid < %(threshold)d AND rowid NOT IN (%(skip)s) ORDER BY rowid DESC LIMIT %(limit)d "
-                "OFFSET %(offset)d) AS page JOIN record r ON r.id = page.id ORDER BY r.id DESC",
-        "window_values": 1,
-    },
-    "postgres": {
-        "count": "SELECT COUNT(*) AS n FROM record WHERE search_vector @@ to_tsquery('simple', {})",
-        "exact": "SELECT r.id FROM record r WHERE r.title = {} AND r.search_vector @@ to_tsquery('simple', {}) "
-                 "ORDER BY r.id DESC LIMIT 5",
-        "nth_newest": "SELECT id FROM record WHERE search_vector @@ to_tsquery('simple', {}) ORDER BY id DESC "
-                      "LIMIT 1 OFFSET %(n)d",
-        "window": "SELECT %(columns)s FROM record r WHERE r.search_vector @@ to_tsquery('simple', {}) "
-                  "AND r.id >= %(threshold)d AND r.id NOT IN (%(skip)s) "
-                  "ORDER BY ts_rank(r.search_vector, to_tsquery('simple', {})) DESC, r.id DESC "
-                  "LIMIT %(limit)d OFFSET %(offset)d",
-        "tail": "SELECT %(columns)s FROM record r WHERE r.search_vector @@ to_tsquery('simple', {}) "
-                "AND r.id < %(threshold)d AND r.id NOT IN (%(skip)s) ORDER BY r.id DESC "
-                "LIMIT %(limit)d OFFSET %(offset)d",
-        "window_values": 2,
-    },
-}
-
-
-async def _ranked_page(columns: str, match: str, query: str, page: int, page_size: int) -> tuple[list[dict], int]:
-    """Words only, by relevance: found, ordered and counted by the full-text index alone.
-
-    The order: records whose title is exactly the query; then the matches ranked (bm25 on
-    SQLite, ts_rank on PostgreSQL) — all of them up to RANK_ALL_UP_TO, otherwise the
-    RANK_ALL_UP_TO most recently catalogued; then any older matches, newest first. Every
-    match is on some page exactly once.
-    """
-    sql = _RANKED["sqlite" if is_sqlite() else "postgres"]
-    total = (await Record.raw(sql["count"], match))[0]["n"]
-    exact = [row["id"] for row in await Record.raw(sql["exact"], query, match)]
-    threshold = 0
-    if total > RANK_ALL_UP_TO:
-        row = await Record.raw(sql["nth_newest"] % {"n": RANK_ALL_UP_TO - 1}, match)
-        threshold = row[0]["id"] if row else 0
-    skip = ",".join(str(int(i)) for i in exact) or "0"
-    in_window = (total if total <= RANK_ALL_UP_TO else RANK_ALL_UP_TO) - sum(1 for i in exact if i >= threshold)
-    start, end = (page - 1) * page_size, page * page_size
-    rows: list[dict] = []
-    if start < len(exact):
-        head = await Record.raw(f"SELECT {columns} FROM record r WHERE r.id IN ({skip}) ORDER BY r.id DESC")
-        rows += head[start:end]
-    window_from, window_to = max(0, start - len(exact)), min(in_window, end - len(exact))
-    parts = {"columns": columns, "threshold": int(threshold), "skip": skip}
-    if window_to > window_from:
-        rows += await Record.raw(sql["window"] % {**parts, "limit": window_to - window_from, "offset": window_from},
-                                 *[match] * sql["window_values"])
-    tail_from, tail_to = max(0, start - len(exact) - in_window), end - len(exact) - in_window
-    if threshold and tail_to > tail_from:
-        rows += await Record.raw(sql["tail"] % {**parts, "limit": tail_to - tail_from, "offset": tail_from}, match)
-    return rows, total
-
-
-async def _availability(record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    if not record_ids:
-        return {}
-    rows = await Item.select(Item.record, Item.current_branch, Item.status, Item.due_back).where(
-        Item.record.is_in(record_ids) & (Item.status != "withdrawn"))
-    branches = await _branches_by_id()
-    grouped: dict[int, list[dict[str, Any]]] = {}
-    for record_id in record_ids:
-        items = [row for row in rows if row["record"] == record_id]
-        grouped[record_id] = _holdings(items, branches)
-    return grouped

@@ -8,9 +8,13 @@ not applied: it is recorded as a conflict with what B asked for, the central ver
 the entity goes back to B with its next page, and the rest of the upload still applies.
 Besides the authority:
 - **Records**: the central library is the authority for bibliographic data. A record the
-  branch created is taken (and the branch may go on editing it); the same book catalogued
-  on both sides (same ISBN) becomes one record: the branch's uuid is an alias of the
-  central one, its copies attach to the central record.
+  branch created is taken (and the branch may go on editing it). A new one is matched by the
+  catalogue's match points (library.catalog.matching): the same book catalogued on both sides
+  (by default the same ISBN and title) becomes one record — the branch's uuid is an alias of
+  the central one, its copies attach to the central record; a record that only shares an ISBN
+  (or 001, or title, author and year) with one here is taken as a record of its own and the
+  pair is flagged as a possible duplicate for the central library's cataloguers, never merged
+  blindly. A record a librarian merges into another is an alias of it from then on.
 - **Copies, readers**: a new copy whose barcode the central node has at that branch, a new
   reader whose card number and name it has, is the same one (an alias); another copy's
   barcode, another reader's card number is a conflict.
@@ -36,6 +40,8 @@ from typing import Any
 from library import audit, db
 from library.accounts.tables import GuardianLink, Patron
 from library.branches.tables import Branch
+from library.catalog import duplicates, matching
+from library.catalog.tables import Record
 from library.errors import InvalidInput
 from library.loans.tables import Transit
 from library.sync import feed, rules
@@ -355,26 +361,63 @@ async def _record(ctx: Context, entity: str, image: dict[str, Any] | None) -> No
     existing = await images_of(KINDS["record"], [ctx.aliases.get(entity, entity)])
     if existing:
         if entity in ctx.aliases:
-            return  # the branch edits its alias of a central record: the central record stands
+            # The branch edits its alias of a central record (the same book, or a record a
+            # librarian merged into another since): the central record stands, and the answer
+            # names the alias again so the branch folds its row into the central one.
+            ctx.outcome.aliases[entity] = ctx.aliases[entity]
+            ctx.outcome.alias_kinds[entity] = "record"
+            return
         if ctx.origins.get(entity) == ctx.branch["id"]:
             await _write_one(ctx, "record", image)
         else:
             await _refuse(ctx, "record", entity, "central_authority",
                           {"title": image.get("title", ""), "isbn13": image.get("isbn13"), "image": image})
         return
-    # ISBN only: a control number (001) is one system's own numbering, another system's 001
-    # may be a different book
-    keys = [(column, image.get(column)) for column in ("isbn13",) if image.get(column)]
-    same_book = await Branch.raw(
-        "SELECT uuid FROM record WHERE " + " OR ".join(f"{column} = {{}}" for column, _ in keys),
-        *[value for _, value in keys]) if keys else []
-    if same_book:
-        await _alias(ctx, "record", entity, str(same_book[0]["uuid"]),
-                     {"title": image.get("title", ""), "isbn13": image.get("isbn13")})
+    # New here: the catalogue's matching rules say whether it is a book the central library has.
+    decision = matching.decide(image, await _record_candidates(image),
+                               getattr(ctx, "match_points", None) or matching.DEFAULT_POINTS)
+    if decision.kind == "matched":
+        central = str((await Record.select(Record.uuid).where(Record.id == decision.record_id).first())["uuid"])
+        await _alias(ctx, "record", entity, central,
+                     {"title": image.get("title", ""), "isbn13": image.get("isbn13"), "match": decision.reason})
         return
-    if await _write_one(ctx, "record", image):
-        await _remember_origin("record", entity, ctx.branch)
-        ctx.origins[entity] = ctx.branch["id"]
+    if not await _write_one(ctx, "record", image):
+        return
+    await _remember_origin("record", entity, ctx.branch)
+    ctx.origins[entity] = ctx.branch["id"]
+    if decision.kind == "possible_duplicate":
+        # Same ISBN (or 001, or title, author and year) but not the same book by the match
+        # points — a publisher's reused ISBN, a donated book catalogued under the number printed
+        # on it: both records stay, and the central library's cataloguers decide.
+        mine = (await Record.select(Record.id).where(Record.uuid == entity).first())["id"]
+        for other, reason in decision.duplicates:
+            await duplicates.flag(other, mine, reason, f"sync {ctx.branch['code']}")
+        await audit.record(f"sync:{ctx.branch['code']}", "record.possible_duplicate", f"record:{entity}",
+                           title=image.get("title", ""), isbn13=image.get("isbn13"),
+                           of=[str(row["uuid"]) for row in await Record.select(Record.uuid).where(
+                               Record.id.is_in([other for other, _ in decision.duplicates]))])
+
+
+async def _record_candidates(image: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records an uploaded one might be, oldest first: those whose ISBN is one of its ISBNs,
+    with its control number, or with its title (all indexed look-ups; an ISBN that is only among
+    a stored record's other ISBNs is not looked for: a JSON list has no index on both engines)."""
+    keys = matching.lookup_keys(image)
+    conditions = []
+    if keys["isbns"]:
+        conditions.append(Record.isbn13.is_in(keys["isbns"]))
+    if keys["control_number"]:
+        conditions.append(Record.control_number == keys["control_number"])
+    if keys["title"]:
+        conditions.append(Record.title == keys["title"])
+    if not conditions:
+        return []
+    where = conditions[0]
+    for condition in conditions[1:]:
+        where = where | condition
+    return await Record.select(Record.id, Record.isbn13, Record.other_isbns, Record.control_number,
+                               Record.control_agency, Record.title, Record.subtitle, Record.contributors,
+                               Record.publication_year).where(where).order_by(Record.id).limit(50)
 
 
 async def _item(ctx: Context, entity: str, image: dict[str, Any] | None) -> None:

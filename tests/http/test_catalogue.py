@@ -1,9 +1,11 @@
 """Catalogue pages and API over HTTP."""
 
+import pymarc
 import pytest
 
 from tests.marc_samples import iso2709, marc21
-from tests.support import form_token, sign_in_staff
+from tests.marc_specimens import marc21_specimen
+from tests.support import form_token, sign_in_patron, sign_in_staff
 
 
 async def csrf_header(client) -> dict[str, str]:
@@ -57,8 +59,12 @@ async def test_create_search_add_copies_withdraw_through_the_api(client):
     assert withdrawn.status_code == 204
     record = (await client.get(f"/api/records/{uuid}")).json()
     assert record["holdings"][0]["copies"] == 1
-    duplicate = await client.post("/api/records", headers=headers, json={"title": "x", "isbn": "7533259599"})
+    duplicate = await client.post("/api/records", headers=headers, json={"title": "猜猜我有多爱你", "isbn": "7533259599"})
     assert duplicate.status_code == 409 and duplicate.json()["code"] == "record_exists"
+    # The same ISBN on another book (a reused ISBN): catalogued, and flagged for a librarian.
+    reused = await client.post("/api/records", headers=headers, json={"title": "另一本书", "isbn": "7533259599"})
+    assert reused.status_code == 201, reused.text
+    assert reused.json()["uuid"] != uuid
 
 
 async def test_a_record_without_a_title_lists_every_problem(client):
@@ -103,6 +109,13 @@ async def test_import_page_reports_skips_and_export_downloads(client):
     exported = await client.get("/staff/catalog/export", params={"format": "marc21"})
     assert exported.status_code == 200 and exported.headers["content-disposition"].endswith('.mrc"')
     assert b"\xe7\xac\xac\xe4\xb8\x80\xe6\x9c\xac" in exported.content  # 第一本
+    cnmarc = await client.get("/staff/catalog/export", params={"format": "cnmarc", "encoding": "gb18030"})
+    assert cnmarc.status_code == 200 and "第一本".encode("gb18030") in cnmarc.content
+    assert cnmarc.headers["content-disposition"] == 'attachment; filename="catalog-gb18030-cnmarc.mrc"'
+    # Refused before the download starts (not a 200 that breaks off), the name never echoed.
+    unknown = await client.get("/staff/catalog/export", params={"format": "marc21", "branch": 'NOPE"; x=.exe'})
+    assert unknown.status_code == 404 and "content-disposition" not in unknown.headers
+    assert (await client.get("/staff/catalog/export", params={"format": "marc21", "encoding": "gb18030"})).status_code == 422
 
 
 async def test_a_file_that_is_not_marc_is_explained(client):
@@ -146,3 +159,56 @@ async def test_a_copy_by_its_barcode_and_a_cover_upload(client):
     record = (await client.get(f"/api/records/{uuid}")).json()
     assert record["cover"] == f"{uuid}.png"
     assert (await client.get(f"/covers/{uuid}.png")).content == png
+
+
+async def test_a_records_marc_page_shows_what_came_in_and_what_goes_out(client):
+    """The MARC page: source, the record as it came in (880 and all), as it goes out, downloads."""
+    await sign_in_staff(client)
+    token = await form_token(client, "/staff/catalog/exchange")
+    imported = await client.post("/staff/catalog/exchange", data={"_csrf_token": token},
+                                 files={"file": ("lc.mrc", marc21_specimen(5).as_marc(), "application/marc")})
+    assert imported.status_code in (200, 303), imported.text
+    found = (await client.get("/api/records", params={"q": "caterpillar"})).json()
+    uuid = found["hits"][0]["uuid"]
+    client.cookies.set("lang", "en")  # the librarian's account says zh_CN; her choice wins
+    page = await client.get(f"/staff/catalog/records/{uuid}/marc")
+    assert page.status_code == 200
+    assert "Came in as MARC21" in page.text and "好饿的毛毛虫 5 /" in page.text  # the 880
+    assert "Every field as it came in" in page.text
+    cn = await client.get(f"/staff/catalog/records/{uuid}/marc", params={"format": "cnmarc"})
+    assert cn.status_code == 200 and ">200<" in cn.text
+    download = await client.get(f"/staff/catalog/records/{uuid}/marc/file", params={"format": "marc21"})
+    assert download.status_code == 200 and download.headers["content-type"].startswith("application/marc")
+    record = next(pymarc.MARCReader(download.content, to_unicode=True, force_utf8=True))
+    assert record["505"]["a"] == "Monday -- Tuesday -- Saturday."
+    gb = await client.get(f"/staff/catalog/records/{uuid}/marc/file", params={"format": "cnmarc", "encoding": "gb18030"})
+    assert gb.status_code == 200 and "毛毛虫".encode("gb18030") in gb.content
+    refused = await client.get(f"/staff/catalog/records/{uuid}/marc/file", params={"format": "marc21", "encoding": "gb18030"})
+    assert refused.status_code == 422
+
+
+async def test_a_reader_cannot_see_a_records_marc_page(client):
+    await sign_in_patron(client)
+    response = await client.get("/staff/catalog/records/00000000-0000-0000-0000-000000000000/marc")
+    assert response.status_code in (302, 303, 403)
+
+
+async def test_a_reused_isbn_at_the_desk_asks_which_book_and_a_second_copy_of_a_book_points_at_it(client):
+    """A Chinese publisher reused 978-7-5332-5959-4 for a second title. Scanning it lists both
+    records; cataloguing the same book again is refused with a link to the record it already is."""
+    headers = await staff_api(client)
+    first = (await client.post("/api/records", headers=headers, json={"title": "猜猜我有多爱你", "isbn": "9787533259594"})).json()
+    second = (await client.post("/api/records", headers=headers, json={"title": "月亮，晚安", "isbn": "9787533259594"})).json()
+    answer = (await client.get("/api/catalog/isbn/9787533259594", params={"lookup": "false"})).json()
+    assert [r["uuid"] for r in answer["records"]] == [first["uuid"], second["uuid"]]
+    await sign_in_staff(client)
+    scanned = await client.get("/staff/catalog/", params={"isbn": "7533259599"})
+    assert scanned.status_code == 200 and "data-isbn-records" in scanned.text
+    assert f'/staff/catalog/records/{first["uuid"]}?scanned=1' in scanned.text and "月亮，晚安" in scanned.text
+    assert "/staff/catalog/records/new?isbn=9787533259594" in scanned.text  # a third book, if it is one
+    token = await form_token(client, "/staff/catalog/records/new")
+    again = await client.post("/staff/catalog/records/new", data={
+        "_csrf_token": token, "title": "猜猜我有多爱你", "isbn": "978-7-5332-5959-4", "language": "chi",
+        "format": "picture_book"})
+    assert again.status_code == 409
+    assert f'href="/staff/catalog/records/{first["uuid"]}?scanned=1" data-existing-record' in again.text

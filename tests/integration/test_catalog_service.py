@@ -5,9 +5,9 @@ import pytest
 
 from library.accounts.principal import Principal
 from library.branches.tables import AuditEntry, Branch
-from library.catalog import service
+from library.catalog import search, service
 from library.catalog.service import NewCopies, RecordInput, SearchFilters
-from library.catalog.tables import Item, Record
+from library.catalog.tables import Item, PossibleDuplicate, Record
 from library.demo import load_demo
 from library.errors import Conflict, InvalidInput, InvalidRecord, NotPermitted
 
@@ -58,11 +58,23 @@ async def test_the_index_follows_every_change(caterpillar):
     assert (await service.search("饥饿", SearchFilters()))["total"] == 0
 
 
-async def test_one_record_per_isbn(caterpillar):
+async def test_the_same_book_twice_is_refused_pointing_at_the_record(caterpillar):
     with pytest.raises(Conflict) as refused:
-        await service.create_record(RecordInput(title="另一本", isbn="9787533278267"), "test", TODAY)
-    assert refused.value.params == {"isbn": "978-7-5332-7826-7"}
+        await service.create_record(RecordInput(title="好饿的毛毛虫", isbn="9787533278267"), "test", TODAY)
+    assert refused.value.params == {"isbn": "978-7-5332-7826-7", "record": caterpillar}
     assert await Record.count() == 1
+
+
+async def test_a_reused_isbn_makes_a_second_record_flagged_for_a_librarian(caterpillar):
+    """A publisher reused the ISBN for another book: both are kept, the pair flagged, never merged."""
+    other = await service.create_record(RecordInput(title="另一本", isbn="9787533278267"), "test", TODAY)
+    assert await Record.count() == 2
+    pairs = await PossibleDuplicate.select()
+    ids = {row["id"]: str(row["uuid"]) for row in await Record.select(Record.id, Record.uuid)}
+    assert len(pairs) == 1 and pairs[0]["reason"] == "isbn" and pairs[0]["status"] == "open"
+    assert {ids[pairs[0]["record"]], ids[pairs[0]["other"]]} == {caterpillar, other}
+    found = await service.intake("9787533278267")
+    assert [r["uuid"] for r in found["records"]] == [caterpillar, other]
 
 
 async def test_every_problem_of_a_record_at_once(demo):
@@ -172,7 +184,7 @@ async def test_intake_finds_a_record_by_its_other_isbn(demo):
 
 @pytest.mark.parametrize("window", [3, 5000])
 async def test_broad_searches_page_through_every_match_once_with_the_exact_title_first(demo, monkeypatch, window):
-    monkeypatch.setattr(service, "RANK_ALL_UP_TO", window)
+    monkeypatch.setattr(search, "RANK_ALL_UP_TO", window)
     exact = await service.create_record(RecordInput(title="小熊"), "t", TODAY)  # the oldest
     others = [await service.create_record(RecordInput(title=f"小熊和朋友 第{n}册"), "t", TODAY) for n in range(7)]
     seen = []

@@ -9,9 +9,9 @@ import pytest
 
 from library.branches.tables import Branch
 from library.catalog import conversion, converters, exchange, service
-from library.catalog.exchange import import_marc
+from library.catalog.batches import import_marc
 from library.catalog.service import RecordInput, SearchFilters
-from library.catalog.tables import Item, Record
+from library.catalog.tables import Item, PossibleDuplicate, Record
 from library.db import close_connections, is_sqlite
 from library.demo import load_demo
 from tests.marc_samples import iso2709, marc21
@@ -33,12 +33,12 @@ def batches_seen(monkeypatch):
     seen = {"titles": [], "at_once": 0, "most_at_once": 0}
     apply = exchange._apply
 
-    async def watched(entries, report, *earlier):
-        seen["titles"].append([entry[3][conversion.ROW_COLUMNS.index("title")] for entry in entries])
+    async def watched(entries, run, *earlier):
+        seen["titles"].append([entry.row[conversion.ROW_COLUMNS.index("title")] for entry in entries])
         seen["at_once"] += 1
         seen["most_at_once"] = max(seen["most_at_once"], seen["at_once"])
         try:
-            await apply(entries, report, *earlier)
+            await apply(entries, run, *earlier)
         finally:
             seen["at_once"] -= 1
 
@@ -79,7 +79,7 @@ async def test_every_imported_record_is_indexed_and_every_row_logged_once(demo, 
     monkeypatch.setattr(exchange, "BATCH", 4)  # several batches, with keyed and unkeyed records
     monkeypatch.setattr(exchange, "SQLITE_MAX_PARAMETERS", 60)  # and several INSERT statements a batch
     report = await import_marc(sample(WORDS), "test", TODAY)
-    assert (report.created, report.items_created, report.skipped) == (11, 15, [])
+    assert (report.read, report.new, report.copies_new, report.refused) == (11, 11, 15, 0)
     await assert_indexed_and_logged_once(11, 15)
 
 
@@ -87,19 +87,21 @@ async def test_a_big_file_converted_in_workers_is_indexed_and_logged(demo, monke
     monkeypatch.setattr(converters, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(converters, "CHUNK_RECORDS", 3)
     report = await import_marc(sample(WORDS[:7]), "test", TODAY)
-    assert (report.created, report.items_created) == (7, 10)
+    assert (report.new, report.copies_new) == (7, 10)
     await assert_indexed_and_logged_once(7, 10)
 
 
-async def test_updates_in_an_import_batch_are_logged_by_their_triggers(demo):
+async def test_updates_in_an_import_batch_are_logged_by_their_triggers_and_unchanged_records_not_at_all(demo):
     await import_marc(sample(WORDS[:4]), "test", TODAY)
     await Record.raw("DELETE FROM sync_change")
     again = sample(WORDS[:4]).replace(b"Bulk aardvark", b"Bulk arugula!")  # same length: the frame stays valid
     report = await import_marc(again, "test", TODAY)
-    # The unkeyed fourth record cannot be matched: it is created again, with its copy's barcode updated.
-    assert (report.created, report.updated, report.items_created, report.items_updated) == (1, 3, 0, 6)
+    # aardvark is matched on its control number and overlaid; buttercup and cinnamon are unchanged
+    # (nothing written); the unkeyed fourth record cannot be matched: it is created again, and its
+    # two copies move to it.
+    assert (report.new, report.matched, report.unchanged, report.copies_new, report.copies_changed) == (1, 1, 2, 0, 2)
     logged = await Record.raw("SELECT kind, COUNT(*) AS n FROM sync_change GROUP BY kind")
-    assert {row["kind"]: row["n"] for row in logged} == {"record": 4, "item": 6}
+    assert {row["kind"]: row["n"] for row in logged} == {"record": 2, "item": 2}
     assert (await service.search("arugula", SearchFilters()))["total"] == 1
     assert (await service.search("aardvark", SearchFilters()))["total"] == 0
     if is_sqlite():
@@ -128,9 +130,11 @@ async def test_a_batch_naming_more_barcodes_than_sqlite_takes_parameters_is_look
         copies = await Item.count()
     finally:
         await close_connections()  # no limited connection stays in the pool
-    # Every keyed record and every barcode is found again in one go: updated, none created twice.
+    # Every keyed record and every barcode is found again in one go: unchanged, none created twice;
+    # the 13 unkeyed records are new again, and their 18 copies move to them.
     assert [len(titles) for titles in batches_seen["titles"]] == [55, 55]
-    assert (report.created, report.updated, report.items_created, report.items_updated) == (13, 42, 0, 74)
+    assert (report.new, report.matched, report.unchanged, report.copies_new, report.copies_changed) == (
+        13, 0, 42, 0, 18)
     assert copies == 74
 
 
@@ -138,7 +142,7 @@ async def test_a_barcode_twice_in_one_file_is_one_copy_of_the_later_record(demo)
     first = marc21("Bulk first", control="DUP-1", holdings=[{"a": "ZX", "b": "ZX", "p": "DUP0001", "y": "book"}])
     later = marc21("Bulk later", control="DUP-2", holdings=[{"a": "JX", "b": "JX", "p": "DUP0001", "y": "book"}])
     report = await import_marc(iso2709(first, later), "test", TODAY)
-    assert (report.created, report.items_created, report.items_updated) == (2, 1, 0)
+    assert (report.new, report.copies_new, report.copies_changed) == (2, 1, 0)
     [copy] = await Item.select(Item.record.title, Item.home_branch.code).where(Item.barcode == "DUP0001")
     assert (copy["record.title"], copy["home_branch.code"]) == ("Bulk later", "JX")
     await assert_indexed_and_logged_once(2, 1)
@@ -166,8 +170,8 @@ async def boom_trigger():
 async def test_a_batch_that_fails_midway_leaves_no_half_written_rows_and_no_mark(demo, boom_trigger, monkeypatch):
     monkeypatch.setattr(exchange, "BATCH", 4)
     report = await import_marc(sample(WORDS[:8], boom="dandelion"), "test", TODAY)
-    # The batch fails as a whole, is retried record by record, and only the record with the bad copy is skipped.
-    assert (report.created, report.items_created) == (7, 9)
+    # The batch fails as a whole, is retried record by record, and only the record with the bad copy is refused.
+    assert (report.read, report.new, report.refused, report.copies_new) == (8, 7, 1, 9)
     assert [s.position for s in report.skipped] == [4] and "boom" in report.skipped[0].reason
     assert not await Record.exists().where(Record.title == "Bulk dandelion")
     assert (await service.search("dandelion", SearchFilters()))["total"] == 0
@@ -202,7 +206,7 @@ def test_imported_rows_get_time_ordered_version_7_uuids():
 async def test_postgresql_writes_two_batches_side_by_side_and_sqlite_one(demo, monkeypatch, batches_seen):
     monkeypatch.setattr(exchange, "BATCH", 2)
     report = await import_marc(sample(WORDS), "test", TODAY)
-    assert (report.created, report.items_created, report.skipped) == (11, 15, [])
+    assert (report.new, report.copies_new, report.refused) == (11, 15, 0)
     assert len(batches_seen["titles"]) == 6
     assert batches_seen["most_at_once"] == (1 if is_sqlite() else 2)
     await assert_indexed_and_logged_once(11, 15)
@@ -217,8 +221,7 @@ async def test_the_same_record_and_copy_in_two_batches_are_written_in_file_order
                marc21("Other", control="OTHER", holdings=[{"a": "JX", "b": "JX", "p": "OTHER-1", "y": "book"}]),
                marc21("Twice last", isbns=["9787533259563"], control="TWICE")]
     report = await import_marc(iso2709(*records), "test", TODAY)
-    assert (report.created, report.updated, report.items_created, report.items_updated, report.skipped) == (
-        2, 2, 2, 1, [])
+    assert (report.new, report.matched, report.copies_new, report.copies_changed, report.refused) == (2, 2, 2, 1, 0)
     assert batches_seen["titles"] == [["Twice first"], ["Twice later"], ["Other"], ["Twice last"]]
     [twice] = await Record.select(Record.title, Record.isbn13).where(Record.control_number == "TWICE")
     assert twice == {"title": "Twice last", "isbn13": "9787533259563"}
@@ -231,7 +234,8 @@ async def test_the_same_record_and_copy_in_two_batches_are_written_in_file_order
 async def test_a_batch_matching_a_record_an_earlier_batch_changes_looks_again_after_it(demo, monkeypatch):
     """Record R has ISBN X. The file's first batch finds R by control number and gives it ISBN Y;
     the second names ISBN X: in file order X is then nobody's, and the second batch creates a
-    record, even when it first looked while the first batch was still being written."""
+    record (not flagged as R's possible duplicate), even when it first looked while the first
+    batch was still being written."""
     await service.create_record(RecordInput(title="Existing", isbn="9787533259563", control_number="R-1"), "test",
                                 TODAY)
     monkeypatch.setattr(exchange, "BATCH", 1)
@@ -254,7 +258,8 @@ async def test_a_batch_matching_a_record_an_earlier_batch_changes_looks_again_af
     records = [marc21("Renumbered", isbns=["9787544291170"], control="R-1"),
                marc21("Second", isbns=["9787533259563"])]
     report = await import_marc(iso2709(*records), "test", TODAY)
-    assert (report.created, report.updated) == (1, 1)
+    assert (report.new, report.matched, report.possible_duplicates) == (1, 1, 0)
+    assert await PossibleDuplicate.count() == 0
     rows = await Record.select(Record.title, Record.isbn13, Record.control_number).order_by(Record.id)
     assert [(r["title"], r["isbn13"], r["control_number"]) for r in rows] == [
         ("Renumbered", "9787544291170", "R-1"), ("Second", "9787533259563", None)]
@@ -265,7 +270,7 @@ async def test_what_is_left_at_the_end_is_shared_between_the_free_writers(demo, 
     # wait for the end of the file, and are then all "what is left".
     monkeypatch.setattr(exchange, "BATCH", 30)
     report = await import_marc(sample(WORDS), "test", TODAY)
-    assert report.created == 11
+    assert report.new == 11
     assert [len(titles) for titles in batches_seen["titles"]] == ([11] if is_sqlite() else [6, 5])
     monkeypatch.setattr(exchange, "BATCH", 5000)  # but never into batches smaller than a tenth of one
     await import_marc(sample(WORDS), "test", TODAY)

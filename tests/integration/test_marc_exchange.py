@@ -8,9 +8,10 @@ import pytest
 from pymarc import Field, Subfield
 
 from library.catalog import service
-from library.catalog.exchange import export_marc, import_marc
+from library.catalog.batches import import_marc
+from library.catalog.export import export_marc
 from library.catalog.service import SearchFilters
-from library.catalog.tables import Item, Record
+from library.catalog.tables import Item, PossibleDuplicate, Record
 from library.demo import load_demo
 from library.errors import InvalidInput
 from tests.marc_samples import cnmarc, iso2709, marc21
@@ -34,7 +35,7 @@ async def test_real_world_isbn_shapes(demo):
         marc21("无 ISBN 的社区自编绘本", control="ZX-LOCAL-0001"),  # no ISBN at all
     )
     report = await import_marc(data, "test", TODAY)
-    assert (report.read, report.created, report.updated, report.skipped) == (3, 3, 0, [])
+    assert (report.read, report.new, report.matched, report.refused, report.skipped) == (3, 3, 0, 0, [])
     assert report.flavour == "marc21"
     first = (await service.intake("9787533278267"))["record"]
     assert first["title"] == "好饿的毛毛虫" and first["other_isbns"] == ["9787533259594"]
@@ -45,17 +46,26 @@ async def test_real_world_isbn_shapes(demo):
     assert (await service.search("社区自编", SearchFilters()))["total"] == 1
 
 
-async def test_importing_twice_updates_and_never_duplicates(demo):
+async def test_importing_again_matches_by_the_rules_and_never_merges(demo):
+    """The same 001 with a new title is the same record (overlaid); the same ISBN with another
+    title is not (a publisher's reuse): it is added and flagged, and the copy follows the file."""
     holdings = [{"a": "ZX", "b": "ZX", "p": "ZX900001", "y": "picture_book", "c": "邻乐空间"}]
     first = iso2709(marc21("好饿的毛毛虫", isbns=["9787533278267"], holdings=holdings),
                     marc21("社区绘本", control="LOCAL-2"))
-    assert (await import_marc(first, "test", TODAY)).created == 2
+    assert (await import_marc(first, "test", TODAY)).new == 2
     second = iso2709(marc21("好饿的毛毛虫（新版）", isbns=["9787533278267"], holdings=holdings),
                      marc21("社区绘本 第二版", control="LOCAL-2"))
     report = await import_marc(second, "test", TODAY)
-    assert (report.created, report.updated, report.items_created, report.items_updated) == (0, 2, 0, 1)
-    assert await Record.count() == 2 and await Item.count() == 1
-    assert (await service.search("新版", SearchFilters()))["total"] == 1
+    assert (report.read, report.new, report.matched, report.unchanged, report.possible_duplicates) == (2, 1, 1, 0, 1)
+    assert (report.copies_new, report.copies_changed) == (0, 1)
+    assert await Record.count() == 3 and await Item.count() == 1
+    assert (await service.search("第二版", SearchFilters()))["total"] == 1
+    [flag] = await PossibleDuplicate.select(PossibleDuplicate.record.title, PossibleDuplicate.other.title,
+                                            PossibleDuplicate.reason, PossibleDuplicate.found_by)
+    assert (flag["record.title"], flag["other.title"], flag["reason"]) == ("好饿的毛毛虫（新版）", "好饿的毛毛虫", "isbn")
+    assert flag["found_by"] == f"import {report.batch}"
+    again = await import_marc(second, "test", TODAY)  # the same file again: nothing to write
+    assert (again.new, again.matched, again.unchanged, again.copies_changed) == (0, 0, 2, 0)
 
 
 async def test_a_broken_record_is_skipped_with_its_position_and_the_rest_imports(demo):
@@ -65,7 +75,7 @@ async def test_a_broken_record_is_skipped_with_its_position_and_the_rest_imports
     no_title = iso2709(marc21("", isbns=["9787533259594"]))
     last = iso2709(marc21("第四本", control="C4"))
     report = await import_marc(good + broken + no_title + last, "test", TODAY)
-    assert report.created == 2
+    assert (report.read, report.new, report.refused) == (4, 2, 2)
     assert [s.position for s in report.skipped] == [2, 3]
     assert "title" in report.skipped[1].reason
     assert await Record.count() == 2
@@ -74,7 +84,7 @@ async def test_a_broken_record_is_skipped_with_its_position_and_the_rest_imports
 async def test_a_truncated_file_keeps_what_came_before(demo):
     data = iso2709(marc21("第一本", control="T1"), marc21("第二本", control="T2"))
     report = await import_marc(data[:-40], "test", TODAY)
-    assert report.created == 1 and report.skipped and report.skipped[0].position == 2
+    assert (report.read, report.new, report.refused) == (2, 1, 1) and report.skipped[0].position == 2
 
 
 @pytest.mark.parametrize("data", [b"%PDF-1.4 this is a pdf", b"<html><body>not marc</body></html", b"hello"])
@@ -126,10 +136,12 @@ async def test_export_round_trip_marc21_and_marcxml(demo):
     assert [r.as_marc() for r in from_xml] == [r.as_marc() for r in records]
     caterpillar = next(r for r in records if r.get_fields("020"))
     assert caterpillar["952"]["p"] == "ZX900001" and caterpillar["952"]["g"] == "35.80"
-    # Importing our own export changes nothing and duplicates nothing.
+    # Importing our own export duplicates nothing, and the catalogue exports the same again.
     report = await import_marc(exported, "test", TODAY)
-    assert (report.created, report.updated, report.items_created) == (0, 2, 0)
+    assert (report.new, report.matched + report.unchanged, report.copies_new, report.copies_changed) == (0, 2, 0, 0)
     assert await collect("marc21") == exported
+    again = await import_marc(exported, "test", TODAY)
+    assert (again.new, again.matched, again.unchanged) == (0, 0, 2)
 
 
 async def test_export_one_branch(demo):
@@ -137,7 +149,7 @@ async def test_export_one_branch(demo):
         marc21("在振兴", control="A", holdings=[{"a": "ZX", "b": "ZX", "p": "ZXA1", "y": "book"}]),
         marc21("在总馆", control="B", holdings=[{"a": "JX", "b": "JX", "p": "JXB1", "y": "book"}])), "test", TODAY)
     records = list(pymarc.MARCReader(await collect("marc21", "ZX"), to_unicode=True, force_utf8=True))
-    assert [r["245"]["a"] for r in records] == ["在振兴"]
+    assert [r["245"]["a"] for r in records] == ["在振兴 /"]  # as it came in, ISBD punctuation and all
 
 
 async def test_a_big_file_is_converted_in_a_worker_process_with_the_same_result(demo, monkeypatch):
@@ -150,7 +162,7 @@ async def test_a_big_file_is_converted_in_a_worker_process_with_the_same_result(
     monkeypatch.setattr(converters, "PARALLEL_FROM_BYTES", 0)
     monkeypatch.setattr(converters, "CHUNK_RECORDS", 3)
     report = await import_marc(data, "test", TODAY)
-    assert (report.read, report.created, report.items_created) == (8, 7, 7)
+    assert (report.read, report.new, report.refused, report.copies_new) == (8, 7, 1, 7)
     assert [(s.position, "title" in s.reason) for s in report.skipped] == [(4, True)]
     assert (await service.search("第5本", SearchFilters()))["total"] == 1
 

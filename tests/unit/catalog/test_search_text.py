@@ -1,6 +1,8 @@
 import pytest
 
-from library.catalog.search_text import fold, fts5_query, index_text, parse_query, split_pinyin, tsquery
+from library.catalog.search_text import (SECTION_SEPARATOR, class_tokens, distance, edits1, fold, fts5_query,
+                                         index_sections, index_text, parse_query, sound_alike, spoken_as,
+                                         split_pinyin, tsquery)
 
 
 def test_index_text_holds_characters_pinyin_and_initials():
@@ -11,6 +13,48 @@ def test_index_text_holds_characters_pinyin_and_initials():
 
 def test_fold_unifies_scripts_and_widths():
     assert fold("好餓的毛毛蟲 ＡＢＣ") == "好饿的毛毛虫 abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("España", "espana"),
+        ("Espan\u0303a", "espana"),  # the tilde as a combining mark after the letter, as MARC-8 brings it
+        ("ÉCOLE Française", "ecole francaise"),
+        ("Łódź Ørsted Æsop Œuvres Þór", "lodz orsted aesop oeuvres thor"),
+        ("Straße", "strasse"),
+        ("İstanbul", "istanbul"),
+        ("Война и мир", "воина и мир"),  # й is и with a breve: found by readers who type it without
+        ("がっこう", "がっこう"),  # kana voicing marks are not accents
+        ("한국어", "한국어"),  # Hangul decomposes and composes again
+        ("㊀ ﬁsh ²", "一 fish 2"),
+    ],
+)
+def test_fold_takes_accents_off_letters_and_keeps_letters(text, folded):
+    assert fold(text) == folded
+
+
+def test_an_accented_word_is_one_word_in_the_index():
+    assert index_text(["España"]) == "espana"
+    assert index_text(["Historia de Espan\u0303a"]) == "historia de espana"
+    assert index_text(["はらぺこあおむし"]) == "はらぺこあおむし"
+
+
+def test_the_index_text_has_four_sections():
+    text = index_sections(["The Very Hungry Caterpillar"], ["Eric Carle"], ["Insects"],
+                          ["Philomel", "9780399226908", *class_tokens("I712.85")])
+    assert text.split(SECTION_SEPARATOR) == ["the very hungry caterpillar", "eric carle", "insects",
+                                             "philomel ; 9780399226908 ; clci71285"]
+    assert index_sections([], [], [], []).split(SECTION_SEPARATOR) == ["", "", "", ""]
+
+
+@pytest.mark.parametrize(
+    ("clc", "tokens"),
+    [("I287.8", ["clci2878"]), ("TP311.13", ["clctp31113"]), ("I287.8-49", ["clci2878"]),
+     ("I287.8;I712.85", ["clci2878", "clci71285"]), ("", []), ("287", [])],
+)
+def test_class_numbers_are_tokens_a_prefix_finds(clc, tokens):
+    assert class_tokens(clc) == tokens
 
 
 @pytest.mark.parametrize(
@@ -28,7 +72,7 @@ def test_split_pinyin(word, syllables):
         ("好餓的毛毛蟲", '"好 饿 的 毛 毛 虫"', "('好' <-> '饿' <-> '的' <-> '毛' <-> '毛' <-> '虫')"),
         ("hungry cat", '"hungry"* AND "cat"*', "'hungry':* & 'cat':*"),
         ("maomaochong", '("mao mao chong" OR "maomaochong"*)', "(('mao' <-> 'mao' <-> 'chong') | 'maomaochong':*)"),
-        ('a"b', '"a"* AND "b"*', "'a':* & 'b':*"),
+        ('a"b', '"a"* AND "b"', "'a':* & 'b'"),  # an unclosed quote runs to the end: "b" is a whole word
         ("", "", ""),
         ("*** OR NEAR(", '"or"* AND "near"*', "'or':* & 'near':*"),
     ],
@@ -36,6 +80,49 @@ def test_split_pinyin(word, syllables):
 def test_queries_render_for_both_engines(query, fts5, ts):
     terms = parse_query(query)
     assert (fts5_query(terms), tsquery(terms)) == (fts5, ts)
+
+
+@pytest.mark.parametrize(
+    ("query", "fts5", "ts"),
+    [
+        ("au:carle", 'author : "carle"*', "'carle':*B"),
+        ("ti:\"very hungry\"", 'title : "very hungry"', "('very':A <-> 'hungry':A)"),
+        ("su:insects cat", 'subject : "insects"* AND "cat"*', "'insects':*C & 'cat':*"),
+        ("isbn:0-399-22690-7", 'other : "9780399226908"', "'9780399226908':D"),
+        ("isbn:978-7-5332", 'other : "97875332"*', "'97875332':*D"),
+        ("clc:I287.8", 'other : "clci2878"*', "'clci2878':*D"),
+        ("题名：毛毛虫", 'title : "毛 毛 虫"', "('毛':A <-> '毛':A <-> '虫':A)"),
+        ("TI:Bear", 'title : "bear"*', "'bear':*A"),
+        ("re:zero", '"re"* AND "zero"*', "'re':* & 'zero':*"),
+        ("http://x.org", '"http"* AND "x"* AND "org"*', "'http':* & 'x':* & 'org':*"),
+        ("ti: bear", '"bear"*', "'bear':*"),
+        ("“very hungry”", '"very hungry"', "('very' <-> 'hungry')"),
+        ('"好饿的 毛毛虫"', '"好 饿 的 毛 毛 虫"', "('好' <-> '饿' <-> '的' <-> '毛' <-> '毛' <-> '虫')"),
+        ('au:"eric carle"', 'author : "eric carle"', "('eric':B <-> 'carle':B)"),
+    ],
+)
+def test_phrases_and_fields_render_for_both_engines(query, fts5, ts):
+    terms = parse_query(query)
+    assert (fts5_query(terms), tsquery(terms)) == (fts5, ts)
+
+
+@pytest.mark.parametrize(
+    ("query", "fts5", "ts"),
+    [
+        ("lincoln", '"lincoln"', "'lincoln'"),
+        ("au:carle", 'author : "carle"', "'carle':B"),
+        ("maomaochong", '("mao mao chong" OR "maomaochong")', "(('mao' <-> 'mao' <-> 'chong') | 'maomaochong')"),
+        ("clc:I287", 'other : "clci287"*', "'clci287':*D"),  # a class number stays a prefix
+    ],
+)
+def test_the_whole_word_form_of_a_query(query, fts5, ts):
+    terms = parse_query(query)
+    assert (fts5_query(terms, exact=True), tsquery(terms, exact=True)) == (fts5, ts)
+
+
+def test_a_term_remembers_how_it_was_written():
+    written = [term.written for term in parse_query('AU:Carle ti:"Very Hungry" 好餓 clc:i287.8 isbn:0399226907')]
+    assert written == ["au:carle", 'ti:"very hungry"', "好饿", "clc:I287.8", "isbn:9780399226908"]
 
 
 def test_a_pasted_paragraph_is_cut_to_twelve_terms():
@@ -121,3 +208,26 @@ def test_pinyin_tables_that_cannot_be_put_in_place_leave_no_file_behind(pinyin_c
     monkeypatch.setattr(search_text.os, "replace", no_room)
     assert search_text.pinyin_of("毛毛虫") == ["mao", "mao", "chong"]
     assert list(pinyin_cache.iterdir()) == []
+
+
+def test_words_one_letter_away():
+    near = edits1("caterpiller")
+    assert {"caterpillar", "caterpiler", "caterpilelr", "caterpillers"} <= near and "caterpiller" not in near
+    assert "bear" in edits1("bera") and "brown" in edits1("brwn")
+    assert "мир" in edits1("мри") and "мирр" in edits1("мирн")  # any script: its own letters are tried
+
+
+@pytest.mark.parametrize(("a", "b", "edits"), [("caterpiller", "caterpillar", 1), ("ab", "ba", 1), ("carel", "carle", 1),
+                                               ("kitten", "sitting", 3), ("", "abc", 3), ("same", "same", 0)])
+def test_distance(a, b, edits):
+    assert distance(a, b) == edits == distance(b, a)
+
+
+def test_characters_that_sound_alike():
+    assert sound_alike("毛毛重", "毛毛虫")  # 重 is also read chong
+    assert sound_alike("好俄的", "好饿的")
+    assert not sound_alike("毛毛重", "毛毛熊")
+    assert not sound_alike("毛毛", "毛毛虫")
+    ways = spoken_as("毛毛重")
+    assert ways[0] == tuple(__import__("library.catalog.search_text", fromlist=["pinyin_of"]).pinyin_of("毛毛重"))
+    assert ("mao", "mao", "chong") in ways and len(ways) <= 8
