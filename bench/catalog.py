@@ -5,9 +5,14 @@ fresh database (cached between runs for SQLite under bench/.cache); the real ser
 started; each query of a fixed list is sent through GET /api/records one at a time, and
 the same full-text query is run bare against the same database file in the same run.
 The figure is the API's p95 latency; the ceiling is the bare query's p95 (lower is better).
+The same run gives catalog.search_features (field and phrase queries), catalog.search_facets
+(the fixed queries with facets=true) and catalog.did_you_mean (misspelt queries that find
+nothing and are offered a respelling), each against the same ceiling.
 
-catalog.marc_import: a 50,000-record MARC21 file is generated; pymarc alone reads it (the
-ceiling); then `library catalog import` imports it into a fresh database as a user would.
+catalog.marc_import: a 50,000-record MARC21 file (--records) is generated; pymarc alone reads it
+(the ceiling); then `library catalog import` imports it into a fresh database as a user would,
+and again (unchanged); then it is staged and committed as two commands. Each command's peak
+resident memory is reported beside its time.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import io
 import os
 import shutil
 import sqlite3
@@ -152,17 +156,20 @@ def bare_latencies(env: dict[str, str], engine: str, queries: list[str], rounds:
     return result
 
 
-async def api_latencies(base: str, queries: list[str], rounds: int, concurrency: int = 1) -> tuple[Measurement, int]:
+async def api_latencies(base: str, queries: list[str], rounds: int, concurrency: int = 1,
+                        extra: dict[str, str] | None = None) -> tuple[Measurement, int, int]:
+    """Each query through GET /api/records; the measurement, how many found something, and how
+    many offered a "did you mean"."""
     result = Measurement(0, 0, 0.0)
-    hits = 0
+    hits = suggested = 0
     work = [query for _ in range(rounds) for query in queries]
     async with aiohttp.ClientSession() as session:
         async def worker() -> None:
-            nonlocal hits
+            nonlocal hits, suggested
             while work:
                 query = work.pop()
                 began = time.perf_counter()
-                async with session.get(f"{base}/api/records", params={"q": query}) as response:
+                async with session.get(f"{base}/api/records", params={"q": query, **(extra or {})}) as response:
                     body = await response.json()
                 result.latencies_ms.append((time.perf_counter() - began) * 1000)
                 result.requests += 1
@@ -170,71 +177,175 @@ async def api_latencies(base: str, queries: list[str], rounds: int, concurrency:
                     result.errors += 1
                 else:
                     hits += body["total"] > 0
+                    suggested += bool(body.get("did_you_mean"))
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result.duration_s = time.perf_counter() - started
-    return result, hits
+    return result, hits, suggested
+
+
+# What a cataloguer types beyond words (catalog.search_features), and misspellings of the
+# generated catalogue's words that find nothing (catalog.did_you_mean: each should be offered
+# the right spelling).
+FEATURE_QUERIES = ["au:宫西达也", "ti:小熊", "su:恐龙 冒险", '"rainbow moon"', "clc:I287", "ti:月光 au:几米",
+                   "isbn:978-7-0000-0100-8", "小熊 clc:I712", '"小熊和"', "au:gxdy"]
+MISSPELT = ["dinosuar", "rainbw", "caterpiller", "pengiun", "butterfy", "毛毛重", "恐笼", "小兄 冒险"]
 
 
 def search(engine: str, records: int = 200_000, rounds: int = 5) -> list[dict]:
+    """The API's p95 over the fixed queries (catalog.search), over field and phrase queries
+    (catalog.search_features), over the fixed queries with facets counted
+    (catalog.search_facets), and over misspelt queries that find nothing and get a suggestion
+    (catalog.did_you_mean); each beside the bare full-text query's p95."""
     with database(engine) as env:
         began = time.perf_counter()
         prepared(env, engine, records)
         prepare_s = time.perf_counter() - began
         with server(env) as base:
             queries = list(generate.QUERIES)
-            asyncio.run(api_latencies(base, queries, 1))  # warm up caches and the pinyin tables
+            for warm in (queries, FEATURE_QUERIES, MISSPELT):  # caches, the pinyin tables
+                asyncio.run(api_latencies(base, warm, 1, extra={"facets": "true"}))
             bare = bare_latencies(env, engine, queries, rounds)
-            api, hits = asyncio.run(api_latencies(base, queries, rounds))
-            loaded, _ = asyncio.run(api_latencies(base, queries, rounds * 2, concurrency=8))
-    p95, bare_p95 = api.percentile(0.95), bare.percentile(0.95)
-    return [{
-        "bench": "catalog.search", "engine": engine, "value": round(p95, 2), "unit": "ms p95 (lower is better)",
-        "ceiling": round(bare_p95, 2), "ceiling_is": "the bare full-text query, same database, same run",
-        "ratio": round(p95 / bare_p95, 2) if bare_p95 else None,
-        "p50_ms": round(api.percentile(0.5), 2), "p95_ms": round(p95, 2), "p99_ms": round(api.percentile(0.99), 2),
-        "bare_p50_ms": round(bare.percentile(0.5), 2), "errors": api.errors + loaded.errors,
-        "requests": api.requests, "queries_with_hits": f"{hits}/{api.requests}",
-        "throughput_rps_at_8": round(loaded.rate, 1), "records": records, "items": records * 2,
-        "prepare_s": round(prepare_s, 1),
-    }]
+            api, hits, _ = asyncio.run(api_latencies(base, queries, rounds))
+            loaded, _, _ = asyncio.run(api_latencies(base, queries, rounds * 2, concurrency=8))
+            features, feature_hits, _ = asyncio.run(api_latencies(base, FEATURE_QUERIES, rounds))
+            faceted, _, _ = asyncio.run(api_latencies(base, queries, rounds, extra={"facets": "true"}))
+            misspelt, misspelt_hits, suggested = asyncio.run(api_latencies(base, MISSPELT, rounds))
+    bare_p95 = bare.percentile(0.95)
+
+    def figure(bench: str, measured: Measurement, **more) -> dict:
+        p95 = measured.percentile(0.95)
+        return {"bench": bench, "engine": engine, "value": round(p95, 2), "unit": "ms p95 (lower is better)",
+                "ceiling": round(bare_p95, 2), "ceiling_is": "the bare full-text query, same database, same run",
+                "ratio": round(p95 / bare_p95, 2) if bare_p95 else None, "p50_ms": round(measured.percentile(0.5), 2),
+                "p95_ms": round(p95, 2), "p99_ms": round(measured.percentile(0.99), 2),
+                "errors": measured.errors, "requests": measured.requests, "records": records, **more}
+
+    return [
+        figure("catalog.search", api, bare_p50_ms=round(bare.percentile(0.5), 2),
+               errors=api.errors + loaded.errors, queries_with_hits=f"{hits}/{api.requests}",
+               throughput_rps_at_8=round(loaded.rate, 1), items=records * 2, prepare_s=round(prepare_s, 1)),
+        figure("catalog.search_features", features, queries=FEATURE_QUERIES,
+               queries_with_hits=f"{feature_hits}/{features.requests}"),
+        figure("catalog.search_facets", faceted, facets_counted_over_at_most=_facet_limit()),
+        figure("catalog.did_you_mean", misspelt, queries=MISSPELT,
+               suggested=f"{suggested}/{misspelt.requests}", found_anyway=misspelt_hits),
+    ]
+
+
+def _facet_limit() -> int | None:
+    try:
+        from library.catalog.search import FACET_LIMIT
+    except ImportError:  # an older tree: no facets
+        return None
+    return FACET_LIMIT
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """A live process's peak resident set (VmHWM), 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> dict:
+    """`command` run to its end: seconds, output, and the peak resident set of the process itself
+    (its VmHWM, read every 20 ms while it runs: the high-water mark, so only growth in its last
+    20 ms could be missed) and of its biggest child (the converter processes)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        began = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=err, text=True)
+        own = children = 0
+        while process.poll() is None:
+            own = max(own, _peak_rss_kib(process.pid))
+            for child in _children(process.pid):
+                children = max(children, _peak_rss_kib(child))
+            time.sleep(0.02)
+        seconds = time.perf_counter() - began
+        out.seek(0)
+        err.seek(0)
+        return {"seconds": seconds, "returncode": process.returncode, "stdout": out.read(), "stderr": err.read(),
+                "peak_rss_mb": round(own / 1024, 1), "children_peak_rss_mb": round(children / 1024, 1)}
 
 
 def marc_import(engine: str, records: int = 50_000) -> list[dict]:
+    """The whole import as a user runs it (`library catalog import FILE`: staged and committed in
+    one go), then the same file again (every record unchanged: nothing is written); and, in a
+    second fresh database, the file staged (`--stage-only`) and committed (`library catalog
+    commit`) as two commands, each timed."""
     import pymarc
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"marc-{records}.mrc"
     if not path.exists():
         path.write_bytes(generate.marc_file(records))
-    data = path.read_bytes()
 
     def pymarc_read() -> tuple[int, float]:
         began = time.perf_counter()
-        read = sum(1 for _ in pymarc.MARCReader(io.BytesIO(data), to_unicode=True, force_utf8=True, permissive=True))
+        with path.open("rb") as handle:  # read as pymarc reads a file: record by record
+            read = sum(1 for _ in pymarc.MARCReader(handle, to_unicode=True, force_utf8=True, permissive=True))
         return read, time.perf_counter() - began
 
+    library = [sys.executable, "-m", "library.cli", "catalog"]
+    staged = {}
     with database(engine) as env:
         # The ceiling is read right before and right after the import and averaged: on a
         # shared machine the speed of the processor drifts by a third within minutes. The
         # second reading waits until the database is gone, so that none of the import's
         # after-work (checkpoint, autovacuum) slows it and flatters the ratio.
         read, before_s = pymarc_read()
-        began = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "library.cli", "catalog", "import", str(path)], env=env,
-                              cwd=ROOT, capture_output=True, text=True)
-        import_s = time.perf_counter() - began
+        done = run_measured([*library, "import", str(path)], env)
+        again = run_measured([*library, "import", str(path)], env) if _supports_staging() else None
+    if _supports_staging():
+        with database(engine) as env:
+            stage = run_measured([*library, "import", "--stage-only", str(path)], env)
+            batch = next((line.split()[1] for line in stage["stdout"].splitlines() if line.startswith("batch ")), "")
+            commit = run_measured([*library, "commit", batch], env)
+            staged = {"stage_s": round(stage["seconds"], 2), "commit_s": round(commit["seconds"], 2),
+                      "stage_peak_rss_mb": stage["peak_rss_mb"], "commit_peak_rss_mb": commit["peak_rss_mb"],
+                      "staged_errors": int(stage["returncode"] != 0 or commit["returncode"] != 0
+                                           or f"new {records}" not in commit["stdout"]),
+                      "staged_output": commit["stdout"].strip().splitlines()[-1:] or commit["stderr"][-300:]}
     _, after_s = pymarc_read()
     pymarc_s = (before_s + after_s) / 2
-    ok = done.returncode == 0 and f"created {records}" in done.stdout
-    return [{
+    import_s = done["seconds"]
+    ok = done["returncode"] == 0 and (f"new {records}" in done["stdout"] or f"created {records}" in done["stdout"])
+    figures = {
         "bench": "catalog.marc_import", "engine": engine, "value": round(records / import_s, 1),
         "unit": "records/s", "ceiling": round(read / pymarc_s, 1), "ceiling_is": "pymarc alone reading the file",
         "ratio": round(import_s / pymarc_s, 2), "ratio_is": "import time / pymarc read time (lower is better)",
         "import_s": round(import_s, 2), "pymarc_s": round(pymarc_s, 2),
         "pymarc_before_after_s": [round(before_s, 2), round(after_s, 2)], "records": records,
-        "errors": 0 if ok else 1, "output": done.stdout.strip().splitlines()[-1:] if done.stdout else done.stderr[-300:],
-    }]
+        "peak_rss_mb": done["peak_rss_mb"], "peak_rss_is": "the importing process's VmHWM",
+        "converters_peak_rss_mb": done["children_peak_rss_mb"],
+        "errors": 0 if ok else 1,
+        "output": done["stdout"].strip().splitlines()[-1:] if done["stdout"].strip() else done["stderr"][-300:],
+    }
+    if again is not None:
+        figures.update({"reimport_s": round(again["seconds"], 2), "reimport_peak_rss_mb": again["peak_rss_mb"],
+                        "reimport_output": again["stdout"].strip().splitlines()[-1:] or again["stderr"][-300:]})
+    figures.update(staged)
+    return [figures]
+
+
+def _supports_staging() -> bool:
+    """Whether `library catalog import` stages (so that the figures of this tree and of older
+    ones can be taken with the same bench)."""
+    return (ROOT / "library" / "catalog" / "batches.py").exists()
 
 
 os.environ.setdefault("PICCOLO_CONF", "piccolo_conf")

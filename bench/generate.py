@@ -58,7 +58,7 @@ def records(count: int, seed: int = 7) -> Iterator[dict]:
 
 QUERIES = ["小熊", "毛毛虫", "好饿的毛毛虫", "彩虹", "恐龙 冒险", "xiaoxiong", "maomaochong", "konglong", "xx",
            "hedmmc", "dinosaur", "rainbow moon", "宫西达也", "明天出版社", "蒲公英", "sqxc", "神奇校车",
-           "月光 森林", "caihong", "9787000001009"]
+           "月光 森林", "caihong", "9787000001008"]  # record 100 (generate.isbn13(100))
 
 
 def marc_file(count: int, seed: int = 11) -> bytes:
