@@ -8,13 +8,12 @@ a star for each other character, with the card's last two digits to tell twins a
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import uuid as uuid_module
 from dataclasses import dataclass, field
 from typing import Any
 
+from library import spreadsheet
 from library.accounts.principal import Principal
 from library.accounts.rules import age_on
 from library.accounts.service import normalise_card_number
@@ -241,13 +240,11 @@ async def standings_csv(principal: Principal, programme_uuid: str) -> str:
     if not principal.is_staff:
         raise NotPermitted("staff_only")
     data = await standings(programme_uuid)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["card_number", "name", "age_group", "total", "goal", "finished"])
+    lines: list[list[object]] = [["card_number", "name", "age_group", "total", "goal", "finished"]]
     for person in sorted(data["people"], key=lambda p: (p["group"], -p["total"])):
-        writer.writerow([person["card_number"], person["name"], person["group"], person["total"], person["goal"],
-                         "yes" if person["finished"] else "no"])
-    return "\ufeff" + out.getvalue()  # Excel opens UTF-8 with a BOM as Chinese, not mojibake
+        lines.append([person["card_number"], person["name"], person["group"], person["total"], person["goal"],
+                      "yes" if person["finished"] else "no"])
+    return spreadsheet.csv_text(lines)
 
 
 async def programmes() -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from library import audit
+from library import audit, spreadsheet
 from library.accounts.principal import Principal
 from library.accounts.rules import age_on
 from library.accounts.service import normalise_card_number
@@ -816,9 +816,6 @@ async def lapse_offers(now: dt.datetime) -> int:
 async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime, programme: bool = False) -> str:
     """Attendance per session of an event (or of every event of a programme, `programme=True`):
     registered, attended, no-shows (past sessions), waitlist."""
-    import csv
-    import io
-
     if not principal.is_staff:
         raise NotPermitted("staff_only")
     event_uuid = _uuid(event_uuid, "programme_not_found" if programme else "event_not_found")
@@ -831,13 +828,12 @@ async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime
         "FROM occurrence o JOIN event e ON e.id = o.event LEFT JOIN registration r ON r.occurrence = o.id "
         f"WHERE {which} GROUP BY o.id, e.title_zh, e.title_en, o.local_start, o.capacity, o.status, o.ends_at "
         "ORDER BY o.local_start", event_uuid)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["event", "session", "status", "capacity", "registered", "attended", "no_shows", "waitlisted"])
+    lines: list[list[object]] = [["event", "session", "status", "capacity", "registered", "attended", "no_shows",
+                                  "waitlisted"]]
     for row in rows:
         registered, attended = int(row["registered"] or 0), int(row["attended"] or 0)
         past = row["ends_at"] <= now
-        writer.writerow([row["title_zh"] or row["title_en"], f"{row['local_start']:%Y-%m-%d %H:%M}",
-                         row["session_status"], row["capacity"], registered, attended,
-                         registered - attended if past else "", int(row["waiting"] or 0)])
-    return "\ufeff" + out.getvalue()
+        lines.append([row["title_zh"] or row["title_en"], f"{row['local_start']:%Y-%m-%d %H:%M}",
+                      row["session_status"], row["capacity"], registered, attended,
+                      registered - attended if past else "", int(row["waiting"] or 0)])
+    return spreadsheet.csv_text(lines)

@@ -6,14 +6,12 @@ Who may do what is decided in `rules.py` (children under 14 are managed by their
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import re
 from typing import Any
 
-from library import audit
+from library import audit, spreadsheet
 from library.accounts.principal import Principal
 from library.accounts.service import normalise_card_number
 from library.accounts.tables import GuardianLink, Patron, PinChange
@@ -146,22 +144,16 @@ def as_json(held: dict[str, Any]) -> bytes:
 
 def as_csv(held: dict[str, Any]) -> bytes:
     """One row per fact: section, then its fields as name=value (a spreadsheet opens it as is)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["section", "field", "value"])
-    for key, value in held["profile"].items():
-        writer.writerow(["profile", key, "" if value is None else value])
-    writer.writerow(["profile", "keeps_reading_history", held["keeps_reading_history"]])
+    lines: list[list[object]] = [["section", "field", "value"]]
+    lines += [["profile", key, value] for key, value in held["profile"].items()]
+    lines.append(["profile", "keeps_reading_history", held["keeps_reading_history"]])
     for section in ("guardians", "children", "loans", "holds", "registrations", "reading_logs", "notices",
                     "pin_changes"):
         for position, row in enumerate(held[section], start=1):
-            for key, value in row.items():
-                writer.writerow([f"{section}[{position}]", key, "" if value is None else value])
+            lines += [[f"{section}[{position}]", key, value] for key, value in row.items()]
     if held["closure"]:
-        for key, value in held["closure"].items():
-            writer.writerow(["closure", key, "" if value is None else value])
-    # A BOM so that spreadsheet programs read the Chinese as UTF-8.
-    return ("\ufeff" + out.getvalue()).encode()
+        lines += [["closure", key, value] for key, value in held["closure"].items()]
+    return spreadsheet.csv_text(lines).encode()
 
 
 # --- what a reader (or guardian) may change ---------------------------------------------------
