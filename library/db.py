@@ -121,7 +121,11 @@ class PooledSQLiteEngine(SQLiteEngine):
         connection_kwargs.setdefault("check_same_thread", False)
         super().__init__(path=path, **connection_kwargs)
         self.pool_size = pool_size
-        self._idle: list = []
+        # Idle connections of each event loop: aiosqlite answers a query on the loop that asked
+        # it, so a connection last used on a loop that has since closed (a test's loop, a
+        # checkpoint cancelled with it) is never handed to another loop; it could still owe
+        # that loop an answer, and the next query on it would wait for ever.
+        self._idle: dict = {}
         self._locks: dict = {}
         self._loop_commits = 0
         self._checkpoints: set[asyncio.Task] = set()
@@ -141,6 +145,9 @@ class PooledSQLiteEngine(SQLiteEngine):
         broken = False
         try:
             await connection.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")  # its row read: statement done
+        except asyncio.CancelledError:
+            broken = True  # its loop is going: the connection may still owe it an answer
+            raise
         except Exception:  # noqa: BLE001 - the next one, or SQLite's own, will do it
             broken = True
         finally:
@@ -159,9 +166,19 @@ class PooledSQLiteEngine(SQLiteEngine):
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
+    def _idle_of_loop(self) -> list:
+        loop = asyncio.get_running_loop()
+        idle = self._idle.get(loop)
+        if idle is None:
+            # Forget the pools of closed loops (their connections' threads are daemons).
+            self._idle = {known: kept for known, kept in self._idle.items() if not known.is_closed()}
+            idle = self._idle[loop] = []
+        return idle
+
     async def get_connection(self):
-        while self._idle:
-            connection = self._idle.pop()
+        idle = self._idle_of_loop()
+        while idle:
+            connection = idle.pop()
             if connection._running and connection._connection is not None:
                 return connection
         import aiosqlite
@@ -178,17 +195,18 @@ class PooledSQLiteEngine(SQLiteEngine):
         return connection
 
     async def release(self, connection, broken: bool = False) -> None:
-        if broken or connection.in_transaction or len(self._idle) >= self.pool_size:
+        idle = self._idle_of_loop()
+        if broken or connection.in_transaction or len(idle) >= self.pool_size:
             try:
                 await connection.close()
             except Exception:  # noqa: BLE001 - a broken connection is dropped either way
                 pass
             return
-        self._idle.append(connection)
+        idle.append(connection)
 
     async def close_pool(self) -> None:
-        idle, self._idle = self._idle, []
-        for connection in idle:
+        pools, self._idle = self._idle, {}
+        for connection in (connection for idle in pools.values() for connection in idle):
             try:
                 await connection.close()
             except Exception:  # noqa: BLE001

@@ -119,10 +119,13 @@ def test_four_workers_run_one_notice_round_per_interval(central: ServedByWorkers
         "SELECT DISTINCT sent_at FROM notice WHERE sent_at IS NOT NULL")})
     assert central.count("notice", "sent_at IS NOT NULL") == 50 * len(rounds) == len(mail[1].messages)
 
-    # As many rounds as intervals went by while all four workers ran (not four times as many)...
+    # At most one round per interval that went by while all four workers ran (not four times
+    # as many); at least half as many, so the loops did run. Not "exactly as many": on a loaded
+    # machine (CI saw 7 rounds in 8.0 intervals, one gap of 1.97) a round may start late, and
+    # a late round is not the fault this test is about.
     intervals = (stopped - started).total_seconds() / INTERVAL
     during = [moment for moment in rounds if started <= moment <= stopped]
     gaps = [(later - earlier).total_seconds() for earlier, later in zip(rounds, rounds[1:])]
-    assert abs(len(during) - intervals) <= 1, (len(during), intervals, gaps)
+    assert intervals / 2 - 1 <= len(during) <= intervals + 1, (len(during), intervals, gaps)
     # ... and never two in one interval: the lease ends after 0.9 of it, and the database holds it till then.
     assert min(gaps) >= lease_seconds(INTERVAL), gaps
