@@ -73,23 +73,39 @@ def check() -> None:
     click.echo(f"settings ok; database ({settings.engine}) reachable at {_redacted(settings.database_url)}")
 
 
-async def _migrate() -> None:
+async def _applied_migrations() -> int:
+    from piccolo.apps.migrations.tables import Migration
+
+    return await Migration.count() if await Migration.table_exists() else 0
+
+
+async def _migrate() -> int:
+    """Run what has not run; how many migrations that was. Piccolo's own lines (one per app,
+    "1 migration already complete" beside "5 migrations not yet run" for a new database) are
+    kept back: one line that adds up says more."""
+    import contextlib
+    import io
+
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
     from library.db import prepare_sqlite
 
     await prepare_sqlite()
-    result = await run_forwards(app_name="all")
+    before = await _applied_migrations()
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        result = await run_forwards(app_name="all")
     if not result.success:
-        raise click.ClickException(f"migration failed: {result.message}")
+        raise click.ClickException(f"migration failed: {result.message}\n{said.getvalue()}")
+    return await _applied_migrations() - before
 
 
 @main.command(help="Bring the database schema up to date (Piccolo migrations, forwards).")
 def migrate() -> None:
     settings = _settings()
     _require_database(settings)
-    asyncio.run(_migrate())
-    click.secho("database is up to date", fg="green")
+    ran = asyncio.run(_migrate())
+    click.secho(f"{ran} migration{'' if ran == 1 else 's'} run; the database is up to date", fg="green")
 
 
 @main.command(help="Load the demo branches, rooms, staff and readers (safe to run again).")

@@ -83,10 +83,9 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path:
-        """The file behind a ``sqlite:///`` URL; relative paths are relative to the project."""
-        raw = self.database_url[len("sqlite:///") :]
-        path = Path(raw)
-        return path if path.is_absolute() else PROJECT_ROOT / path
+        """The file behind a ``sqlite:///`` URL; a relative path is relative to the folder the
+        command was started in (as SQLite itself opens it)."""
+        return Path(self.database_url[len("sqlite:///") :]).absolute()
 
 
 def _env(environ: dict[str, str], name: str) -> str | None:
@@ -215,9 +214,9 @@ def _mail_from(environ: dict[str, str]) -> str:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     data_dir_raw = _env(env, "LIBRARY_DATA_DIR")
-    data_dir = Path(data_dir_raw) if data_dir_raw else PROJECT_ROOT / "data"
-    if not data_dir.is_absolute():
-        data_dir = PROJECT_ROOT / data_dir
+    # Unset: the project's own data folder (what `make run` uses). A relative path is taken from
+    # the folder the command is started in, as every command-line tool takes one.
+    data_dir = Path(data_dir_raw).absolute() if data_dir_raw else PROJECT_ROOT / "data"
     if data_dir.exists() and not data_dir.is_dir():
         raise SettingsError(f"LIBRARY_DATA_DIR is not a folder: {data_dir}")
 

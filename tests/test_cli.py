@@ -56,6 +56,12 @@ def test_the_data_folder_holds_the_database_and_the_key(tmp_path):
     assert {"patron", "loan", "notice"} <= tables
     key = data_dir / "secret.key"
     assert len(key.read_text().strip()) >= 32 and key.stat().st_mode & 0o077 == 0
+    # One line that adds up, not Piccolo's "1 migration already complete" beside "5 not yet run".
+    assert "already complete" not in result.stdout and result.stdout.strip().endswith("the database is up to date")
+    assert int(result.stdout.split()[0]) > 1
+    again = subprocess.run([sys.executable, "-m", "library.cli", "migrate"], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True, timeout=120, env={**environment, "LIBRARY_DATA_DIR": str(data_dir)})
+    assert again.stdout.strip() == "0 migrations run; the database is up to date", again.stderr
 
 
 def test_demo_check_and_create_staff_on_the_test_database():

@@ -280,6 +280,7 @@ def convert_chunk(frames: list[tuple[int, bytes]], first_position: int, flavour:
             refusals.append(Refusal(position, offset, length, "", "", f"{type(error).__name__}: {error}"))
             continue
         warnings += getattr(converted, "warnings", None) or []
+        warnings += getattr(record, "notes", None) or []  # what the reader repaired
         values["uuid"] = new_uuid()
         values["marc"] = pack(record, record_flavour)
         values["marc_format"] = record_flavour

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,13 +161,15 @@ class LightField:
 class LightRecord:
     """A record as read: its `leader` (24 characters), every field in file order (`fields`),
     the same fields found by tag (`by_tag`), and the character set it was read in
-    (`encoding`: "utf-8", "marc-8", "gb18030", or "xml" for MARCXML, which its parser decodes)."""
+    (`encoding`: "utf-8", "marc-8", "gb18030", or "xml" for MARCXML, which its parser decodes).
+    `notes`: what was odd in reading it (pymarc's warnings), for the record's own report."""
 
-    __slots__ = ("leader", "fields", "by_tag", "encoding")
+    __slots__ = ("leader", "fields", "by_tag", "encoding", "notes")
 
     def __init__(self, leader: str, fields: list[LightField], by_tag: dict[str, list[LightField]] | None = None,
                  encoding: str = "") -> None:
         self.leader, self.fields, self.encoding = leader, fields, encoding
+        self.notes: list[str] = []
         if by_tag is None:
             by_tag = {}
             for marc_field in fields:
@@ -384,10 +388,40 @@ def _frame(chunk: bytes) -> tuple[str, list[tuple[str, bytes]]] | None:
     return leader, raw
 
 
-def _pymarc_frame(chunk: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+_PYMARC_LOG = logging.getLogger("pymarc")
+
+
+def _pymarc_record(chunk: bytes) -> tuple[pymarc.Record, list[str]]:
+    """pymarc's reading of a frame, and what it warned about on the way: its log lines ("missing
+    indicators") and Python warnings (a bad subfield code). They belong in the record's own
+    report, not on the importing terminal between the progress bar's lines."""
+    collected = _Collected()
+    propagate, _PYMARC_LOG.propagate = _PYMARC_LOG.propagate, False
+    _PYMARC_LOG.addHandler(collected)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            record = pymarc.Record(chunk, to_unicode=False)
+    finally:
+        _PYMARC_LOG.removeHandler(collected)
+        _PYMARC_LOG.propagate = propagate
+    return record, [*collected.messages, *(f"{type(w.message).__name__}: {w.message}" for w in caught)]
+
+
+def _pymarc_frame(chunk: bytes) -> tuple[str, list[tuple[str, bytes]], list[str]]:
     """What pymarc reads of a frame ours does not (a tag of other characters, indicators
-    missing or too many), as bytes to decode like ours; pymarc's error when it cannot."""
-    record = pymarc.Record(chunk, to_unicode=False)
+    missing or too many), as bytes to decode like ours, and pymarc's warnings; pymarc's error
+    when it cannot."""
+    record, said = _pymarc_record(chunk)
     raw = []
     for marc_field in record.fields:
         if marc_field.control_field:
@@ -396,7 +430,7 @@ def _pymarc_frame(chunk: bytes) -> tuple[str, list[tuple[str, bytes]]]:
             indicators = "".join((i or " ")[:1] for i in marc_field.indicators).ljust(2)[:2]
             raw.append((marc_field.tag, indicators.encode("ascii", "replace") + b"".join(
                 b"\x1f" + s.code.encode("utf-8") + s.value for s in marc_field.subfields)))
-    return str(record.leader), raw
+    return str(record.leader), raw, said
 
 
 def _build(leader: str, raw: list[tuple[str, bytes]], codec: str, plain: bool = False) -> LightRecord | None:
@@ -406,6 +440,7 @@ def _build(leader: str, raw: list[tuple[str, bytes]], codec: str, plain: bool = 
     for the whole record by the caller instead of field by field)."""
     fields: list[LightField] = []
     by_tag: dict[str, list[LightField]] = {}
+    notes: list[str] = []
     for tag, data in raw:
         try:
             text = data.decode("utf-8") if codec == "utf-8" else _decoded(data, codec)
@@ -427,13 +462,20 @@ def _build(leader: str, raw: list[tuple[str, bytes]], codec: str, plain: bool = 
             for code, _ in subfields:
                 if not code.isascii():
                     return None
+            if len(head) != 2:  # read as pymarc reads it: missing ones blank, extra ones dropped
+                notes.append(Note(N_("Field {tag} has {count} indicators instead of two: read as \"{indicators}\"."),
+                                  tag=tag, count=len(head), indicators=head[:2].ljust(2)))
             marc_field = LightField(tag, None, subfields, head[:2] if len(head) >= 2 else head.ljust(2))
         fields.append(marc_field)
         if tag in by_tag:
             by_tag[tag].append(marc_field)
         else:
             by_tag[tag] = [marc_field]
-    return LightRecord(leader, fields, by_tag, codec) if fields else None
+    if not fields:
+        return None
+    record = LightRecord(leader, fields, by_tag, codec)
+    record.notes = notes
+    return record
 
 
 # A GB18030 character of more than one byte; group 1 when its second byte is ASCII.
@@ -551,10 +593,12 @@ def _read_record(chunk: bytes, encoding: str) -> tuple[LightRecord | None, str]:
         if record is not None or reason:
             return record, reason
     try:
-        framed = _pymarc_frame(chunk)
+        leader, raw, said = _pymarc_frame(chunk)
     except Exception as error:  # noqa: BLE001 - pymarc's reader reports any error the same way
         return None, f"{type(error).__name__}: {error}".strip()
-    record, reason = _decoded_frame(framed, encoding)
+    record, reason = _decoded_frame((leader, raw), encoding)
+    if record is not None:
+        record.notes += [Note(N_("Read with a repair: {message}"), message=message) for message in said]
     return record, reason or ("" if record is not None else "unreadable record")
 
 

@@ -87,3 +87,16 @@ def test_every_setting_read_is_listed(tmp_path):
 
     read = set(re.findall(r'"(LIBRARY_[A-Z_]+)"', source))
     assert read == set(SETTING_NAMES)
+
+
+def test_a_relative_data_folder_is_taken_from_where_the_command_starts(tmp_path, monkeypatch):
+    """An operator in /srv/library runs `LIBRARY_DATA_DIR=data-zx library serve`: the data goes to
+    /srv/library/data-zx, not into the installed package's folder."""
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"LIBRARY_DATA_DIR": "data-zx"})
+    assert settings.data_dir == tmp_path / "data-zx"
+    assert settings.sqlite_path == tmp_path / "data-zx" / "library.sqlite3"
+    assert (tmp_path / "data-zx" / "secret.key").exists()
+    relative_url = load_settings({"LIBRARY_DATA_DIR": str(tmp_path), "LIBRARY_DATABASE_URL": "sqlite:///own.sqlite3"})
+    assert relative_url.sqlite_path == tmp_path / "own.sqlite3"
+    assert load_settings({}).data_dir == PROJECT_ROOT / "data"  # unset: the project's own, as `make run` uses

@@ -122,3 +122,40 @@ def test_a_converted_chunk_carries_rows_in_column_order_and_copies_placed_at_bra
 def test_trim_cuts_isbd_punctuation_as_the_pattern_says(text):
     # The pattern it replaced: spaces and / : ; , = . at the end in any mix, then spaces at the start.
     assert marc._trim(text) == re.sub(r"[\s/:;,=.]+$", "", text).strip()
+
+
+def test_what_pymarc_warns_about_goes_into_the_records_report_not_the_terminal(capfd, caplog):
+    """A vendor's record whose 264 lost its indicators: pymarc reads it and logs a warning to
+    stderr. The import reads it too, and says so in the record's own report, not on stderr."""
+    whole = iso2709(marc21("缺指示符的书", control="NO-IND"))
+    head = whole.index(b"\x1e", 24) + 1  # the field data starts after the directory
+    broken = whole[:head] + whole[head:].replace(b" 1\x1fb", b"\x1fb", 1)
+    base = int(broken[12:17])
+    # Put the directory right: 264 is one byte shorter, and so is the record.
+    directory, body = broken[24:base - 1].decode(), broken[base:]
+    entries = [directory[i:i + 12] for i in range(0, len(directory), 12)]
+    fixed, shift = [], 0
+    for entry in entries:
+        tag, length, offset = entry[:3], int(entry[3:7]), int(entry[7:])
+        if tag == "264":
+            length -= 1
+            fixed.append(f"{tag}{length:04d}{offset:05d}")
+            shift = -1
+        else:
+            fixed.append(f"{tag}{length:04d}{offset + shift if offset else offset:05d}" if shift else entry)
+    data = f"{len(broken):05d}".encode() + broken[5:24] + "".join(fixed).encode() + b"\x1e" + body
+    caplog.clear()
+    [(_, record, reason)] = list(marc.read_marc(data))
+    assert record is not None, reason
+    assert record["264"].indicators == "  " and record["264"].get_subfields("b") == ["明天出版社,"]
+    assert [str(note) for note in record.notes] == ['Field 264 has 0 indicators instead of two: read as "  ".']
+    assert capfd.readouterr().err == "" and not caplog.records
+    frames = list(conversion.iso2709_frames(io.BytesIO(data)))
+    entry = conversion.convert_chunk(frames, 1, "auto", dt.date(2026, 12, 7)).entries[0]
+    assert [str(w) for w in entry.warnings] == ['Field 264 has 0 indicators instead of two: read as "  ".']
+    # A subfield code that is no ASCII letter is left to pymarc, whose warning becomes a note too.
+    odd = data.replace(b"\x1fc2008.", b"\x1f\xc3\xa9008.", 1)  # "é" as the code; same length
+    [(_, repaired, reason)] = list(marc.read_marc(odd))
+    assert repaired is not None, reason
+    assert any("BadSubfieldCodeWarning" in note for note in repaired.notes)
+    assert capfd.readouterr().err == "" and not caplog.records
