@@ -131,6 +131,8 @@ async def _http(base: str, session: str) -> Measurement:
         headers = {"X-CSRFToken": token}
         async with client.post(base + "/api/session", json=LOGIN, headers=headers) as response:
             assert response.status in (200, 201), await response.text()
+        # Signing in starts a new session, and with it a new CSRF token.
+        headers = {"X-CSRFToken": next(c.value for c in client.cookie_jar if c.key == "library_csrf")}
         gate = asyncio.Semaphore(IN_FLIGHT)
         result = Measurement(0, 0, 0.0)
 

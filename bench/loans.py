@@ -194,6 +194,8 @@ async def signed_in(base: str, concurrency: int) -> tuple[aiohttp.ClientSession,
         body = await response.text()
         if response.status >= 300:
             raise RuntimeError(f"staff sign-in failed: {response.status} {body[:300]}")
+    # Signing in starts a new session, and with it a new CSRF token.
+    headers = {"X-CSRFToken": next(c.value for c in session.cookie_jar if c.key == "library_csrf")}
     return session, headers
 
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.config.csrf import CSRFConfig
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.plugins.jinja import JinjaTemplateEngine as Jinja
@@ -34,9 +34,13 @@ from library.privacy.retention import start_retention_loop
 from library.sync.controllers import ROUTES as SYNC_ROUTES
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
+from library.web.csrf import SessionBoundCSRFMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
+from library.web.input import check_input
+from library.web.security import add_security_headers
 from library.web.sessions import SteadyCookieConfig
+from library.web.transport import answer_head_like_get, secure_cookies_over_https
 from library.web.templating import build_environment
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
@@ -92,11 +96,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         secure=settings.secure_cookies,
         exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/"],
     )
-    csrf = CSRFConfig(
+    # Tokens bound to the session (library/web/csrf.py), not Litestar's CSRFConfig, whose
+    # pairs are valid in any session.
+    csrf = DefineMiddleware(
+        SessionBoundCSRFMiddleware,
         secret=settings.secret_key,
         cookie_name="library_csrf",
         cookie_secure=settings.secure_cookies,
-        cookie_samesite="lax",
         header_name="x-csrftoken",
         exclude=["^/api/sync/"],
     )
@@ -121,20 +127,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             session.middleware,
             lambda app: SessionPrincipalMiddleware(app, exclude=UNAUTHENTICATED_PATHS),
+            csrf,  # last: it needs the session loaded, and adds to it before it is stored
         ],
-        csrf_config=csrf,
+        before_request=check_input,  # the one input boundary: no control characters in any text
+        before_send=[add_security_headers,  # every response, errors and static files too
+                     secure_cookies_over_https(settings.secure_cookies, settings.forwarded_allow_ips)],
         template_config=TemplateConfig(engine=Jinja.from_environment(environment)),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Library branch network API",
             version=__version__,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            # The JSON document only: Swagger UI's page loads its code from a CDN and runs an
+            # inline script, which the closed network and the CSP both refuse.
+            render_plugins=[JsonRenderPlugin()],
         ),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         debug=settings.debug,
     )
     app.state.settings = settings
+    # Before routing, which would answer a HEAD with 405 (library/web/transport.py).
+    app.asgi_handler = answer_head_like_get(app.asgi_handler)
     logging.getLogger("library").setLevel(logging.INFO)
     return app

@@ -20,6 +20,9 @@ MESSAGES: dict[str, str] = {
     "invalid_language": N_("Choose Chinese (zh_CN) or English (en)."),
     "date_out_of_range": N_("The date must be within {days} days of today."),
     "period_closes_before_opening": N_("An opening period must close after it opens."),
+    "control_characters": N_("{name} holds a control character (such as NUL) that no text may contain."),
+    "body_required": N_("The request has no data: send it in the body."),
+    "date_beyond_calendar": N_("The calendar covers the years {first} to {last}."),
     # branches
     "branch_not_found": N_("There is no branch with the code {code}."),
     "calendar_exception_exists": N_("{day} already has an entry in this branch's calendar."),

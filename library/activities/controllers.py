@@ -21,6 +21,7 @@ from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
 from library.web.auth import principal_of, requires_signed_in, requires_staff
+from library.web.downloads import attachment, short_id
 from library.web.templating import page
 
 CALENDAR = "text/calendar; charset=utf-8"
@@ -233,13 +234,13 @@ class ChallengePages(Controller):
     async def programme_attendance(self, request: Request, uuid: FromPath[str]) -> Response:
         text = await service.attendance_csv(principal_of(request), uuid, now_utc(), programme=True)
         return Response(text, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="attendance-{uuid[:8]}.csv"'})
+                        headers=attachment(f"attendance-{short_id(uuid)}.csv"))
 
     @get("/staff/activities/challenges/{uuid:str}/export", guards=[requires_staff], name="challenge_export")
     async def export(self, request: Request, uuid: FromPath[str]) -> Response:
         text = await challenge.standings_csv(principal_of(request), uuid)
         return Response(text, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="challenge-{uuid[:8]}.csv"'})
+                        headers=attachment(f"challenge-{short_id(uuid)}.csv"))
 
 
 # --- staff ------------------------------------------------------------------------------------
@@ -300,6 +301,7 @@ class StaffActivityPages(Controller):
             day = dt.date.fromisoformat(start) if start else _today(request)
         except ValueError:
             day = _today(request)
+        branches.check_calendar_day(day, "start")  # 9999-12-31 would overflow a week later
         monday = day - dt.timedelta(days=day.weekday())
         grid = await service.week_grid(principal_of(request), branch or mine[0]["code"], monday)
         return page(request, "activities/week.html", grid=grid, branches=mine, monday=monday,
@@ -353,7 +355,7 @@ class StaffActivityPages(Controller):
     async def attendance(self, request: Request, uuid: FromPath[str]) -> Response:
         text = await service.attendance_csv(principal_of(request), uuid, now_utc())
         return Response(text, media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="attendance-{uuid[:8]}.csv"'})
+                        headers=attachment(f"attendance-{short_id(uuid)}.csv"))
 
     @post("/sessions/{uuid:str}/cancel")
     async def cancel(self, request: Request, uuid: FromPath[str]) -> Template:

@@ -24,7 +24,7 @@ from library.activities import recurrence, rules
 from library.activities.tables import Event, Occurrence
 from library.branches.leases import start_leased_loop
 from library.branches.public_holidays import public_calendar
-from library.branches.service import calendars_for
+from library.branches.service import calendars_for, check_calendar_day
 from library.clock import now_utc
 from library.db import is_unique_violation, read_transaction, run_in_write_transaction
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
@@ -100,6 +100,7 @@ def _validate(data: EventInput) -> None:
             raise InvalidInput("too_long", field=name, limit=TITLE_LIMIT)
     if data.kind not in KINDS:
         raise InvalidInput("invalid_choice", field="kind")
+    check_calendar_day(data.first_start.date(), "day")  # 9999-12-31 is a typo or a probe, not a plan
     if not 1 <= data.capacity <= 2000:
         raise InvalidInput("number_out_of_range", field="capacity", low=1, high=2000)
     if not 5 <= data.duration_minutes <= 24 * 60:
@@ -718,6 +719,7 @@ async def move_session(principal: Principal, occurrence_uuid: str, local_start: 
     occurrence_uuid = _uuid(occurrence_uuid, "occurrence_not_found")
     if local_end <= local_start:
         raise InvalidInput("ends_before_start", field="end")
+    check_calendar_day(local_start.date(), "day")
 
     async def work() -> None:
         row = await _first(
@@ -818,7 +820,11 @@ async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime
     registered, attended, no-shows (past sessions), waitlist."""
     if not principal.is_staff:
         raise NotPermitted("staff_only")
-    event_uuid = _uuid(event_uuid, "programme_not_found" if programme else "event_not_found")
+    missing = "programme_not_found" if programme else "event_not_found"
+    event_uuid = _uuid(event_uuid, missing)
+    # An unknown one is a 404, not an empty spreadsheet that looks like an event nobody came to.
+    if await _first(f"SELECT id FROM {'programme' if programme else 'event'} WHERE uuid = {{}}", event_uuid) is None:
+        raise NotFound(missing)
     which = "e.programme = (SELECT id FROM programme WHERE uuid = {})" if programme else "e.uuid = {}"
     rows = await _rows(
         "SELECT e.title_zh, e.title_en, o.local_start, o.capacity, o.status AS session_status, o.ends_at, "

@@ -15,6 +15,12 @@ import holidays
 
 from library.branches.rules import PublicCalendar
 
+# The years the package knows China's holidays for (1950-2100 in holidays 0.108). A day outside
+# them is not one the calendar can answer for: it would silently show every holiday as open,
+# and near 9999 the date arithmetic itself overflows.
+FIRST_DAY = dt.date(holidays.CN.start_year, 1, 1)
+LAST_DAY = dt.date(holidays.CN.end_year, 12, 31)
+
 
 @lru_cache(maxsize=32)
 def _calendar_for_years(years: tuple[int, ...]) -> PublicCalendar:

@@ -8,7 +8,7 @@ from typing import Any
 from library import audit, config_cache
 from library.accounts.principal import Principal
 from library.branches import rules
-from library.branches.public_holidays import public_calendar
+from library.branches.public_holidays import FIRST_DAY, LAST_DAY, public_calendar
 from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
 from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
@@ -17,6 +17,12 @@ REASON_LIMIT = 200
 # Staff plan closures up to two years ahead; further is almost always a typo.
 CALENDAR_HORIZON_DAYS = 731
 MAX_CALENDAR_SPAN = 366
+
+
+def check_calendar_day(day: dt.date, field: str) -> None:
+    """Refuse a day the calendar cannot compute (outside the years whose holidays are known)."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput("date_beyond_calendar", field=field, first=FIRST_DAY.year, last=LAST_DAY.year)
 
 
 async def _branch_row(code: str) -> dict[str, Any]:
@@ -161,6 +167,8 @@ async def rooms_of(code: str) -> list[dict[str, Any]]:
 async def calendar_days(code: str, start: dt.date, days: int) -> list[dict[str, Any]]:
     if not 1 <= days <= MAX_CALENDAR_SPAN:
         raise InvalidInput("date_out_of_range", field="days", days=MAX_CALENDAR_SPAN)
+    check_calendar_day(start, "start")
+    check_calendar_day(start + dt.timedelta(days=days - 1), "days")
     end = start + dt.timedelta(days=days - 1)
     public = public_calendar(start, end)
     async with read_transaction():
@@ -171,6 +179,8 @@ async def calendar_days(code: str, start: dt.date, days: int) -> list[dict[str, 
 
 async def next_open_day(code: str, on_or_after: dt.date, horizon_days: int = 366) -> dt.date | None:
     """The first day on or after `on_or_after` the branch is open (for due dates)."""
+    check_calendar_day(on_or_after, "on_or_after")
+    horizon_days = min(horizon_days, (LAST_DAY - on_or_after).days)  # no guessing past the known years
     end = on_or_after + dt.timedelta(days=horizon_days)
     public = public_calendar(on_or_after, end)
     async with read_transaction():

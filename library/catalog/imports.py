@@ -20,6 +20,7 @@ from library.clock import today_in
 from library.errors import DomainError, InvalidInput
 from library.i18n import N_, gettext
 from library.web.auth import principal_of, requires_staff
+from library.web.downloads import attachment, short_id
 from library.web.templating import page
 
 IMPORT_LIMIT = 100 * 1024 * 1024
@@ -73,7 +74,7 @@ async def _stage_upload(request: Request, upload: Any, form: dict[str, Any]) -> 
 
 def _refused_download(batch_uuid: str, chunks: Any) -> Stream:
     return Stream(chunks, media_type="application/marc",
-                  headers={"Content-Disposition": f'attachment; filename="refused-{batch_uuid[:8]}.mrc"'})
+                  headers=attachment(f"refused-{short_id(batch_uuid)}.mrc"))
 
 
 class ImportPages(Controller):

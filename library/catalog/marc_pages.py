@@ -13,6 +13,7 @@ from library.catalog import export, marc_record, service
 from library.clock import today_in
 from library.errors import InvalidInput
 from library.web.auth import principal_of, requires_staff
+from library.web.downloads import attachment
 from library.web.templating import page
 
 MEDIA_TYPES = {"marc21": "application/marc", "cnmarc": "application/marc", "marcxml": "application/marcxml+xml"}
@@ -59,7 +60,7 @@ class StaffMarcPages(Controller):
                                          today_in(request.app.state.settings.time_zone))
         name = f"{uuid}.{'xml' if fmt == 'marcxml' else 'mrc'}"
         return Response(export.encoded([out], fmt, encoding), media_type=MEDIA_TYPES[fmt],
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers=attachment(name))
 
 
 ROUTES = [StaffMarcPages]

@@ -21,6 +21,7 @@ from library.loans.schemas import renewal_views
 from library.privacy import service
 from library.privacy.retention import RETENTION
 from library.web.auth import principal_of, requires_patron, requires_staff
+from library.web.downloads import attachment
 from library.web.templating import page
 
 
@@ -126,7 +127,7 @@ class ReaderAccount(Controller):
         body = service.as_json(held) if kind == "json" else service.as_csv(held)
         name = f"library-data-{held['profile']['card_number']}.{kind}"
         media = "application/json" if kind == "json" else "text/csv; charset=utf-8"
-        return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"',
+        return Response(body, media_type=media, headers={**attachment(name),
                                                          "Cache-Control": "no-store"})
 
     @post("/contact")

@@ -18,6 +18,7 @@ from library.accounts.principal import Principal
 from library.accounts.service import load_principal
 from library.errors import NotPermitted, NotSignedIn
 from library.i18n import choose_language, current_language
+from library.web.csrf import SESSION_KEY as CSRF_NONCE
 
 LANGUAGE_COOKIE = "lang"
 
@@ -36,19 +37,28 @@ def request_language(connection: ASGIConnection, principal: Principal | None) ->
     )
 
 
+def _forget_sign_in(connection: ASGIConnection, session: dict[str, Any]) -> None:
+    """The sign-in goes, the visit stays: the CSRF nonce is kept, so the form the reader had
+    open is answered with "please sign in again" rather than refused as forged."""
+    if CSRF_NONCE in session:
+        connection.set_session({CSRF_NONCE: session[CSRF_NONCE]})
+    else:
+        connection.clear_session()
+
+
 class SessionPrincipalMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         principal: Principal | None = None
         session = connection.scope.get("session")
         if isinstance(session, dict) and session.get("kind") in ("patron", "staff"):
             if int(session.get("exp", 0)) < time.time():
-                connection.clear_session()
+                _forget_sign_in(connection, session)
                 connection.state.session_expired = True
             else:
                 # The same query reads the configuration's version, which a checkout needs.
                 principal = await load_principal(session["kind"], int(session["id"]), with_config_version=True)
                 if principal is None:
-                    connection.clear_session()
+                    _forget_sign_in(connection, session)
         language = request_language(connection, principal)
         connection.state.language = language
         current_language.set(language)

@@ -48,6 +48,7 @@ async def test_the_api_registers_and_refuses_a_child_not_linked(client):
     headers = {"X-CSRFToken": client.cookies["library_csrf"]}
     await client.post("/api/session", json={"kind": "patron", "login": "JX20000001", "secret": "123456"},
                       headers=headers)
+    headers = {"X-CSRFToken": client.cookies["library_csrf"]}  # signing in changed the token
     refused = await client.post(f"/api/activities/sessions/{session}/registrations",
                                 json={"card_numbers": ["ZX10000002"]}, headers=headers)
     assert refused.status_code == 403

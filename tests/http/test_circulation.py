@@ -32,7 +32,7 @@ async def api_as(client, kind: str, login: str, secret: str) -> dict[str, str]:
     response = await client.post("/api/session", json={"kind": kind, "login": login, "secret": secret},
                                  headers=headers)
     assert response.status_code in (200, 201), response.text
-    return headers
+    return {**headers, "X-CSRFToken": client.cookies["library_csrf"]}  # signing in changed the token
 
 
 async def test_a_volunteer_lends_two_books_in_a_row_and_prints_the_slip(client):
@@ -81,8 +81,13 @@ async def test_an_unchanged_session_is_not_sent_again_but_signing_out_clears_it(
     assert back.status_code == 200 and "library_session" not in back.headers.get("set-cookie", "")
     signed_out = await client.post("/api/session/end", headers=headers)
     assert signed_out.status_code < 300 and "library_session=null" in signed_out.headers.get("set-cookie", "")
+    # The token went with the session; a new visit's token does not make it a signed-in one.
+    stale = await client.post("/api/loans/checkin", json={"branch": "ZX", "barcode": barcode}, headers=headers)
+    assert stale.status_code == 403 and stale.json()["code"] == "csrf_failed"
+    await client.get("/")
+    fresh = {**headers, "X-CSRFToken": client.cookies["library_csrf"]}
     assert (await client.post("/api/loans/checkin", json={"branch": "ZX", "barcode": barcode},
-                              headers=headers)).status_code == 401
+                              headers=fresh)).status_code == 401
 
 
 async def test_a_rule_changed_between_two_api_checkouts_applies_to_the_second(client):

@@ -113,6 +113,7 @@ async def at_once(served: Served, requests: list[tuple[str, dict]]) -> list[http
         signed = await client.post("/api/session", json={"kind": "staff", "login": "admin",
                                                         "secret": "admin-demo-pass"}, headers=headers)
         assert signed.status_code == 201, signed.text
+        headers["X-CSRFToken"] = client.cookies["library_csrf"]  # signing in changed the token
         return await asyncio.gather(*(client.post(path, json=body, headers=headers) for path, body in requests))
 
 
