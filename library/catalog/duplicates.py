@@ -23,12 +23,12 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from functools import cache
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from library import audit
 from library.accounts.principal import Principal
 from library.accounts.tables import StaffMember
-from library.branches.tables import Branch
 from library.catalog import holdings
 from library.catalog.isbn import hyphenate
 from library.catalog.marc_record import with_local_edits
@@ -164,6 +164,18 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
             view[key] = json_list(view[key])
     view["isbn_hyphenated"] = hyphenate(row["isbn13"]) if row.get("isbn13") else ""
     return view
+
+
+# What a merge also does in the apps above the catalogue, inside its transaction, given the
+# merged-away and the kept record's uuids: they register here (library.sync.apply makes the
+# merged-away uuid an alias of the kept one); the catalogue does not import them.
+AFTER_MERGE: list[Callable[[str, str], Awaitable[None]]] = []
+
+
+def after_merge(step: Callable[[str, str], Awaitable[None]]) -> Callable[[str, str], Awaitable[None]]:
+    if step not in AFTER_MERGE:
+        AFTER_MERGE.append(step)
+    return step
 
 
 _SUMMARY = (Record.id, Record.uuid, Record.title, Record.subtitle, Record.isbn13, Record.other_isbns,
@@ -349,7 +361,8 @@ async def merge(pair_id: int, keep: str, principal: Principal, now: dt.datetime,
                 merged.references[table._meta.tablename] = len(rows)
         await _carry_pairs(kept["id"], other["id"], pair_id)
         await _update_kept(kept, other)
-        await _alias_for_branches(merged.removed, merged.kept)
+        for step in AFTER_MERGE:  # the apps above the catalogue: sync's aliases
+            await step(merged.removed, merged.kept)
         await Record.delete().where(Record.id == other["id"])
         await audit.record(principal.audit_name, "record.merged", f"record:{merged.kept}", removed=merged.removed,
                            reason=pair["reason"], found_by=pair["found_by"], copies=merged.copies, holds=merged.holds,
@@ -439,25 +452,6 @@ async def _update_kept(kept: dict[str, Any], other: dict[str, Any]) -> None:
     edits = with_local_edits(json_list(kept["local_edits"]), before, after)
     await Record.update({Record.other_isbns: json.dumps(isbns), Record.search_text: search_text_of(after),
                          Record.local_edits: json.dumps(edits)}).where(Record.id == kept["id"])
-
-
-async def _alias_for_branches(removed: str, kept: str) -> None:
-    """What a branch uploads later about the merged-away record (an edit, a new copy or hold on it)
-    lands on the kept one: the central node's sync reads aliases from `sync_origin`
-    (library.sync.apply), where a branch's record that was the same book already becomes one.
-    Aliases that pointed at the removed record now point at the kept one (one step, never a chain)."""
-    from library.sync.tables import SyncOrigin
-
-    await SyncOrigin.update({SyncOrigin.alias_of: kept}).where(SyncOrigin.alias_of == removed)
-    updated = await SyncOrigin.update({SyncOrigin.alias_of: kept}).where(
-        SyncOrigin.entity_uuid == removed).returning(SyncOrigin.id)
-    if updated:
-        return
-    # Made here, not by a branch: the alias is noted as the central library's own.
-    origin = await Branch.select(Branch.id).where(Branch.kind == "central").order_by(Branch.id).first() \
-        or await Branch.select(Branch.id).order_by(Branch.id).first()
-    if origin is not None:  # no branch at all: nothing syncs, nothing to tell
-        await SyncOrigin.insert(SyncOrigin(kind="record", entity_uuid=removed, alias_of=kept, branch=origin["id"]))
 
 
 def _refused_by_database(error: BaseException) -> bool:

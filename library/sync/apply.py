@@ -808,3 +808,21 @@ async def adopt_natural_keys(kind: str, images: list[dict[str, Any]]) -> int:
                                  central, kind, local)
                 adopted += 1
     return adopted
+
+
+@duplicates.after_merge
+async def alias_merged_record(removed: str, kept: str) -> None:
+    """What a branch uploads later about the merged-away record (an edit, a new copy or hold on it)
+    lands on the kept one (a step of library.catalog.duplicates' merge): `_record` reads aliases
+    from `sync_origin`, where a branch's record that was the same book already becomes one.
+    Aliases that pointed at the removed record now point at the kept one (one step, never a chain)."""
+    await SyncOrigin.update({SyncOrigin.alias_of: kept}).where(SyncOrigin.alias_of == removed)
+    updated = await SyncOrigin.update({SyncOrigin.alias_of: kept}).where(
+        SyncOrigin.entity_uuid == removed).returning(SyncOrigin.id)
+    if updated:
+        return
+    # Made here, not by a branch: the alias is noted as the central library's own.
+    origin = await Branch.select(Branch.id).where(Branch.kind == "central").order_by(Branch.id).first() \
+        or await Branch.select(Branch.id).order_by(Branch.id).first()
+    if origin is not None:  # no branch at all: nothing syncs, nothing to tell
+        await SyncOrigin.insert(SyncOrigin(kind="record", entity_uuid=removed, alias_of=kept, branch=origin["id"]))
