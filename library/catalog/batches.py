@@ -21,6 +21,7 @@ ignored + refused.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import shutil
@@ -189,7 +190,8 @@ async def _claim(batch_uuid: str, before: tuple[str, ...], during: str, refusal:
 
 async def _run(row: dict[str, Any], mode: str, today: dt.date, directory: Path, on_match: str,
                progress: Callable[[ImportCounts], None],
-               conversion: converters.Conversion | None) -> ImportCounts:
+               conversion: converters.Conversion | None,
+               workers: concurrent.futures.ProcessPoolExecutor | None = None) -> ImportCounts:
     path = source_path(directory, row["uuid"])
     if not path.exists():
         raise InvalidInput("import_file_missing")
@@ -200,7 +202,7 @@ async def _run(row: dict[str, Any], mode: str, today: dt.date, directory: Path, 
     await run_in_write_transaction(lambda: ImportBatchRecord.delete().where(ImportBatchRecord.batch == row["id"]))
     began_here = conversion is None
     conversion = conversion or converters.Conversion(path, row["flavour"], today, row["encoding"],
-                                                     run.found_by)
+                                                     run.found_by, workers=workers)
     try:
         return await exchange.import_file(conversion, run, await _branches(), row["default_branch"] or None,
                                           progress)
@@ -238,11 +240,14 @@ async def _failed(batch_uuid: str, error: BaseException, status: str, **more: An
 
 async def commit(batch_uuid: str, actor: str, today: dt.date, *, on_match: str | None = None,
                  directory: Path | None = None, progress: Callable[[ImportCounts], None] = lambda counts: None,
-                 conversion: converters.Conversion | None = None, staged: bool = True) -> ImportCounts:
+                 conversion: converters.Conversion | None = None, staged: bool = True,
+                 workers: concurrent.futures.ProcessPoolExecutor | None = None) -> ImportCounts:
     """Write a staged batch into the catalogue (or a new one straight away, `staged=False`: the
     one-pass import of the command line). `on_match`: the choice for matched records, if made
     now. A commit that fails half-way leaves the batch "failed" with what it wrote recorded,
-    so that it can be undone."""
+    so that it can be undone. `workers`: converter processes started ahead (see
+    converters.Conversion); the caller shuts them down too, should the commit end before
+    they are taken."""
     directory = directory or _default_imports_dir()
     before = (ImportBatchStatus.staged,) if staged else (ImportBatchStatus.staging,)
     if on_match is not None:  # checked before the batch is claimed: a wrong choice leaves it staged
@@ -251,7 +256,7 @@ async def commit(batch_uuid: str, actor: str, today: dt.date, *, on_match: str |
     if on_match is not None:
         row["on_match"] = on_match
     try:
-        counts = await _run(row, "commit", today, directory, row["on_match"], progress, conversion)
+        counts = await _run(row, "commit", today, directory, row["on_match"], progress, conversion, workers)
     except BaseException as error:
         await _failed(batch_uuid, error, ImportBatchStatus.failed, committed_by=actor,
                       committed_at=dt.datetime.now(dt.timezone.utc))

@@ -56,7 +56,11 @@ _PLAIN_LETTERS = str.maketrans({"ø": "o", "đ": "d", "ð": "d", "ł": "l", "ħ"
 def fold(text: str) -> str:
     """Compatibility forms unified (full-width letters), simplified characters, lower case,
     accents taken off letters ("España" -> "espana", "Łódź" -> "lodz")."""
-    text = _to_simplified.convert(unicodedata.normalize("NFKC", text or "")).casefold()
+    if not text:
+        return ""
+    if text.isascii():  # no compatibility form, Chinese character or accent: the common case, at once
+        return text.lower()
+    text = _to_simplified.convert(unicodedata.normalize("NFKC", text)).casefold()
     if text.isascii():
         return text
     bare = _ACCENTS.sub("", unicodedata.normalize("NFKD", text))
