@@ -37,6 +37,7 @@ from library.catalog import converters, exchange
 from library.catalog.conversion import ENCODINGS, Refusal, xml_records
 from library.catalog.exchange import _JSON_OVERLAY, ITEM_UPDATE, OVERLAY_COLUMNS, ImportCounts, ImportReport, ImportRun, _update_sql
 from library.catalog.matching import parse_match_points
+from library.catalog.references import referred
 from library.catalog.tables import ImportBatch, ImportBatchRecord, ImportBatchStatus, Item, MatchAction, Record
 from library.db import executemany, json_object, read_transaction, run_in_write_transaction
 from library.errors import MESSAGES, Conflict, DomainError, InvalidInput, NotFound
@@ -48,12 +49,10 @@ ON_MATCH = tuple(action.value for action in MatchAction)
 SOURCE_NAME = "source"
 PAGE_SIZE = 50
 UNDO_CHUNK = 500  # batch rows undone a transaction
-# Tables that hold on to a copy or a record once it circulates (see `undo`): a copy in any of
-# them has been lent, held or moved since it came in.
-_COPY_USED = ("SELECT item FROM loan WHERE item IN ({ids}) UNION SELECT item FROM hold WHERE item IN ({ids}) "
-              "UNION SELECT item FROM transit WHERE item IN ({ids}) UNION SELECT item FROM transfer WHERE item IN ({ids})")
-_RECORD_USED = ("SELECT record FROM hold WHERE record IN ({ids}) UNION SELECT record FROM reading_log "
-                "WHERE record IN ({ids})")
+# A copy that another app's row refers to (a loan, a hold, a transit, a transfer) has been lent,
+# held or moved since it came in; a record that one refers to other than its copies and the
+# pairs of possible duplicates (a hold, a reading-log entry) has readers waiting or reading.
+_RECORD_USES_IGNORED = frozenset({"item", "possible_duplicate"})
 
 # Reason codes of this module (library.errors maps codes to messages).
 for _code, _message in {
@@ -444,19 +443,6 @@ async def _refused_bytes(path: Path, refused: list[dict[str, Any]]) -> AsyncIter
 # --- undoing -----------------------------------------------------------------------------------
 
 
-def _ids_sql(sql: str, ids: list[int]) -> str:
-    return sql.replace("{ids}", ", ".join(str(int(i)) for i in ids))
-
-
-async def _used(sql: str, ids: list[int]) -> set[int]:
-    """The ids among `ids` that circulation or the reading challenge holds on to. Raw SQL that
-    names their tables: the catalogue does not import the apps that depend on it."""
-    if not ids:
-        return set()
-    rows = await Record.raw(_ids_sql(sql, ids))
-    return {next(iter(row.values())) for row in rows}
-
-
 def _changed_since(stamp: Any, committed_at: dt.datetime) -> bool:
     if stamp is None:
         return False
@@ -556,14 +542,14 @@ async def _undo_rows(rows: list[dict[str, Any]], committed_at: dt.datetime, repo
     items = await Item.select(Item.id, Item.uuid, Item.barcode, Item.record, Item.updated_at, Item.status).where(
         Item.uuid.is_in(created_copies + list(changed_copies))) if created_copies or changed_copies else []
     by_uuid = {str(item["uuid"]): item for item in items}
-    used = await _used(_COPY_USED, [item["id"] for item in items])
+    used = await referred("item", [item["id"] for item in items])
     # A reader waiting for a record (a hold on the record, no copy set aside yet) keeps its
     # copies: the record stays, and not without the copies that would fill the hold.
     new_records = [str(r["record"]) for r in rows if r["outcome"] == "new" and r["record"]]
     record_ids = {item["record"] for item in items}
     if new_records:
         record_ids |= {rec["id"] for rec in await Record.select(Record.id).where(Record.uuid.is_in(new_records))}
-    held = await _used(_RECORD_USED, list(record_ids))
+    held = await referred("record", list(record_ids), _RECORD_USES_IGNORED)
     now = dt.datetime.now(dt.timezone.utc)
 
     # Copies the import changed: their values back, unless lent or changed since (a copy lent

@@ -22,7 +22,6 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
-from functools import cache
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from library.catalog import holdings
 from library.catalog.isbn import hyphenate
 from library.catalog.marc_record import with_local_edits
 from library.catalog.records import JSON_COLUMNS, search_text_of
+from library.catalog.references import references_to
 from library.catalog.tables import DuplicateStatus, Item, PossibleDuplicate, Record
 from library.db import is_sqlite, json_list, read_transaction, run_in_write_transaction
 from library.errors import MESSAGES, Conflict, InvalidInput, NotFound, NotPermitted
@@ -56,8 +56,6 @@ for _code, _message in {
 }.items():
     MESSAGES.setdefault(_code, _message)
 
-ACTIVE_HOLD = ("waiting", "in_transit", "ready")
-SET_ASIDE = ("in_transit", "ready")  # a copy is travelling to the reader or waits on the hold shelf
 PAGE_SIZE = 50
 
 # The fields shown side by side, in the order a cataloguer reads a record.
@@ -95,27 +93,6 @@ def _comparable(view: dict[str, Any], name: str) -> Any:
 def differing_fields(left: dict[str, Any], right: dict[str, Any]) -> list[str]:
     """The compared fields in which the two records say different things."""
     return [name for name in COMPARED if _comparable(left, name) != _comparable(right, name)]
-
-
-def hold_to_cancel(on_kept: dict[str, Any], on_other: dict[str, Any]) -> str | None:
-    """One reader's active holds on both records, which become one: which goes ("kept": the one on
-    the kept record, "other"), or None when a copy is set aside for each and neither can simply go.
-
-    The hold with a copy already set aside for the reader stays (cancelling it would strand the
-    copy on the way or on the shelf); otherwise the earlier one, which keeps the reader's place in
-    the queue."""
-    kept_aside, other_aside = on_kept["status"] in SET_ASIDE, on_other["status"] in SET_ASIDE
-    if kept_aside and other_aside:
-        return None
-    if kept_aside != other_aside:
-        return "other" if kept_aside else "kept"
-    return "kept" if _instant(on_other["placed_at"]) < _instant(on_kept["placed_at"]) else "other"
-
-
-def _instant(value: Any) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def merged_isbns(kept: dict[str, Any], other: dict[str, Any]) -> list[str]:
@@ -166,16 +143,42 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-# What a merge also does in the apps above the catalogue, inside its transaction, given the
-# merged-away and the kept record's uuids: they register here (library.sync.apply makes the
-# merged-away uuid an alias of the kept one); the catalogue does not import them.
-AFTER_MERGE: list[Callable[[str, str], Awaitable[None]]] = []
+# What a merge also does in the apps above the catalogue, inside its transaction, before the
+# merged-away record is deleted. A step is given the kept and the merged-away record's rows and
+# the Merged being reported, and names the tables whose references to a record it moves itself
+# (every other reference is moved as it is, see `_other_references`): library.loans.record_merge
+# moves readers' holds (a reader with a hold on both keeps one), library.sync.apply makes the
+# merged-away uuid an alias of the kept one. The catalogue imports neither: they register here.
+MergeStepRun = Callable[[dict[str, Any], dict[str, Any], "Merged", Principal, dt.datetime], Awaitable[None]]
+# What the apps above count of a record's uses (a reader's holds), shown beside its copies:
+# record ids -> {record id: {name: count}}.
+RecordUses = Callable[[list[int]], Awaitable[dict[int, dict[str, int]]]]
 
 
-def after_merge(step: Callable[[str, str], Awaitable[None]]) -> Callable[[str, str], Awaitable[None]]:
-    if step not in AFTER_MERGE:
-        AFTER_MERGE.append(step)
-    return step
+@dataclass(frozen=True)
+class MergeStep:
+    run: MergeStepRun
+    tables: tuple[str, ...] = ()
+
+
+MERGE_STEPS: list[MergeStep] = []
+RECORD_USES: list[RecordUses] = []
+
+
+def merge_step(*tables: str) -> Callable[[MergeStepRun], MergeStepRun]:
+    """Registers a step of every merge (a decorator); `tables`: those whose references it moves."""
+    def register(run: MergeStepRun) -> MergeStepRun:
+        if all(step.run is not run for step in MERGE_STEPS):
+            MERGE_STEPS.append(MergeStep(run, tables))
+        return run
+    return register
+
+
+def record_uses(count: RecordUses) -> RecordUses:
+    """Registers a count of records' uses, shown on the pairs' pages (a decorator)."""
+    if count not in RECORD_USES:
+        RECORD_USES.append(count)
+    return count
 
 
 _SUMMARY = (Record.id, Record.uuid, Record.title, Record.subtitle, Record.isbn13, Record.other_isbns,
@@ -183,18 +186,16 @@ _SUMMARY = (Record.id, Record.uuid, Record.title, Record.subtitle, Record.isbn13
 
 
 async def _counts(record_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Copies (not withdrawn) and active holds of each record."""
-    from library.loans.tables import Hold  # holds are circulation's; a merge moves them
-
+    """Copies (not withdrawn) of each record, and what the apps above count (active holds)."""
     counts = {record_id: {"copies": 0, "holds": 0} for record_id in record_ids}
     if not record_ids:
         return counts
     for row in await Item.select(Item.record, Item.id).where(
             Item.record.is_in(record_ids) & (Item.status != "withdrawn")):
         counts[row["record"]]["copies"] += 1
-    for row in await Hold.select(Hold.record, Hold.id).where(
-            Hold.record.is_in(record_ids) & Hold.status.is_in(list(ACTIVE_HOLD))):
-        counts[row["record"]]["holds"] += 1
+    for count in RECORD_USES:
+        for record_id, uses in (await count(record_ids)).items():
+            counts.setdefault(record_id, {"copies": 0, "holds": 0}).update(uses)
     return counts
 
 
@@ -352,7 +353,6 @@ async def merge(pair_id: int, keep: str, principal: Principal, now: dt.datetime,
         other = next(row for row in pair["rows"].values() if row["id"] != kept["id"])
         await _decide(pair_id, DuplicateStatus.merged, principal, now)
         merged = Merged(kept=str(kept["uuid"]), removed=str(other["uuid"]))
-        await _move_holds(kept, other, merged, principal, now)
         moved = await Item.update({Item.record: kept["id"]}).where(Item.record == other["id"]).returning(Item.id)
         merged.copies = len(moved)
         for table, column in _other_references():
@@ -361,8 +361,8 @@ async def merge(pair_id: int, keep: str, principal: Principal, now: dt.datetime,
                 merged.references[table._meta.tablename] = len(rows)
         await _carry_pairs(kept["id"], other["id"], pair_id)
         await _update_kept(kept, other)
-        for step in AFTER_MERGE:  # the apps above the catalogue: sync's aliases
-            await step(merged.removed, merged.kept)
+        for step in MERGE_STEPS:  # the apps above the catalogue: holds, sync's aliases
+            await step.run(kept, other, merged, principal, now)
         await Record.delete().where(Record.id == other["id"])
         await audit.record(principal.audit_name, "record.merged", f"record:{merged.kept}", removed=merged.removed,
                            reason=pair["reason"], found_by=pair["found_by"], copies=merged.copies, holds=merged.holds,
@@ -380,50 +380,12 @@ async def merge(pair_id: int, keep: str, principal: Principal, now: dt.datetime,
         raise Conflict("duplicate_refused_by_database", why=str(error).splitlines()[0][:200]) from None
 
 
-async def _move_holds(kept: dict[str, Any], other: dict[str, Any], merged: Merged, principal: Principal,
-                      now: dt.datetime) -> None:
-    """Holds follow the record. A reader may hold a record once at a time (a unique index): one
-    with a hold on each keeps one of them (`hold_to_cancel`), the other is cancelled, with the
-    reason in the audit trail."""
-    from library.loans.tables import Hold
-
-    columns = (Hold.id, Hold.uuid, Hold.patron, Hold.status, Hold.placed_at, Hold.patron.card_number)
-    on_other = await Hold.select(*columns).where((Hold.record == other["id"]) & Hold.status.is_in(list(ACTIVE_HOLD)))
-    patrons = [hold["patron"] for hold in on_other]
-    on_kept = {hold["patron"]: hold for hold in await Hold.select(*columns).where(
-        (Hold.record == kept["id"]) & Hold.status.is_in(list(ACTIVE_HOLD)) & Hold.patron.is_in(patrons or [-1]))}
-    for hold in on_other:
-        twin = on_kept.get(hold["patron"])
-        if twin is None:
-            continue
-        going = hold_to_cancel(twin, hold)
-        if going is None:
-            raise Conflict("duplicate_holds_set_aside", card_number=hold["patron.card_number"])
-        cancelled = twin if going == "kept" else hold
-        await Hold.update({Hold.status: "cancelled", Hold.closed_at: now}).where(Hold.id == cancelled["id"])
-        merged.holds_cancelled.append({"hold": str(cancelled["uuid"]), "card_number": hold["patron.card_number"]})
-        await audit.record(principal.audit_name, "hold.cancelled", f"hold:{cancelled['uuid']}",
-                           reason="records_merged", kept_hold=str((hold if going == "kept" else twin)["uuid"]),
-                           record=str(kept["uuid"]))
-    moved = await Hold.update({Hold.record: kept["id"]}).where(Hold.record == other["id"]).returning(Hold.id)
-    merged.holds = len(moved)
-
-
-@cache
-def _other_references() -> tuple[tuple[Any, Any], ...]:
-    """Every foreign key, in every app, that points at a record, except those a merge treats on
-    its own (copies, holds, the pairs): a reading-log entry, and whatever a later table adds."""
-    from piccolo.conf.apps import Finder
-
-    handled = {"item", "hold", "possible_duplicate"}
-    found = []
-    for table in Finder().get_table_classes():
-        if table._meta.tablename in handled:
-            continue
-        for column in table._meta.foreign_key_columns:
-            if column._foreign_key_meta.resolved_references._meta.tablename == Record._meta.tablename:
-                found.append((table, column))
-    return tuple(found)
+def _other_references() -> list[tuple[Any, Any]]:
+    """The references to a record a merge moves as they are: all but those a merge step moves
+    itself (holds): a reading-log entry, and whatever a later table adds."""
+    handled = {table for step in MERGE_STEPS for table in step.tables}
+    return [(table, column) for table, column in references_to("record", frozenset({"item", "possible_duplicate"}))
+            if table._meta.tablename not in handled]
 
 
 async def _carry_pairs(kept_id: int, other_id: int, merged_pair: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from library.branches.rules import BranchCalendar, PublicCalendar, next_open_day
 
@@ -26,6 +27,8 @@ ANY = "*"
 OVERRIDABLE = frozenset({"card_expired", "loan_limit", "item_not_loanable", "renewal_limit", "too_overdue"})
 LENDABLE_STATUSES = frozenset({"available", "in_processing"})
 UNAVAILABLE_REASONS = {"on_loan": "item_on_loan", "in_transit": "item_in_transit", "withdrawn": "item_withdrawn"}
+ACTIVE_HOLD = ("waiting", "in_transit", "ready")
+SET_ASIDE = ("in_transit", "ready")  # a copy is travelling to the reader or waits on the hold shelf
 
 
 @dataclass(frozen=True)
@@ -247,3 +250,27 @@ def fine_cents(due_on: dt.date, returned_on: dt.date, terms: Terms) -> int:
 def anonymise_before(today: dt.date, days: int) -> dt.date:
     """Returned loans older than this are anonymised (unless the reader keeps a history)."""
     return today - dt.timedelta(days=days)
+
+
+# --- two records merged into one (library.loans.record_merge) ---------------------------------
+
+
+def hold_to_cancel(on_kept: dict[str, Any], on_other: dict[str, Any]) -> str | None:
+    """One reader's active holds on both records, which become one: which goes ("kept": the one on
+    the kept record, "other"), or None when a copy is set aside for each and neither can simply go.
+
+    The hold with a copy already set aside for the reader stays (cancelling it would strand the
+    copy on the way or on the shelf); otherwise the earlier one, which keeps the reader's place in
+    the queue."""
+    kept_aside, other_aside = on_kept["status"] in SET_ASIDE, on_other["status"] in SET_ASIDE
+    if kept_aside and other_aside:
+        return None
+    if kept_aside != other_aside:
+        return "other" if kept_aside else "kept"
+    return "kept" if _instant(on_other["placed_at"]) < _instant(on_kept["placed_at"]) else "other"
+
+
+def _instant(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

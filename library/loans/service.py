@@ -28,13 +28,13 @@ from library.catalog.tables import Item, Record
 from library.db import Statement, Unfinished, batch, is_unique_violation, json_list, read_transaction, \
     run_in_write_transaction, run_script
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
-from library.loans import notices, rules
+from library.loans import notices, record_merge, rules  # noqa: F401 - record_merge registers itself
 from library.loans.tables import CirculationRule, Hold, Loan, Transit
 
 COMMENT_LIMIT = 500
 # Calendars are loaded this far ahead of a due date: enough to step over the longest closure.
 CALENDAR_REACH_DAYS = 400
-ACTIVE_HOLD = ("waiting", "in_transit", "ready")
+ACTIVE_HOLD = rules.ACTIVE_HOLD
 
 
 def _uuid(value: str, missing: str) -> str:

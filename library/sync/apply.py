@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from library import audit, db
+from library.accounts.principal import Principal
 from library.accounts.tables import GuardianLink, Patron
 from library.branches.tables import Branch
 from library.catalog import duplicates, matching
@@ -810,12 +811,14 @@ async def adopt_natural_keys(kind: str, images: list[dict[str, Any]]) -> int:
     return adopted
 
 
-@duplicates.after_merge
-async def alias_merged_record(removed: str, kept: str) -> None:
+@duplicates.merge_step()
+async def alias_merged_record(kept_row: dict[str, Any], removed_row: dict[str, Any], merged: duplicates.Merged,
+                              principal: Principal, now: dt.datetime) -> None:
     """What a branch uploads later about the merged-away record (an edit, a new copy or hold on it)
     lands on the kept one (a step of library.catalog.duplicates' merge): `_record` reads aliases
     from `sync_origin`, where a branch's record that was the same book already becomes one.
     Aliases that pointed at the removed record now point at the kept one (one step, never a chain)."""
+    removed, kept = merged.removed, merged.kept
     await SyncOrigin.update({SyncOrigin.alias_of: kept}).where(SyncOrigin.alias_of == removed)
     updated = await SyncOrigin.update({SyncOrigin.alias_of: kept}).where(
         SyncOrigin.entity_uuid == removed).returning(SyncOrigin.id)

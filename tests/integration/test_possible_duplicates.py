@@ -28,6 +28,7 @@ from library.catalog.tables import Item, PossibleDuplicate, Record
 from library.db import json_list, json_object
 from library.demo import load_demo
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from library.loans import rules as loans_rules
 from library.loans import service as loans
 from library.loans.tables import Hold
 from library.settings import load_settings
@@ -284,7 +285,7 @@ def test_which_of_a_readers_two_holds_goes(on_kept, on_other, going):
     def hold(status, day):
         return {"status": status, "placed_at": dt.datetime(2026, 11, day, tzinfo=dt.timezone.utc)}
 
-    assert duplicates.hold_to_cancel(hold(*on_kept), hold(*on_other)) == going
+    assert loans_rules.hold_to_cancel(hold(*on_kept), hold(*on_other)) == going
 
 
 def test_the_merged_isbns_are_each_listed_once_and_never_the_kept_records_own():
