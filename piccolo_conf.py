@@ -18,6 +18,7 @@ APPS = [
     "library.activities.piccolo_app",
     "library.sync.piccolo_app",
     "library.privacy.piccolo_app",
+    "library.selfcheck.piccolo_app",
 ]
 
 

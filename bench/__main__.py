@@ -48,6 +48,9 @@ CUSTOM = {
     "activities.register": ("1,000 POST /api/activities/sessions/{id}/registrations at one 30-seat session, 100 in "
                             "flight, against the same registrations by the service functions; checks 30 confirmed "
                             "and the waitlist in arrival order", "activities:register"),
+    "selfcheck.sip2_cycle": ("checkout → checkin cycles over SIP2 from concurrent self-check machines (`library "
+                             "sip2`), cycles/s, against the same cycles by the service functions with no network "
+                             "(goal: ratio ≥ 0.7, p99 < 100 ms on SQLite)", "selfcheck:sip2_cycle"),
     "sync.initial": ("initial sync of 100,000 copies with their records from a real central server to an empty "
                      "SQLite branch, copies/s, against a bare bulk insert of the same rows (target ≤ 3×); then "
                      "1,000 changes each way, one round each (target < 5 s)", "sync:run"),
@@ -118,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
                     from bench import sync
 
                     for figures in (sync.run(engine, args.records) if args.records else sync.run(engine)):
+                        emit(figures)
+                    continue
+                if module == "selfcheck":
+                    from bench import selfcheck
+
+                    for figures in selfcheck.sip2_cycle(engine, args.duration, args.concurrency):
                         emit(figures)
                     continue
                 if module == "loans":

@@ -1,4 +1,4 @@
-"""The `library` command: serve, migrate, demo, create-staff, check, catalog, notices."""
+"""The `library` command: serve, migrate, demo, create-staff, check, catalog, notices, sip2, selfcheck."""
 
 from __future__ import annotations
 
@@ -566,6 +566,137 @@ def privacy_forget() -> None:
         click.echo(f"{label}: {done.counts.get(key, 0)}")
 
 
+@main.group(help="Self-check machines: their kiosk accounts (docs/selfcheck.md).")
+def selfcheck() -> None:
+    pass
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise click.ClickException("the passwords differ")
+    return password
+
+
+def _run_kiosk_command(work) -> Any:
+    from library.errors import DomainError
+
+    try:
+        return asyncio.run(work)
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+
+
+@selfcheck.command("add-kiosk", help="Create a kiosk account for a self-check machine of a branch (the password "
+                                     "is asked for, not passed). The machine logs in with it over SIP2.")
+@click.option("--login", required=True, help="What the machine sends as its SIP2 login user id (CN).")
+@click.option("--branch", "branch_code", required=True, help="The branch the machine stands in, e.g. ZX.")
+@click.option("--location", "location_code", default="", help="Where in the branch (SIP2 location code).")
+@click.option("--messages", default="23,63,11,09,29,65,17,15", show_default=True,
+              help="The SIP2 requests it may send, separated by commas (login, status, resend and end session "
+                   "are always allowed).")
+@click.option("--encoding", type=click.Choice(["utf-8", "gb18030"]), default="utf-8", show_default=True,
+              help="The machine's text encoding (GB18030 reads GBK too).")
+@click.option("--language", type=click.Choice(["zh_CN", "en"]), default="zh_CN", show_default=True,
+              help="Screen messages when no reader's card says otherwise (returns).")
+@click.option("--no-pin", is_flag=True, help="Readers borrow without their PIN (card only).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def selfcheck_add_kiosk(login: str, branch_code: str, location_code: str, messages: str, encoding: str,
+                        language: str, no_pin: bool, password_stdin: bool) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.selfcheck import rules
+    from library.selfcheck.service import add_kiosk
+
+    codes = [code.strip() for code in messages.split(",") if code.strip()]
+    problem = rules.allowed_problem(codes)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--messages")
+    password = _read_password(password_stdin)
+    _run_kiosk_command(add_kiosk("cli", login, password, branch_code, location_code, codes, encoding, language,
+                                 patron_pin_required=not no_pin))
+    click.secho(f"kiosk account {login.strip().lower()} created for {branch_code.strip().upper()}", fg="green")
+
+
+@selfcheck.command("disable-kiosk", help="Disable a kiosk account: its machine is cut off at its next message.")
+@click.argument("login")
+def selfcheck_disable_kiosk(login: str) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.selfcheck.service import set_kiosk_enabled
+
+    _run_kiosk_command(set_kiosk_enabled("cli", login, False))
+    click.echo(f"kiosk account {login} disabled")
+
+
+@selfcheck.command("enable-kiosk", help="Enable a kiosk account again.")
+@click.argument("login")
+def selfcheck_enable_kiosk(login: str) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.selfcheck.service import set_kiosk_enabled
+
+    _run_kiosk_command(set_kiosk_enabled("cli", login, True))
+    click.echo(f"kiosk account {login} enabled")
+
+
+@selfcheck.command("kiosk-password", help="Set a new password for a kiosk account.")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def selfcheck_kiosk_password(login: str, password_stdin: bool) -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.selfcheck.service import set_kiosk_password
+
+    _run_kiosk_command(set_kiosk_password("cli", login, _read_password(password_stdin)))
+    click.echo(f"password of kiosk account {login} set")
+
+
+@selfcheck.command("kiosks", help="List the kiosk accounts.")
+def selfcheck_kiosks() -> None:
+    settings = _settings()
+    _require_database(settings)
+    from library.selfcheck.service import list_kiosks
+
+    for row in asyncio.run(list_kiosks()):
+        state = "enabled" if row["enabled"] else "DISABLED"
+        click.echo(f"{row['login']:<20} {row['branch.code']:<6} {row['location_code'] or '-':<12} "
+                   f"{row['encoding']:<8} {row['language']:<6} pin {'yes' if row['patron_pin_required'] else 'no '} "
+                   f"{state:<8} {row['allowed_messages']}")
+
+
+@main.command(help="Run the SIP2 server for self-check machines (LIBRARY_SIP2_PORT, 6001 by default).")
+@click.option("--host", default=None, help="Default: LIBRARY_SIP2_HOST, else LIBRARY_HOST, else 127.0.0.1.")
+@click.option("--port", type=int, default=None, help="Default: LIBRARY_SIP2_PORT or 6001.")
+def sip2(host: str | None, port: int | None) -> None:
+    settings = _settings()
+    _require_database(settings)
+    import logging
+
+    from library.selfcheck.server import serve as serve_sip2
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    host, port = host or settings.sip2_host, port or settings.sip2_port
+    tls = " with TLS" if settings.sip2_tls_cert else ""
+
+    def ready(bound: int) -> None:
+        click.echo(f"SIP2 server on {host}:{bound}{tls} ({settings.engine})", err=True)
+
+    # uvloop when installed, as uvicorn takes it for the web service ("auto").
+    try:
+        from uvloop import run as run_loop
+    except ImportError:
+        run_loop = asyncio.run
+    try:
+        run_loop(serve_sip2(settings, host, port, ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        raise click.ClickException(f"cannot serve SIP2 on {host}:{port}: {error}") from None
+
+
 @main.command(help="Run the web service (uvicorn).")
 @click.option("--host", default=None, help="Default: LIBRARY_HOST or 127.0.0.1.")
 @click.option("--port", type=int, default=None, help="Default: LIBRARY_PORT or 8000.")
@@ -581,9 +712,27 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     # Behind a reverse proxy the client's address (used to throttle sign-ins) comes from
     # X-Forwarded-For, trusted only from the proxies named in LIBRARY_FORWARDED_ALLOW_IPS.
     proxied = settings.forwarded_allow_ips is not None
-    uvicorn.run("library.asgi:app", host=host, port=port, workers=workers, reload=reload,
-                proxy_headers=proxied, forwarded_allow_ips=settings.forwarded_allow_ips if proxied else None,
-                server_header=False, log_level="info")
+    # The SIP2 server, when enabled, runs beside the web service in a process of its own (its own
+    # event loop and database pool), started and stopped with it.
+    sip2_process = None
+    if settings.sip2_enabled:
+        import signal
+        import subprocess
+
+        # Until uvicorn installs its own handlers, a SIGTERM still stops the SIP2 server too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        sip2_process = subprocess.Popen([sys.executable, "-m", "library.cli", "sip2"])
+    try:
+        uvicorn.run("library.asgi:app", host=host, port=port, workers=workers, reload=reload,
+                    proxy_headers=proxied, forwarded_allow_ips=settings.forwarded_allow_ips if proxied else None,
+                    server_header=False, log_level="info")
+    finally:
+        if sip2_process is not None:
+            sip2_process.terminate()
+            try:
+                sip2_process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sip2_process.kill()
 
 
 if __name__ == "__main__":

@@ -72,6 +72,16 @@ class Settings:
     checkin_closes_minutes_after: int = 30
     # Which catalogued record an imported (or synced) one is (library.catalog.matching).
     catalog_match_points: str = "control_number,isbn+title"
+    # The SIP2 server for self-check machines (library.selfcheck): `library sip2`, or beside
+    # the web service under `library serve` when enabled.
+    sip2_enabled: bool = False
+    sip2_host: str = "127.0.0.1"
+    sip2_port: int = 6001
+    sip2_idle_seconds: int = 600
+    sip2_message_seconds: int = 30
+    sip2_max_connections: int = 200
+    sip2_tls_cert: str | None = None
+    sip2_tls_key: str | None = None
 
     @property
     def covers_dir(self) -> Path:
@@ -251,7 +261,27 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         checkin_closes_minutes_after=_int(env, "LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER", 30, 0, 24 * 60),
         # Checked where its words are known, at start-up (library.catalog.matching.checked_setting).
         catalog_match_points=(_env(env, "LIBRARY_CATALOG_MATCH_POINTS") or "control_number,isbn+title").strip(),
+        **_sip2_settings(env),
     )
+
+
+def _sip2_settings(env: dict[str, str]) -> dict:
+    cert, key = _env(env, "LIBRARY_SIP2_TLS_CERT"), _env(env, "LIBRARY_SIP2_TLS_KEY")
+    if (cert is None) != (key is None):
+        raise SettingsError("LIBRARY_SIP2_TLS_CERT and LIBRARY_SIP2_TLS_KEY go together: set both or neither")
+    for name, value in (("LIBRARY_SIP2_TLS_CERT", cert), ("LIBRARY_SIP2_TLS_KEY", key)):
+        if value is not None and not Path(value).is_file():
+            raise SettingsError(f"{name} names no readable file: {value}")
+    return {
+        "sip2_enabled": _bool(env, "LIBRARY_SIP2_ENABLED", False),
+        "sip2_host": _env(env, "LIBRARY_SIP2_HOST") or _env(env, "LIBRARY_HOST") or "127.0.0.1",
+        "sip2_port": _int(env, "LIBRARY_SIP2_PORT", 6001, 1, 65535),
+        "sip2_idle_seconds": _int(env, "LIBRARY_SIP2_IDLE_SECONDS", 600, 1, 86400),
+        "sip2_message_seconds": _int(env, "LIBRARY_SIP2_MESSAGE_SECONDS", 30, 1, 3600),
+        "sip2_max_connections": _int(env, "LIBRARY_SIP2_MAX_CONNECTIONS", 200, 1, 10000),
+        "sip2_tls_cert": cert,
+        "sip2_tls_key": key,
+    }
 
 
 def _sync_settings(env: dict[str, str], node_role: str) -> dict:
@@ -341,4 +371,12 @@ SETTING_NAMES = (
     "LIBRARY_CHECKIN_OPENS_MINUTES_BEFORE",
     "LIBRARY_CHECKIN_CLOSES_MINUTES_AFTER",
     "LIBRARY_CATALOG_MATCH_POINTS",
+    "LIBRARY_SIP2_ENABLED",
+    "LIBRARY_SIP2_HOST",
+    "LIBRARY_SIP2_PORT",
+    "LIBRARY_SIP2_IDLE_SECONDS",
+    "LIBRARY_SIP2_MESSAGE_SECONDS",
+    "LIBRARY_SIP2_MAX_CONNECTIONS",
+    "LIBRARY_SIP2_TLS_CERT",
+    "LIBRARY_SIP2_TLS_KEY",
 )

@@ -901,3 +901,85 @@ async def returned_loans(principal: Principal, limit: int = 100) -> list[dict[st
         f"WHERE l.patron = {{}} AND l.returned_at IS NOT NULL ORDER BY l.returned_at DESC LIMIT {int(limit)}",
         principal.id)
     return [{**row, "record_uuid": str(row["record_uuid"])} for row in rows]
+
+
+# --- self-service (library.selfcheck) ----------------------------------------------------
+# What a self-check machine asks besides checkout, checkin and renewals: a reader's standing,
+# one copy's state, the loan of a copy in a reader's hands, a reader's hold on a book. The
+# decisions stay the rules' above; these only load.
+
+
+async def reader_standing(principal: Principal, branch_code: str, card_number: str,
+                          now: dt.datetime) -> dict[str, Any]:
+    """A reader as a self-check machine at a branch sees them: the reasons they may not borrow
+    here today (asked of the checkout rule with no copy in particular), their loans and holds."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    version = await config_cache.current_version()
+    branch = await _branch(branch_code, version)
+    if not principal.works_for(branch["id"]):
+        raise NotPermitted("not_your_branch", code=branch["code"])
+    today = local_today(now, branch["time_zone"])
+    all_terms = await _all_terms(version)
+    async with read_transaction():
+        patron = await _patron_by_card(card_number)
+        loans = await Loan.select(*_LOAN_COLUMNS).where((Loan.patron == patron["id"]) & Loan.returned_at.is_null()
+                                                         ).order_by(Loan.due_on)
+        holds = await _holds_of([patron["id"]])
+        set_aside = await Hold.select(Hold.uuid, Hold.item.barcode).where(
+            (Hold.patron == patron["id"]) & Hold.status.is_in(["in_transit", "ready"]))
+    # The rule for the reader's category here that covers every item type: a rule for one type
+    # of copy (reference, picture books) answers only when that copy is scanned.
+    chosen = _choose(all_terms, branch["id"], patron["category"], "")
+    refusals = [refusal for refusal in rules.checkout_refusals(
+        _patron_facts(patron, patron["open_loans"]), rules.ItemFacts("available", ""), chosen.terms, today)
+        if not refusal.code.startswith("item_")]
+    barcodes = {str(row["uuid"]): row["item.barcode"] for row in set_aside}
+    return {
+        "card_number": patron["card_number"], "name": patron["name"], "language": patron["language"],
+        "category": patron["category"], "email": patron["email"], "expires_on": patron["expires_on"],
+        "block_reason": patron["block_reason"], "refusals": refusals,
+        "card_refusals": rules.card_refusals(_patron_facts(patron), today), "max_loans": chosen.terms.max_loans,
+        "loans": [_loan_view(row, today) for row in loans],
+        "holds": [{**hold, "barcode": barcodes.get(hold["uuid"])} for hold in holds],
+    }
+
+
+async def copy_state(barcode: str) -> dict[str, Any]:
+    """One copy as a machine or a reader sees it: status, title, due date, where it belongs, who waits."""
+    async with read_transaction():
+        item = await _first(
+            "SELECT i.barcode, i.status, i.item_type, i.due_back, i.shelf_location, r.title, r.uuid AS record_uuid, "
+            "hb.code AS home_code, hb.name_zh AS home_name_zh, hb.name_en AS home_name_en, cb.code AS current_code, "
+            "cb.name_zh AS current_name_zh, cb.name_en AS current_name_en, "
+            "(SELECT count(*) FROM hold w WHERE w.record = i.record AND w.status = 'waiting') AS waiting_holds, "
+            "(SELECT h.expires_on FROM hold h WHERE h.item = i.id AND h.status = 'ready') AS hold_expires_on "
+            "FROM item i JOIN record r ON r.id = i.record JOIN branch hb ON hb.id = i.home_branch "
+            "JOIN branch cb ON cb.id = i.current_branch WHERE i.barcode = {}", normalise_barcode(barcode))
+    if item is None:
+        raise NotFound("item_not_found", field="barcode", barcode=normalise_barcode(barcode))
+    return {**item, "record_uuid": str(item["record_uuid"])}
+
+
+async def open_loan_of(principal: Principal, card_number: str, barcode: str) -> str:
+    """The uuid of the open loan of this copy to this reader (to renew it by scanning the copy)."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    row = await _first("SELECT l.uuid FROM loan l JOIN item i ON i.id = l.item JOIN patron p ON p.id = l.patron "
+                       "WHERE i.barcode = {} AND p.card_number = {} AND l.returned_at IS NULL",
+                       normalise_barcode(barcode), normalise_card_number(card_number))
+    if row is None:
+        raise NotFound("loan_not_found")
+    return str(row["uuid"])
+
+
+async def active_hold_of(principal: Principal, card_number: str, record_uuid: str) -> str:
+    """The uuid of a reader's active hold on a book (to cancel it from a machine)."""
+    if not principal.is_staff:
+        raise NotPermitted("staff_only")
+    row = await Hold.select(Hold.uuid).where(
+        (Hold.patron.card_number == normalise_card_number(card_number))
+        & (Hold.record.uuid == _uuid(record_uuid, "hold_not_found")) & Hold.status.is_in(list(ACTIVE_HOLD))).first()
+    if row is None:
+        raise NotFound("hold_not_found")
+    return str(row["uuid"])
