@@ -108,6 +108,48 @@ def migrate() -> None:
     click.secho(f"{ran} migration{'' if ran == 1 else 's'} run; the database is up to date", fg="green")
 
 
+@main.command(help="Back up the database while the service runs (a folder with the database and a manifest), "
+                   "keeping the newest LIBRARY_BACKUP_KEEP in LIBRARY_BACKUP_DIR.")
+@click.option("--to", "folder", type=click.Path(file_okay=False), default=None,
+              help="The backups folder (default: LIBRARY_BACKUP_DIR).")
+@click.option("--keep", type=click.IntRange(min=1), default=None, help="How many backups to keep (default: "
+                                                                         "LIBRARY_BACKUP_KEEP).")
+def backup(folder: str | None, keep: int | None) -> None:
+    from pathlib import Path
+
+    from library.ops import backup as ops
+
+    settings = _settings()
+    _require_database(settings)
+    try:
+        made = ops.backup(settings, Path(folder).absolute() if folder else settings.backup_dir,
+                          keep or settings.backup_keep)
+    except ops.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    rows = sum(made.manifest["counts"].values())
+    click.secho(f"backed up {rows} rows ({made.manifest['bytes'] // 1024} KiB) to {made.path}", fg="green")
+
+
+@main.command(help="Restore a backup made by `library backup` into this node's database (empty, or with --replace "
+                   "while the service is stopped), then bring the schema up to date.")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--replace", is_flag=True, help="Put the backup in place of the data the database holds now.")
+def restore(path: str, replace: bool) -> None:
+    from pathlib import Path
+
+    from library.ops import backup as ops
+
+    settings = _settings()
+    _require_database(settings)
+    try:
+        restored = ops.restore(settings, Path(path).absolute(), replace)
+    except ops.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    ran = asyncio.run(_migrate()) if restored.migrations_to_run else 0
+    click.secho(f"restored {sum(restored.counts.values())} rows in {len(restored.counts)} tables from {path}"
+                + (f"; {ran} migration{'' if ran == 1 else 's'} run" if ran else ""), fg="green")
+
+
 @main.command(help="Load the demo branches, rooms, staff and readers (safe to run again).")
 def demo() -> None:
     settings = _settings()

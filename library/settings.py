@@ -82,6 +82,9 @@ class Settings:
     sip2_max_connections: int = 200
     sip2_tls_cert: str | None = None
     sip2_tls_key: str | None = None
+    # Backups (library.ops.backup): where `library backup` writes, and how many it keeps.
+    backup_dir: Path | None = None
+    backup_keep: int = 7
 
     @property
     def covers_dir(self) -> Path:
@@ -262,6 +265,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         # Checked where its words are known, at start-up (library.catalog.matching.checked_setting).
         catalog_match_points=(_env(env, "LIBRARY_CATALOG_MATCH_POINTS") or "control_number,isbn+title").strip(),
         **_sip2_settings(env),
+        backup_dir=Path(_env(env, "LIBRARY_BACKUP_DIR") or data_dir / "backups").absolute(),
+        backup_keep=_int(env, "LIBRARY_BACKUP_KEEP", 7, 1, 10000),
     )
 
 
@@ -379,4 +384,6 @@ SETTING_NAMES = (
     "LIBRARY_SIP2_MAX_CONNECTIONS",
     "LIBRARY_SIP2_TLS_CERT",
     "LIBRARY_SIP2_TLS_KEY",
+    "LIBRARY_BACKUP_DIR",
+    "LIBRARY_BACKUP_KEEP",
 )

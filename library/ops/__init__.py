@@ -1,0 +1,1 @@
+"""Running a node: backups and restores (library.ops.backup)."""
