@@ -101,9 +101,19 @@ async def _migrate() -> int:
 
 
 @main.command(help="Bring the database schema up to date (Piccolo migrations, forwards).")
-def migrate() -> None:
+@click.option("--check", is_flag=True, help="Only say which migrations would run (exit status 1 when any would).")
+def migrate(check: bool) -> None:
     settings = _settings()
     _require_database(settings)
+    if check:
+        from library.ops.schema import pending_migrations
+
+        pending = asyncio.run(pending_migrations())
+        for migration in pending:
+            click.echo(f"{migration.app} {migration.id}  {migration.description}")
+        click.echo(f"{len(pending)} migration{'' if len(pending) == 1 else 's'} would run"
+                   if pending else "the database is up to date: no migration would run")
+        sys.exit(1 if pending else 0)
     ran = asyncio.run(_migrate())
     click.secho(f"{ran} migration{'' if ran == 1 else 's'} run; the database is up to date", fg="green")
 

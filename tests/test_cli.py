@@ -194,3 +194,26 @@ def test_privacy_forget_runs_the_retention_table_once():
     assert "Notices deleted: 0" in again.stdout
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, left()).result() == ["test:new"]
+
+
+def test_migrate_check_says_what_would_run_and_changes_nothing(tmp_path):
+    """`library migrate --check` on a new database lists every migration (exit 1) and creates no
+    table; after `library migrate`, it says there is nothing to run (exit 0)."""
+    import sqlite3
+
+    environment = {"LIBRARY_DATABASE_URL": f"sqlite:///{tmp_path}/check.sqlite3"}
+    before = library("migrate", "--check", env=environment)
+    assert before.returncode == 1, before.stderr
+    lines = before.stdout.strip().splitlines()
+    assert lines[-1].endswith("migrations would run") and int(lines[-1].split()[0]) == len(lines) - 1 > 20
+    assert any(line.startswith("catalog ") for line in lines) and any(line.startswith("loans ") for line in lines)
+    connection = sqlite3.connect(tmp_path / "check.sqlite3")
+    try:
+        assert connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'record'"
+                                  ).fetchone()[0] == 0
+    finally:
+        connection.close()
+    assert library("migrate", env=environment).returncode == 0
+    after = library("migrate", "--check", env=environment)
+    assert after.returncode == 0 and "no migration would run" in after.stdout
+

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from library import __version__
+from library.ops.schema import known_migrations
 from library.settings import Settings
 
 FORMAT = 1
@@ -73,16 +74,6 @@ def _tables() -> list[str]:
 
     names = {table._meta.tablename for table in Finder().get_table_classes()}
     return sorted(names | {"migration"})
-
-
-def known_migrations() -> dict[str, set[str]]:
-    """The migrations this release has, by app."""
-    from piccolo.apps.migrations.commands.base import BaseMigrationManager
-    from piccolo.conf.apps import Finder
-
-    manager = BaseMigrationManager()
-    return {name: set(manager.get_migration_modules(config.migrations_folder_path))
-            for name, config in Finder().get_app_registry().app_configs.items()}
 
 
 def _sqlite_contents(connection: sqlite3.Connection) -> tuple[dict[str, int], dict[str, list[str]]]:
@@ -268,7 +259,7 @@ def check(path: Path, settings: Settings) -> dict[str, Any]:
 
 
 def _missing_migrations(migrations: dict[str, list[str]]) -> int:
-    return sum(len(names - set(migrations.get(app, []))) for app, names in known_migrations().items())
+    return sum(len(set(names) - set(migrations.get(app, []))) for app, names in known_migrations().items())
 
 
 def _compare(expected: dict[str, int], found: dict[str, int]) -> None:
