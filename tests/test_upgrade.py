@@ -1,0 +1,147 @@
+"""Upgrades keep the data (issue 24, part 2): a database made and filled by the first wave's release
+(BASELINE, its own code taken from this repository's history) is migrated forward by this
+release, on the suite's engine, and every row of every table it had is still there with the
+same values — but for what a migration is meant to change, named below with its reason.
+
+Needs the repository's history (git): CI runs on a clone, so a missing commit fails the test
+rather than skipping it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from library.settings import PROJECT_ROOT
+
+BASELINE = "e6e3b9b"  # 2026-11-29: the first wave (catalogue, circulation, activities, sync)
+# What migrating forward changes on purpose: (table, column) -> why.
+CHANGED_ON_PURPOSE = {
+    ("migration", None): "it lists the migrations run, and now has more",
+    ("record", "search_text"): "made again in sections (catalog migration 2026-12-07T08:30:00)",
+    ("record", "search_vector"): "PostgreSQL's full-text vector of search_text, weighted by section since that migration",
+}
+
+
+def _baseline_tree(folder: Path) -> Path:
+    try:
+        archive = subprocess.run(["git", "archive", "--format=tar", BASELINE, "library", "piccolo_conf.py"],
+                                 cwd=PROJECT_ROOT, capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.fail(f"the baseline release {BASELINE} cannot be taken from git ({error}): run the suite in a "
+                    f"clone with its history")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def _run(code_root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "library.cli", *args], cwd=code_root, capture_output=True,
+                            text=True, timeout=300,
+                            env={**env, "PYTHONPATH": str(code_root), "PICCOLO_CONF": "piccolo_conf"})
+    assert result.returncode == 0, f"{' '.join(args)} with {code_root}: {result.stderr[-2000:]}"
+    return result
+
+
+async def _admin(url: str, *statements: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _contents(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    """table -> (columns, rows as text, sorted) for every plain table of the database."""
+    if url.startswith("sqlite:///"):
+        connection = sqlite3.connect(url[len("sqlite:///"):])
+        try:
+            tables = [row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "AND sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE '%fts%'")]
+            found = {}
+            for table in tables:
+                cursor = connection.execute(f'SELECT * FROM "{table}"')
+                found[table] = ([d[0] for d in cursor.description], sorted(tuple(map(repr, row)) for row in cursor))
+            return found
+        finally:
+            connection.close()
+
+    async def read() -> dict:
+        import asyncpg
+
+        connection = await asyncpg.connect(url)
+        try:
+            found = {}
+            for row in await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"):
+                records = await connection.fetch(f'SELECT * FROM "{row[0]}"')
+                columns = [a.name for a in (await connection.prepare(f'SELECT * FROM "{row[0]}"')).get_attributes()]
+                found[row[0]] = (columns, sorted(tuple(repr(value) for value in record.values()) for record in records))
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(read())
+
+
+def _common(before: tuple[list[str], list[tuple]], after: tuple[list[str], list[tuple]], skip: set[str]):
+    """Both sides' rows reduced to the columns both have (but `skip`)."""
+    columns = [c for c in before[0] if c in after[0] and c not in skip]
+    pick = lambda side: sorted(tuple(row[side[0].index(c)] for c in columns) for row in side[1])  # noqa: E731
+    return columns, pick(before), pick(after)
+
+
+@pytest.fixture
+def database(tmp_path):
+    admin = os.environ.get("LIBRARY_TEST_DATABASE_URL")
+    if not admin:
+        yield f"sqlite:///{tmp_path}/upgraded.sqlite3"
+        return
+    name = f"library_upgrade_{secrets.token_hex(4)}"
+    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(_admin(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                           f'DROP DATABASE IF EXISTS "{name}"'))
+
+
+def test_a_first_wave_database_migrates_forward_with_its_data(tmp_path, database):
+    baseline = _baseline_tree(tmp_path / "baseline")
+    env = {**os.environ, "LIBRARY_DATABASE_URL": database, "LIBRARY_DATA_DIR": str(tmp_path / "data")}
+    _run(baseline, env, "migrate")
+    _run(baseline, env, "demo")  # branches, rooms, staff, readers and families, records, copies, loans, holds,
+    before = _contents(database)  # rules, calendars, a programme of activities: what the first wave knew
+    assert before["loan"][1] and before["hold"][1] and before["guardian_link"][1] and before["occurrence"][1]
+
+    ran = _run(PROJECT_ROOT, env, "migrate").stdout
+    assert int(ran.split()[0]) > 0, ran  # there was something to migrate
+    after = _contents(database)
+
+    for table, rows in before.items():
+        assert table in after, f"table {table} is gone after the upgrade"
+        if (table, None) in CHANGED_ON_PURPOSE:
+            assert len(after[table][1]) >= len(rows[1])
+            continue
+        skip = {column for (name, column) in CHANGED_ON_PURPOSE if name == table}
+        columns, old, new = _common(rows, after[table], skip)
+        assert len(new) == len(old), f"{table}: {len(old)} rows before the upgrade, {len(new)} after"
+        assert new == old, f"{table}: values changed by the upgrade in columns {columns}"
+
+    # This release works on the upgraded database: the check passes, and the catalogue exports whole.
+    _run(PROJECT_ROOT, env, "check")
+    exported = tmp_path / "all.mrc"
+    _run(PROJECT_ROOT, env, "catalog", "export", str(exported))
+    assert exported.read_bytes().count(b"\x1d") == len(before["record"][1])
+    assert _run(PROJECT_ROOT, env, "migrate", "--check").stdout.strip().endswith("no migration would run")
