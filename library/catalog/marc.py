@@ -854,7 +854,7 @@ def _grade_number(text: str) -> int | None:
         return 0
     if text in _CHINESE_NUMERALS:
         return _CHINESE_NUMERALS[text]
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdecimal() else None  # "²" is a digit int() refuses
 
 
 def _ages_of_grades(low: int | None, high: int | None, and_up: bool) -> tuple[int | None, int | None]:
