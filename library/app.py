@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,7 @@ from library.web.csrf import SessionBoundCSRFMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
 from library.web.input import check_input
+from library.web.openapi import make_document_true
 from library.web.security import add_security_headers
 from library.web.sessions import SteadyCookieConfig
 from library.web.transport import answer_head_like_get, secure_cookies_over_https
@@ -46,6 +48,7 @@ from library.web.templating import build_environment
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
 # /api/sync/ is node to node: a branch's credential in the Authorization header, no cookies.
 UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/"]
+CSRF_EXEMPT_PATHS = ["^/api/sync/"]
 
 
 def _session_key(secret: str) -> bytes:
@@ -104,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cookie_name="library_csrf",
         cookie_secure=settings.secure_cookies,
         header_name="x-csrftoken",
-        exclude=["^/api/sync/"],
+        exclude=CSRF_EXEMPT_PATHS,
     )
     environment = build_environment()
     app = Litestar(
@@ -147,6 +150,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=settings.debug,
     )
     app.state.settings = settings
+    # Every error each operation can answer, as the problem body it is (library/web/openapi.py).
+    csrf_exempt = re.compile("|".join(CSRF_EXEMPT_PATHS))
+    make_document_true(app, lambda path: bool(csrf_exempt.search(path)))
     # Before routing, which would answer a HEAD with 405 (library/web/transport.py).
     app.asgi_handler = answer_head_like_get(app.asgi_handler)
     logging.getLogger("library").setLevel(logging.INFO)

@@ -39,7 +39,8 @@ def _int_or_none(value: str | None, field: str, low: int = 0, high: int = 2000) 
     value = (value or "").strip()
     if not value:
         return None
-    if not value.isdigit() or not low <= int(value) <= high:
+    # isdecimal(), not isdigit(): that also takes "²", which int() refuses.
+    if not value.isdecimal() or not low <= int(value) <= high:
         raise InvalidInput("number_out_of_range", field=field, low=low, high=high)
     return int(value)
 
@@ -108,7 +109,7 @@ class ActivityPages(Controller):
                        age: Annotated[str | None, QueryParameter()] = None,
                        view: Annotated[str, QueryParameter()] = "list") -> Template:
         today = _today(request)
-        age_value = int(age) if age and age.isdigit() and int(age) <= 120 else None
+        age_value = int(age) if age and age.isdecimal() and int(age) <= 120 else None
         filters = SessionFilters(branch or None, kind or None, age_value)
         start = dt.datetime.combine(today, dt.time(), tzinfo=dt.timezone.utc) - dt.timedelta(hours=8)
         days = 35 if view == "month" else 60
@@ -394,9 +395,13 @@ class SessionOut(msgspec.Struct):
 
 
 def _session_out(row: dict[str, Any]) -> SessionOut:
+    # Stored as the branch's wall clock; sent with the branch's UTC offset, as the schema's
+    # date-time requires (the wall clock still reads as it does on the calendar).
+    zone = ZoneInfo(row["time_zone"])
     return SessionOut(session=row["uuid"], title_zh=row["title_zh"], title_en=row["title_en"],
-                      branch=row["branch_code"], room=row.get("room_code"), starts=row["local_start"],
-                      ends=row["local_end"], capacity=row["capacity"], confirmed=row["confirmed"],
+                      branch=row["branch_code"], room=row.get("room_code"),
+                      starts=row["local_start"].replace(tzinfo=zone), ends=row["local_end"].replace(tzinfo=zone),
+                      capacity=row["capacity"], confirmed=row["confirmed"],
                       waitlisted=row["waitlisted"], seats_left=row["seats_left"], status=row["status"])
 
 
@@ -404,7 +409,8 @@ class ActivityAPI(Controller):
     path = "/api/activities"
     tags = ["activities"]
 
-    @get("/sessions", summary="Sessions to come (local wall-clock times), filtered by branch, kind and age")
+    @get("/sessions", summary="Sessions to come (the branch's wall-clock times, with its UTC offset), filtered by "
+                             "branch, kind and age")
     async def sessions(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
                        kind: Annotated[str | None, QueryParameter()] = None,
                        age: Annotated[int | None, QueryParameter(ge=0, le=120)] = None,

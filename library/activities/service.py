@@ -481,7 +481,7 @@ async def upcoming(filters: SessionFilters, start: dt.datetime, end: dt.datetime
     rows = await _rows(
         "SELECT o.uuid, o.local_start, o.local_end, o.capacity, o.confirmed, o.waitlisted, o.status, o.moved, "
         "e.uuid AS event_uuid, e.title_zh, e.title_en, e.kind, e.age_min, e.age_max, e.registration_required, "
-        "b.code AS branch_code, b.name_zh AS branch_name_zh, b.name_en AS branch_name_en, "
+        "e.time_zone, b.code AS branch_code, b.name_zh AS branch_name_zh, b.name_en AS branch_name_en, "
         "r.code AS room_code, r.name_zh AS room_name_zh, r.name_en AS room_name_en "
         "FROM occurrence o JOIN event e ON e.id = o.event JOIN branch b ON b.id = e.branch "
         f"LEFT JOIN room r ON r.id = o.room WHERE {' AND '.join(where)} ORDER BY o.starts_at LIMIT {int(limit)}",

@@ -94,7 +94,8 @@ def _pair_out(view: dict[str, Any]) -> PairOut:
 
 def _pair_id(text: str) -> int:
     """A pair's number; anything else is simply no pair (a 404, never a 500)."""
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses (a 500 the fuzzer found).
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound("duplicate_not_found")
     return int(text)
 

@@ -75,7 +75,7 @@ class IsbnlibProvider:
             "title": found["Title"],
             "contributors": [{"name": name, "role": "author"} for name in found.get("Authors") or [] if name],
             "publisher": found.get("Publisher") or "",
-            "publication_year": int(year) if year.isdigit() else None,
+            "publication_year": int(year) if year.isdecimal() else None,
             "language": language or "chi",
         }
 

@@ -20,6 +20,9 @@ ITEM_TYPES = ("picture_book", "board_book", "book", "reference", "audio_visual",
 # A copy in any of these states can leave the catalogue; one out with a reader cannot.
 WITHDRAWABLE = ("available", "in_processing", "missing", "lost", "damaged", "in_transit")
 MAX_COPIES_AT_ONCE = 50
+# A copy's price, as the form takes it (999999.99 at most): the column is a 32-bit integer on
+# PostgreSQL, and a larger number from the API was a 500 there (and past 2**63 on SQLite).
+MAX_PRICE_CENTS = 99_999_999
 
 
 def luhn_digit(digits: str) -> str:

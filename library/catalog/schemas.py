@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from library.catalog.marc import ImportReport
+from library.catalog.rules import MAX_PRICE_CENTS
 from library.catalog.service import NewCopies, RecordInput
 
 
@@ -177,7 +178,7 @@ class CopiesIn(msgspec.Struct, forbid_unknown_fields=True):
     barcodes: list[str] = []
     shelf_location: str = ""
     item_type: str = "picture_book"
-    price_cents: int | None = None
+    price_cents: Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE_CENTS)] | None = None
     acquired_on: dt.date | None = None
 
     def to_input(self) -> NewCopies:

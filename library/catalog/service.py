@@ -249,7 +249,7 @@ async def add_items(principal: Principal, record_uuid: str, new: NewCopies) -> l
         raise InvalidInput("copies_count", field="count", limit=rules.MAX_COPIES_AT_ONCE)
     if new.item_type not in rules.ITEM_TYPES:
         raise InvalidInput("invalid_choice", field="item_type")
-    if new.price_cents is not None and new.price_cents < 0:
+    if new.price_cents is not None and not 0 <= new.price_cents <= rules.MAX_PRICE_CENTS:
         raise InvalidInput("not_a_price", field="price")
     seen: set[str] = set()
     for barcode in barcodes:

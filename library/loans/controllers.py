@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -168,7 +169,8 @@ def _rule_input(form: Any) -> policy.RuleInput:
     values: dict[str, Any] = {}
     for name in policy.LIMITS:
         raw = (form.get(name) or "").strip()
-        if not raw.lstrip("-").isdigit():
+        # One optional minus and decimal digits: lstrip("-").isdigit() let "--5" and "²" through to int().
+        if not re.fullmatch(r"-?\d+", raw):
             low, high = policy.LIMITS[name]
             raise InvalidInput("number_out_of_range", field=name, low=low, high=high)
         values[name] = int(raw)

@@ -6,6 +6,7 @@ from library.app import create_app
 from library.clock import set_clock
 from library.demo import load_demo
 from library.settings import load_settings
+from tests.http.contract import check_answer
 from tests.support import client_for, empty_all_tables
 
 
@@ -33,5 +34,7 @@ def app():
 
 @pytest.fixture
 async def client(app, demo):
+    """Every API answer a test sees is checked against the OpenAPI document (tests/http/contract.py)."""
     async with client_for(app) as client:
+        client.event_hooks["response"].append(check_answer)
         yield client
