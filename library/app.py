@@ -32,6 +32,7 @@ from library.loans.outbox import start_notice_loop
 from library.sync.client import start_sync_loop
 from library.privacy.controllers import ROUTES as PRIVACY_ROUTES
 from library.privacy.retention import start_retention_loop
+from library.selfcheck.pages import ROUTES as SELFCHECK_ROUTES
 from library.sync.controllers import ROUTES as SYNC_ROUTES
 from library.settings import PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACTIVITY_ROUTES,
             *SYNC_ROUTES,
             *PRIVACY_ROUTES,
+            *SELFCHECK_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
                                        name="covers"),

@@ -82,6 +82,8 @@ class Settings:
     sip2_max_connections: int = 200
     sip2_tls_cert: str | None = None
     sip2_tls_key: str | None = None
+    # The self-check page (/selfcheck): a reader's session there ends after this much inactivity.
+    selfcheck_idle_seconds: int = 60
     # Backups (library.ops.backup): where `library backup` writes, and how many it keeps.
     backup_dir: Path | None = None
     backup_keep: int = 7
@@ -286,6 +288,7 @@ def _sip2_settings(env: dict[str, str]) -> dict:
         "sip2_max_connections": _int(env, "LIBRARY_SIP2_MAX_CONNECTIONS", 200, 1, 10000),
         "sip2_tls_cert": cert,
         "sip2_tls_key": key,
+        "selfcheck_idle_seconds": _int(env, "LIBRARY_SELFCHECK_IDLE_SECONDS", 60, 5, 3600),
     }
 
 
@@ -384,6 +387,7 @@ SETTING_NAMES = (
     "LIBRARY_SIP2_MAX_CONNECTIONS",
     "LIBRARY_SIP2_TLS_CERT",
     "LIBRARY_SIP2_TLS_KEY",
+    "LIBRARY_SELFCHECK_IDLE_SECONDS",
     "LIBRARY_BACKUP_DIR",
     "LIBRARY_BACKUP_KEEP",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -100,6 +101,13 @@ class AccountPages(Controller):
         return Redirect(path="/account?done=pin", status_code=303)
 
 
+# Sections that domains above this one add to the staff home (library.selfcheck: today's
+# self-check machines), so that the arrows keep pointing down: each is called with the request
+# and the member of staff, and answers a template to include with its context, or None.
+StaffHomeSection = Callable[[Request, Principal], Awaitable["tuple[str, dict[str, Any]] | None"]]
+STAFF_HOME_SECTIONS: list[StaffHomeSection] = []
+
+
 class StaffPages(Controller):
     include_in_schema = False
     guards = [requires_staff]
@@ -110,7 +118,9 @@ class StaffPages(Controller):
         principal: Principal = principal_of(request)
         today = today_in(request.app.state.settings.time_zone)
         mine = [b for b in await branches.list_branches(today) if principal.works_for(b["id"])]
-        return page(request, "staff/home.html", branches=mine)
+        sections = [section for add in STAFF_HOME_SECTIONS if (section := await add(request, principal))]
+        return page(request, "staff/home.html", branches=mine,
+                    sections=[{"template": template, "context": context} for template, context in sections])
 
     @get("/patrons", name="staff_patrons")
     async def patrons(self, request: Request, q: Annotated[str, QueryParameter()] = "") -> Template:

@@ -40,6 +40,8 @@ class Reply:
     code: str
     fixed: list[str]
     fields: list[tuple[str, object]] = field(default_factory=list)
+    # A bug or the database gone, answered as a refusal: counted as an error on the staff home.
+    failed: bool = False
 
 
 @dataclass
@@ -109,8 +111,10 @@ class Desk:
             log.exception("SIP2 %s from %s failed", message.code, self.session.address)
             with speaking(self.session.kiosk.language if self.session.kiosk else None):
                 if message.code == "93":
-                    return Reply("94", ["0"])
-                return self.refusal(message, now, [("AF", screen("system_error"))])
+                    return Reply("94", ["0"], failed=True)
+                reply = self.refusal(message, now, [("AF", screen("system_error"))])
+                reply.failed = True
+                return reply
 
     async def _answer(self, message: Message, now: dt.datetime) -> Reply:
         if message.code == "93":

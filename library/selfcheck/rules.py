@@ -120,3 +120,20 @@ def item_range(start: str, end: str, total: int, default_count: int = 50) -> tup
         last = first + default_count - 1
     last = min(max(last, first), total, first + default_count - 1)
     return first - 1, last
+
+
+def outcome_counts(answer_code: str, fixed: list[str], failed: bool) -> list[tuple[str, int]]:
+    """What one SIP2 answer adds to its machine's day (library.selfcheck.activity): a checkout,
+    a return, renewals, refusals, or an error (a bug, the database away)."""
+    if failed:
+        return [("error", 1)]
+    ok = bool(fixed) and fixed[0] == "1"
+    done = {"12": "checkout", "10": "checkin", "30": "renewal"}.get(answer_code)
+    if done:
+        return [(done if ok else "refusal", 1)]
+    if answer_code == "66":
+        if not ok:
+            return [("refusal", 1)]
+        return [(kind, int(number)) for kind, number in (("renewal", fixed[1]), ("refusal", fixed[2]))
+                if number.isdigit() and int(number)]
+    return []

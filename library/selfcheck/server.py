@@ -17,7 +17,8 @@ import ssl
 from collections.abc import Callable
 
 from library.clock import now_utc
-from library.selfcheck import protocol, service
+from library.selfcheck import protocol, rules, service
+from library.selfcheck.activity import Tallies
 from library.selfcheck.acs import Desk, Reply, Session
 from library.settings import Settings
 
@@ -52,11 +53,14 @@ class SipServer:
         self._server: asyncio.Server | None = None
         self._work: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        # Each kiosk's checkouts, returns, renewals, refusals and errors, for the staff home.
+        self.tallies = Tallies(settings.time_zone)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         self._server = await asyncio.start_server(self._connection, host, port, ssl=self.tls,
                                                   ssl_handshake_timeout=self.message_seconds if self.tls else None,
                                                   limit=MAX_MESSAGE_BYTES * 2)
+        self.tallies.start()
         return self._server
 
     @property
@@ -78,6 +82,7 @@ class SipServer:
             if not self._writers:
                 break
             await asyncio.sleep(0.01)
+        await self.tallies.stop()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -162,7 +167,13 @@ class SipServer:
             return protocol.parse(line, "gb18030")
 
     async def _answer(self, desk: Desk, message: protocol.Message) -> Reply:
-        return await desk.answer(message, self.clock())
+        now = self.clock()
+        reply = await desk.answer(message, now)
+        kiosk = desk.session.kiosk
+        if kiosk is not None:
+            for kind, number in rules.outcome_counts(reply.code, reply.fixed, reply.failed):
+                self.tallies.add(kiosk.uuid, kiosk.branch_id, kind, now, number)
+        return reply
 
     @staticmethod
     def _next_line(buffer: bytearray) -> bytes | None:
