@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ log = logging.getLogger("library.selfcheck")
 MEDIA_BOOK = "001"
 # Security marker: 00, "other" (RFID tags; 02 and 03 are 3M's magnetic strips).
 SECURITY_MARKER = "00"
+# How long a reader's language is taken as read (a change of it shows at the next visit).
+LANGUAGE_KEPT_SECONDS = 60.0
 
 
 @dataclass
@@ -55,6 +58,20 @@ class Session:
     # card number -> a keyed digest of the PIN verified for it (a slow hash is not repeated per book)
     verified: dict[str, bytes] = field(default_factory=dict)
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # card number -> (the language of the reader's screen messages, when it was read): a reader
+    # lends a pile of books in a row; their language is read once, not for every book.
+    languages: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+
+    async def reader_language(self, card: str) -> str | None:
+        now = time.monotonic()
+        known = self.languages.get(card)
+        if known is not None and now - known[1] < LANGUAGE_KEPT_SECONDS:
+            return known[0]
+        language = await service.reader_language(card)
+        if len(self.languages) >= 64:  # one machine serves a few readers at a time
+            self.languages.clear()
+        self.languages[card] = (language, now)
+        return language
 
     def digest(self, pin: str) -> bytes:
         return hmac.new(self.key, pin.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
@@ -124,7 +141,7 @@ class Desk:
                 return self.refusal(message, now, [("AF", screen("not_logged_in"))])
         card = message.get("AA")
         names_reader = bool(card) and message.code in rules.NAMES_READER
-        reader_language = await service.reader_language(card) if names_reader else None
+        reader_language = await self.session.reader_language(card) if names_reader else None
         language = rules.screen_language(reader_language, message.fixed.get("language"), self.kiosk.language)
         with speaking(language):
             if not rules.may_send(message.code, self.kiosk.allowed):

@@ -121,7 +121,9 @@ class SipServer:
                 # Idle between messages for long; within a message, briefly.
                 timeout = self.message_seconds if buffer else self.idle_seconds
                 try:
-                    chunk = await asyncio.wait_for(reader.read(MAX_MESSAGE_BYTES), timeout)
+                    # asyncio.timeout, not wait_for: no task made for every read of every message
+                    async with asyncio.timeout(timeout):
+                        chunk = await reader.read(MAX_MESSAGE_BYTES)
                 except (asyncio.TimeoutError, TimeoutError):
                     log.info("SIP2 connection from %s timed out (%s)", session.address,
                              "half a message" if buffer else "idle")
@@ -194,7 +196,8 @@ class SipServer:
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         # A machine that stops reading holds its own connection only, for a bounded time.
-        await asyncio.wait_for(writer.drain(), self.message_seconds)
+        async with asyncio.timeout(self.message_seconds):
+            await writer.drain()
 
 
 async def serve(settings: Settings, host: str, port: int, ready: Callable[[int], None] | None = None) -> None:
