@@ -153,7 +153,9 @@ def registration_refusals(session: SessionFacts, person: Registrant, now: dt.dat
     if not session.registration_required:
         refusals.append(Refusal("no_registration_needed"))
     if session.opens_at is not None and now < session.opens_at:
-        refusals.append(Refusal("registration_not_open", {"opens_at": session.opens_at.isoformat()}))
+        # The moment itself: the service shows it on the branch's wall clock (a parent reads
+        # "2026-06-20 09:00", not UTC in ISO form).
+        refusals.append(Refusal("registration_not_open", {"opens_at": session.opens_at}))
     if session.closes_at is not None and now >= session.closes_at:
         refusals.append(Refusal("registration_closed"))
     if person.age_on_day is not None:

@@ -279,7 +279,7 @@ async def register(principal: Principal, occurrence_uuid: str, card_numbers: lis
 
     async def work() -> list[Outcome]:
         occurrence = await _first(
-            "SELECT o.id, o.status, o.starts_at, o.local_start, o.event, e.age_min, e.age_max, "
+            "SELECT o.id, o.status, o.starts_at, o.local_start, o.event, e.age_min, e.age_max, e.time_zone, "
             "e.registration_required, e.registration_opens_at, e.registration_closes_at, e.programme, "
             "e.status AS event_status, p.per_child_session_limit FROM occurrence o JOIN event e ON e.id = o.event "
             "LEFT JOIN programme p ON p.id = e.programme WHERE o.uuid = {}", occurrence_uuid)
@@ -325,7 +325,7 @@ async def register(principal: Principal, occurrence_uuid: str, card_numbers: lis
                 if refusal not in refusals:
                     refusals.append(refusal)
         if refusals:
-            raise Refused(refusals)
+            raise Refused([_on_the_wall_clock(refusal, occurrence["time_zone"]) for refusal in refusals])
         outcomes = []
         for card in cards:
             person = by_card[card]

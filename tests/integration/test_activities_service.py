@@ -130,6 +130,29 @@ async def test_a_mother_registers_both_children_and_the_youngest_is_refused_poli
         await service.register(stranger, str(first["uuid"]), ["ZX10000002"], NOW)
 
 
+async def test_a_parent_too_early_reads_when_registration_opens_on_the_branch_clock(zx):
+    """Opening at 01:00 UTC is 09:00 in Jiaxing: that is what the refusal says, in each language."""
+    from library.errors import reason_views
+    from library.i18n import current_language
+
+    event = await service.schedule_event(zx, club(), NOW)
+    first = (await sessions_of(event))[0]
+    mother = await load_principal("patron", (await Patron.select(Patron.id).where(
+        Patron.card_number == "ZX10000001").first())["id"])
+    with pytest.raises(Refused) as refused:
+        await service.register(mother, str(first["uuid"]), ["ZX10000002"], NOW - dt.timedelta(minutes=5))
+    [reason] = refused.value.refusals
+    assert reason.code == "registration_not_open" and reason.params == {"opens_at": "2026-06-20 09:00"}
+    for language, said in (("en", "Registration opens at 2026-06-20 09:00."), ("zh_CN", "2026-06-20 09:00")):
+        token = current_language.set(language)
+        try:
+            message = reason_views([reason])[0]["message"]
+        finally:
+            current_language.reset(token)
+        assert said in message and "+00:00" not in message and "T01:00" not in message
+    assert await Registration.count() == 0
+
+
 async def _readers(count: int) -> list[Principal]:
     branch = await Branch.select(Branch.id).where(Branch.code == "ZX").first()
     await Patron.insert(*[Patron(card_number=f"ZX9{n:07d}", name=f"读者{n}", category="adult",
