@@ -52,8 +52,11 @@ def _base(uid: str, summary: str, description: str, location: str, start: dt.dat
 
 
 def series_feed(name: str, events: list[dict[str, Any]], sessions: list[dict[str, Any]],
-                stamp: dt.datetime) -> bytes:
-    """`events`: rows of event; `sessions`: their occurrences (original and actual starts, status)."""
+                stamp: dt.datetime, room_id: int | None = None) -> bytes:
+    """`events`: rows of event; `sessions`: their occurrences (original and actual starts, room,
+    status). `room_id`: the feed of one room — only the sessions held there, wherever their
+    series is held: a series planned in the room lists its sessions moved elsewhere as EXDATEs,
+    and a session moved into the room from another room's series is a VEVENT of its own."""
     calendar = _calendar(name)
     by_event: dict[int, list[dict[str, Any]]] = {}
     for session in sessions:
@@ -67,30 +70,52 @@ def series_feed(name: str, events: list[dict[str, Any]], sessions: list[dict[str
         summary = event["title_zh"] or event["title_en"]
         if event["title_zh"] and event["title_en"]:
             summary = f"{event['title_zh']} / {event['title_en']}"
-        location = " ".join(part for part in (event.get("branch_name_zh"), event.get("room_name_zh")) if part)
-        duration = dt.timedelta(minutes=event["duration_minutes"])
-        first = _local(event["first_start"], zone)
-        main = _base(uid, summary, event["description_zh"] or event["description_en"], location, first,
-                     first + duration, stamp)
-        if event["rrule"]:
-            main.add("rrule", _rrule_value(event["rrule"]))
+        description = event["description_zh"] or event["description_en"]
+        branch = event.get("branch_name_zh")
+
+        def where(room_name: str | None) -> str:
+            return " ".join(part for part in (branch, room_name) if part)
+
+        if room_id is not None and event["room"] != room_id:
+            # Planned elsewhere: only its sessions moved into this room, each on its own.
             for session in own:
-                if session["status"] == "cancelled":
-                    main.add("exdate", _local(session["original_start"], zone))
-            # Sessions the series gives but the site does not have (cancelled when planned).
-            planned = {session["original_start"] for session in own}
-            for generated in expand(event["first_start"], duration, event["rrule"], None):
-                if generated.original_start not in planned:
-                    main.add("exdate", _local(generated.original_start, zone))
+                if session["room"] == room_id and session["status"] != "cancelled":
+                    calendar.add_component(_base(
+                        f"{session['uuid']}@library", summary, description, where(session.get("room_name_zh")),
+                        _local(session["local_start"], zone), _local(session["local_end"], zone), stamp))
+            continue
+        if room_id is not None:  # its sessions moved to another room are not this room's
+            own = [{**s, "status": "elsewhere"} if s["room"] != room_id and s["status"] != "cancelled" else s
+                   for s in own]
+        duration = dt.timedelta(minutes=event["duration_minutes"])
+        if not event["rrule"]:
+            # One session: as it is now (moved in time or room with it).
+            [session] = own[:1]
+            if session["status"] not in ("cancelled", "elsewhere"):
+                calendar.add_component(_base(uid, summary, description, where(session.get("room_name_zh")),
+                                             _local(session["local_start"], zone), _local(session["local_end"], zone),
+                                             stamp))
+            continue
+        first = _local(event["first_start"], zone)
+        main = _base(uid, summary, description, where(event.get("room_name_zh")), first, first + duration, stamp)
+        main.add("rrule", _rrule_value(event["rrule"]))
+        for session in own:
+            if session["status"] in ("cancelled", "elsewhere"):
+                main.add("exdate", _local(session["original_start"], zone))
+        # Sessions the series gives but the site does not have (cancelled when planned).
+        planned = {session["original_start"] for session in own}
+        for generated in expand(event["first_start"], duration, event["rrule"], None):
+            if generated.original_start not in planned:
+                main.add("exdate", _local(generated.original_start, zone))
         calendar.add_component(main)
         for session in own:
-            if session["status"] == "cancelled":
+            if session["status"] in ("cancelled", "elsewhere"):
                 continue
             moved = session["local_start"] != session["original_start"] or (
-                session["local_end"] - session["local_start"]) != duration
-            if event["rrule"] and moved:
-                override = _base(uid, summary, "", location, _local(session["local_start"], zone),
-                                 _local(session["local_end"], zone), stamp)
+                session["local_end"] - session["local_start"]) != duration or session["room"] != event["room"]
+            if moved:
+                override = _base(uid, summary, "", where(session.get("room_name_zh")),
+                                 _local(session["local_start"], zone), _local(session["local_end"], zone), stamp)
                 override.add("recurrence-id", _local(session["original_start"], zone))
                 calendar.add_component(override)
     return calendar.to_ical()

@@ -644,18 +644,16 @@ async def feed(branch_code: str, room_code: str | None, stamp: dt.datetime) -> b
             raise NotFound("branch_not_found", code=branch_code)
         room = await _room(branch["id"], room_code) if room_code else None
         events = await _rows(
-            "SELECT e.id, e.uuid, e.title_zh, e.title_en, e.description_zh, e.description_en, e.time_zone, "
+            "SELECT e.id, e.uuid, e.room, e.title_zh, e.title_en, e.description_zh, e.description_en, e.time_zone, "
             "e.first_start, e.duration_minutes, e.rrule, b.name_zh AS branch_name_zh, r.name_zh AS room_name_zh "
             "FROM event e JOIN branch b ON b.id = e.branch LEFT JOIN room r ON r.id = e.room "
             "WHERE e.branch = {} AND e.status = 'scheduled'", branch["id"])
         sessions = await _rows(
-            "SELECT o.event, o.room, o.original_start, o.local_start, o.local_end, o.status FROM occurrence o "
-            "JOIN event e ON e.id = o.event WHERE e.branch = {}", branch["id"])
-    if room is not None:
-        in_room = {s["event"] for s in sessions if s["room"] == room["id"]}
-        events = [e for e in events if e["id"] in in_room]
+            "SELECT o.uuid, o.event, o.room, r.name_zh AS room_name_zh, o.original_start, o.local_start, "
+            "o.local_end, o.status FROM occurrence o JOIN event e ON e.id = o.event "
+            "LEFT JOIN room r ON r.id = o.room WHERE e.branch = {}", branch["id"])
     name = f"{branch['name_zh']}{' · ' + room['name_zh'] if room else ''}"
-    return series_feed(name, events, sessions, stamp)
+    return series_feed(name, events, sessions, stamp, room["id"] if room else None)
 
 
 async def patron_feed(patron_uuid: str, token: str, secret: str, stamp: dt.datetime) -> bytes:

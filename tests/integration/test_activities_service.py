@@ -225,6 +225,54 @@ async def test_the_branch_feed_expands_to_the_sessions_the_site_shows(zx):
     assert dt.datetime(2026, 8, 2, 10, 0) in from_feed and dt.datetime(2026, 7, 18, 10, 0) not in from_feed
 
 
+def _feed_sessions(ics: bytes) -> dict[dt.datetime, str]:
+    """What a calendar app shows from a feed: every session's local start -> its location
+    (the series expanded by dateutil, EXDATEs taken out, overrides put in)."""
+    from dateutil.rrule import rrulestr
+    from icalendar import Calendar
+
+    shown: dict[dt.datetime, str] = {}
+    vevents = list(Calendar.from_ical(ics).walk("VEVENT"))
+    overrides = {(str(v["UID"]), v["RECURRENCE-ID"].dt.replace(tzinfo=None)): v for v in vevents
+                 if "RECURRENCE-ID" in v}
+    for vevent in vevents:
+        if "RECURRENCE-ID" in vevent:
+            continue
+        start = vevent["DTSTART"].dt.replace(tzinfo=None)
+        if "RRULE" not in vevent:
+            shown[start] = str(vevent.get("LOCATION", ""))
+            continue
+        raw = vevent.get("EXDATE", [])
+        exdates = {d.dt.replace(tzinfo=None) for ex in (raw if isinstance(raw, list) else [raw]) for d in ex.dts}
+        for when in rrulestr(vevent["RRULE"].to_ical().decode(), dtstart=start):
+            if when in exdates:
+                continue
+            override = overrides.get((str(vevent["UID"]), when))
+            shown[override["DTSTART"].dt.replace(tzinfo=None) if override else when] = str(
+                (override or vevent).get("LOCATION", ""))
+    return shown
+
+
+async def test_a_session_moved_to_another_room_is_in_that_rooms_feed_only(zx):
+    """A weekly club in the children's area (KIDS); one Saturday it moves to the craft room
+    (CRAFT), same hour: ?room=CRAFT lists that session alone, ?room=KIDS every other one, and
+    the branch's feed all of them, the moved one at its new room."""
+    event = await service.schedule_event(zx, club(moved={}), NOW)
+    sessions = await sessions_of(event)
+    moved = sessions[3]
+    await service.move_session(zx, str(moved["uuid"]), moved["local_start"], moved["local_end"], "CRAFT", NOW,
+                               capacity=20)  # the craft room seats 20
+    everything = _feed_sessions(await service.feed("ZX", None, NOW))
+    kids = _feed_sessions(await service.feed("ZX", "KIDS", NOW))
+    craft = _feed_sessions(await service.feed("ZX", "CRAFT", NOW))
+    starts = sorted(s["local_start"] for s in sessions)
+    assert sorted(everything) == starts and len(starts) == 9
+    assert list(craft) == [moved["local_start"]] and "手工教室" in craft[moved["local_start"]]
+    assert sorted(kids) == [when for when in starts if when != moved["local_start"]]
+    assert "手工教室" in everything[moved["local_start"]]
+    assert all("手工教室" not in location for when, location in everything.items() if when != moved["local_start"])
+
+
 async def test_moving_a_session_keeps_the_rules_and_never_shrinks_below_the_registered(zx):
     event = await service.schedule_event(zx, club(title_zh="手工课", rrule=None, moved={}, age_min=None,
                                                   age_max=None, capacity=20, room_code="STUDY"), NOW)
