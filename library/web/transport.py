@@ -82,6 +82,9 @@ def came_over_https(scope: Scope, proxies: TrustedProxies) -> bool:
     return bool(forwarded) and forwarded[-1].decode("latin-1").split(",")[-1].strip().lower() == "https"
 
 
+HSTS = b"max-age=31536000"
+
+
 def _with_secure(value: bytes) -> bytes:
     attributes = [part.strip().lower() for part in value.split(b";")[1:]]
     return value if b"secure" in attributes else value + b"; Secure"
@@ -89,15 +92,23 @@ def _with_secure(value: bytes) -> bytes:
 
 def secure_cookies_over_https(always: bool, forwarded_allow_ips: str | None
                               ) -> Callable[[Message, Scope], Coroutine[Any, Any, None]]:
-    """A `before_send` hook: it sees the outermost `send`, so every cookie, whoever set it."""
+    """A `before_send` hook: it sees the outermost `send`, so every cookie, whoever set it; and
+    over HTTPS, Strict-Transport-Security on every response."""
     proxies = TrustedProxies(forwarded_allow_ips)
 
     async def mark_secure(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start" or not (always or came_over_https(scope, proxies)):
+        if message["type"] != "http.response.start":
             return
-        message["headers"] = [  # type: ignore[typeddict-unknown-key]
-            (name, _with_secure(value) if name.lower() == b"set-cookie" else value)
-            for name, value in message.get("headers", [])
-        ]
+        https = came_over_https(scope, proxies)
+        if not (always or https):
+            return
+        headers = [(name, _with_secure(value) if name.lower() == b"set-cookie" else value)
+                   for name, value in message.get("headers", [])]
+        if https and not any(name.lower() == b"strict-transport-security" for name, _ in headers):
+            # A browser that reached the library over HTTPS once does not try plain HTTP for a
+            # year (a reader's cookies never cross a café's network in clear). Only the site's own
+            # host: other hosts of the domain may not speak HTTPS.
+            headers.append((b"strict-transport-security", HSTS))
+        message["headers"] = headers  # type: ignore[typeddict-unknown-key]
 
     return mark_secure

@@ -163,6 +163,9 @@ async def test_cookies_are_secure_over_https_even_without_the_setting(demo):
         assert "library_session" in signed
         for header in [*first.values(), *signed.values()]:
             assert "secure" in header.lower(), header
+        assert (await visitor.get("/static/library.css")).headers["strict-transport-security"] == "max-age=31536000"
+    async with running(app), another_visit(app) as plain:  # plain HTTP: the header would mean nothing
+        assert "strict-transport-security" not in (await plain.get("/signin")).headers
 
 
 @pytest.mark.parametrize("allowed, proto, secure", [
@@ -187,6 +190,8 @@ async def test_x_forwarded_proto_is_believed_only_from_a_trusted_proxy(demo, all
         assert {"library_session", "library_csrf"} <= cookies.keys()
         for header in cookies.values():
             assert ("secure" in header.lower()) is secure, header
+        # Strict-Transport-Security only when the reader really came over HTTPS.
+        assert (response.headers.get("strict-transport-security") == "max-age=31536000") is secure
 
 
 @pytest.mark.parametrize("setting, host, trusted", [
