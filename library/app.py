@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -24,6 +25,7 @@ from library.catalog.duplicate_controllers import ROUTES as DUPLICATE_ROUTES
 from library.catalog.imports import ROUTES as IMPORT_ROUTES
 from library.catalog.matching import checked_setting
 from library.catalog.marc_pages import ROUTES as MARC_PAGE_ROUTES
+from library.catalog import search_text
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
 from library.activities.service import start_offer_loop
 from library.loans.controllers import ROUTES as LOAN_ROUTES
@@ -34,7 +36,8 @@ from library.privacy.controllers import ROUTES as PRIVACY_ROUTES
 from library.privacy.retention import start_retention_loop
 from library.selfcheck.pages import ROUTES as SELFCHECK_ROUTES
 from library.sync.controllers import ROUTES as SYNC_ROUTES
-from library.settings import PACKAGE_ROOT, Settings, load_settings
+from library.i18n import translations
+from library.settings import LANGUAGES, PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware
 from library.web.csrf import SessionBoundCSRFMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
@@ -57,6 +60,22 @@ def _session_key(secret: str) -> bytes:
     return hashlib.sha256(("session:" + secret).encode()).digest()
 
 
+# The pages a first visitor most likely asks for (the home page, a catalogue search).
+WARM_TEMPLATES = ("home.html", "catalog/search.html")
+
+
+def _warm(environment) -> None:
+    """OpenCC's and the pinyin tables, the translations and the first pages' templates: loaded
+    at start-up, so that the first search answers as fast as the hundredth (measured after a
+    start, a pinyin search took 0.77 s, then 5-8 ms; warmed, the first takes what the rest do
+    but the database's first connection)."""
+    search_text.warm()
+    for language in LANGUAGES:
+        translations(language)
+    for name in WARM_TEMPLATES:
+        environment.get_template(name)
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     checked_setting(settings)  # a wrong match point stops the start, not an import later
@@ -77,6 +96,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # every notice interval.
         stop_offers = start_offer_loop(settings)
         stop_retention = start_retention_loop(settings)
+        # What a first request needs, loaded before the server takes one (see `_warm`).
+        await asyncio.to_thread(_warm, environment)
         try:
             yield
         finally:

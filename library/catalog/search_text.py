@@ -497,3 +497,13 @@ def spoken_as(run: str, limit: int = 8) -> list[tuple[str, ...]]:
         if way not in ways:
             ways.append(way)
     return ways[:limit]
+
+
+def warm() -> None:
+    """Load now what a first search needs, instead of making a reader's first search wait for it:
+    OpenCC's tables and the pinyin tables (`index_text`), and the pinyin syllables
+    (`split_pinyin`). Measured on a 2-core box: about 0.3 s each; the first pinyin search
+    after a start took 0.77 s, the next ones 5-8 ms."""
+    index_text(["预热 warm"])
+    split_pinyin("maomaochong")
+
