@@ -148,6 +148,16 @@ def format_weekday(weekday: int) -> str:
     return babel_locale().days["format"]["wide"][weekday]
 
 
+def colon() -> str:
+    """What joins a label to what it labels: "李小米：" in Chinese, "Li Xiaomi: " in English."""
+    return "：" if current_language.get() == "zh_CN" else ": "
+
+
+def comma() -> str:
+    """What separates the parts of a list in a sentence: "，" in Chinese, ", " in English."""
+    return "，" if current_language.get() == "zh_CN" else ", "
+
+
 def localized(zh: str, en: str) -> str:
     """Pick the name stored in both languages; fall back to the other one if empty."""
     if current_language.get() == "zh_CN":

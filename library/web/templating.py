@@ -38,7 +38,8 @@ def build_environment() -> Environment:
         weekday=i18n.format_weekday,
         urlquote=lambda value: quote(str(value), safe=""),
     )
-    env.globals.update(localized=i18n.localized, current_language=i18n.current_language.get, timedelta=dt.timedelta)
+    env.globals.update(localized=i18n.localized, current_language=i18n.current_language.get, timedelta=dt.timedelta,
+                       colon=i18n.colon, comma=i18n.comma)
     return env
 
 

@@ -85,3 +85,43 @@ def test_gettext_follows_the_request_language():
         assert gettext("My account") == "My account"
     finally:
         current_language.reset(token)
+
+
+_CJK = r"[\u3400-\u4dbf\u4e00-\u9fff]"
+_ASCII_PUNCTUATION_BY_CJK = re.compile(rf"{_CJK}\s*[:,;?!]|[:,;?!]\s*{_CJK}|{_CJK}\s*\.(\s|$)")
+
+
+def test_chinese_sentences_use_full_width_punctuation():
+    """No ASCII colon, comma, semicolon, question or exclamation mark (or full stop) beside a
+    Chinese character in the zh_CN catalogue: "李小米：报名成功。", never "李小米: 报名成功."."""
+    with (LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="zh_CN")
+    wrong = []
+    for message in catalog:
+        for text in (message.string if isinstance(message.string, tuple) else (message.string,)):
+            if text and _ASCII_PUNCTUATION_BY_CJK.search(text):
+                wrong.append(text)
+    assert not wrong, wrong[:10]
+    assert _ASCII_PUNCTUATION_BY_CJK.search("李小米: 报名成功。") and not _ASCII_PUNCTUATION_BY_CJK.search("李小米：报名成功。")
+
+
+def test_templates_join_labels_in_the_page_s_language():
+    """A template puts a name before what it says with colon() and comma(), which give the
+    full-width forms in Chinese; a literal "}}: {{" would read "李小米: 报名成功" in a Chinese page."""
+    # Right after the tag: " : " with a space before is ISBD's title : subtitle, the same in Chinese.
+    literal = re.compile(r"(\}\}|%\})[:,]\s*(\{\{|\n)")
+    found = [f"{path.relative_to(PROJECT_ROOT)}: {match.group(0)!r}" for path in (PROJECT_ROOT / "templates").rglob("*.html")
+             for match in literal.finditer(path.read_text(encoding="utf-8"))]
+    assert not found, found
+    from library.i18n import colon, comma
+
+    token = current_language.set("zh_CN")
+    try:
+        assert (colon(), comma()) == ("：", "，")
+    finally:
+        current_language.reset(token)
+    token = current_language.set("en")
+    try:
+        assert (colon(), comma()) == (": ", ", ")
+    finally:
+        current_language.reset(token)
