@@ -213,3 +213,21 @@ async def test_a_reused_isbn_at_the_desk_asks_which_book_and_a_second_copy_of_a_
         "format": "picture_book"})
     assert again.status_code == 409
     assert f'href="/staff/catalog/records/{first["uuid"]}?scanned=1" data-existing-record' in again.text
+
+
+async def test_the_search_box_s_examples_find_books_in_the_demo(client):
+    """Issue 18, part 9: a new user who types what the search box suggests (a traditional-character
+    title, pinyin, initials) finds a book in the demo, not nothing."""
+    import datetime as dt
+    import re
+
+    from library.demo import load_demo
+
+    await load_demo(dt.date(2026, 11, 28))  # with its books this time
+    page = await client.get("/catalog")
+    examples = [example.strip() for example in
+                re.search(r'name="q"[^>]*placeholder="([^"]+)"', page.text).group(1).split("/")]
+    assert len(examples) == 3
+    for example in examples:
+        found = await client.get("/catalog", params={"q": example})
+        assert found.status_code == 200 and 'href="/catalog/records/' in found.text, example
