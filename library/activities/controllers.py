@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -15,6 +16,7 @@ from litestar.response import Redirect, Response, Template
 from library.accounts import service as accounts
 from library.activities import challenge, service
 from library.activities.feeds import patron_feed_token
+from library.activities import rules
 from library.activities.rules import CheckInWindow
 from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
@@ -107,16 +109,32 @@ class ActivityPages(Controller):
     async def calendar(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
                        kind: Annotated[str | None, QueryParameter()] = None,
                        age: Annotated[str | None, QueryParameter()] = None,
-                       view: Annotated[str, QueryParameter()] = "list") -> Template:
+                       view: Annotated[str, QueryParameter()] = "list",
+                       shown: Annotated[str | None, QueryParameter(name="from")] = None) -> Template:
         today = _today(request)
         age_value = int(age) if age and age.isdecimal() and int(age) <= 120 else None
         filters = SessionFilters(branch or None, kind or None, age_value)
-        start = dt.datetime.combine(today, dt.time(), tzinfo=dt.timezone.utc) - dt.timedelta(hours=8)
-        days = 35 if view == "month" else 60
-        sessions = await service.upcoming(filters, start, start + dt.timedelta(days=days))
-        return page(request, "activities/calendar.html", sessions=sessions, filters=filters, view=view,
-                    branches=await branches.branch_choices(), today=today, kinds=service.KINDS,
-                    programmes=await challenge.programmes())
+        view = view if view in ("list", "week", "month") else "list"
+        try:
+            day = dt.date.fromisoformat(shown) if shown else today
+        except ValueError:
+            raise InvalidInput("invalid_date", field="from") from None
+        branches.check_calendar_day(day, "from")
+        span = rules.calendar_span(view, day, today)
+        start = dt.datetime.combine(span.first, dt.time(), tzinfo=dt.timezone.utc) - dt.timedelta(hours=8)
+        sessions = await service.upcoming(filters, start, start + dt.timedelta(days=(span.last - span.first).days))
+
+        def address(first: dt.date | None) -> str:
+            # The filters stay in the address: a parent can bookmark "next week, ages 3-5, Zhenxing".
+            query = {"branch": filters.branch, "kind": filters.kind, "age": filters.age, "view": view,
+                     "from": first.isoformat() if first else None}
+            return "/activities?" + urlencode({key: value for key, value in query.items() if value is not None})
+
+        navigation = {"previous": address(span.previous), "today": address(None), "next": address(span.next)} \
+            if view != "list" else None
+        return page(request, "activities/calendar.html", sessions=sessions, filters=filters, view=view, span=span,
+                    navigation=navigation, branches=await branches.branch_choices(), today=today,
+                    kinds=service.KINDS, programmes=await challenge.programmes())
 
     @get("/activities/sessions/{uuid:str}", name="activity_session")
     async def session(self, request: Request, uuid: FromPath[str]) -> Template:

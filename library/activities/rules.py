@@ -295,3 +295,33 @@ def check_in(session: DoorSession, window: CheckInWindow, holder: str, attendees
     if refusals:
         return CheckIn(turned_away=tuple(turned_away), refusals=tuple(refusals))
     return CheckIn(tuple(admit), tuple(already), tuple(turned_away))
+
+
+# --- the calendar's views ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalendarSpan:
+    """The days a calendar view shows: [first, last), whole weeks from a Monday; `month` the
+    month a month view is of (its days outside it are shown, dimmed); `previous` and `next`
+    what the arrows go to."""
+
+    first: dt.date
+    last: dt.date
+    month: dt.date | None
+    previous: dt.date | None
+    next: dt.date | None
+
+
+def calendar_span(view: str, day: dt.date, today: dt.date) -> CalendarSpan:
+    if view == "week":
+        monday = day - dt.timedelta(days=day.weekday())
+        return CalendarSpan(monday, monday + dt.timedelta(days=7), None, monday - dt.timedelta(days=7),
+                            monday + dt.timedelta(days=7))
+    if view == "month":
+        month = day.replace(day=1)
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        first = month - dt.timedelta(days=month.weekday())
+        last = following + dt.timedelta(days=(7 - following.weekday()) % 7)
+        return CalendarSpan(first, last, month, (month - dt.timedelta(days=1)).replace(day=1), following)
+    return CalendarSpan(today, today + dt.timedelta(days=60), None, None, None)

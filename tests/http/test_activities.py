@@ -111,3 +111,40 @@ async def test_a_child_logs_a_book_in_the_winter_challenge(client):
     assert "李** (…02)" in board.text and "李小米" not in board.text.split("Leaderboard")[-1].split("排行榜")[-1]
     someone_else = await client.get(f"/account/challenges/{programme}", params={"card": "JX20000001"})
     assert someone_else.status_code == 403
+
+
+async def test_the_week_and_month_views_go_back_and_forth_and_name_the_weekdays(client):
+    """Issue 18, part 4: from a week, the next week is one tap away with the filters kept; the
+    month view names the weekdays, marks the month's own days and has its arrows too."""
+    import html
+    import re
+
+    from library.activities.tables import Occurrence
+
+    starts = sorted(row["local_start"] for row in await Occurrence.select(Occurrence.local_start))
+    first = starts[0].date()
+    monday = first - dt.timedelta(days=first.weekday())
+    week = await client.get("/activities", params={"view": "week", "from": first.isoformat(), "branch": "ZX"})
+    assert week.status_code == 200
+    days = re.findall(r'data-day="([0-9-]+)"', week.text)
+    assert days == [(monday + dt.timedelta(days=n)).isoformat() for n in range(7)]
+    following = html.unescape(re.search(r'href="([^"]+)" rel="next"', week.text).group(1))
+    assert "branch=ZX" in following and "view=week" in following
+    assert f"from={(monday + dt.timedelta(days=7)).isoformat()}" in following
+    next_week = await client.get(following)
+    shown = re.findall(r'data-day="([0-9-]+)"', next_week.text)
+    assert shown[0] == (monday + dt.timedelta(days=7)).isoformat() and len(shown) == 7
+    due = [s for s in starts if monday + dt.timedelta(days=7) <= s.date() < monday + dt.timedelta(days=14)]
+    assert due and all(f"{s:%H:%M}" in next_week.text for s in due)
+
+    month = await client.get("/activities", params={"view": "month", "from": first.isoformat()})
+    assert all(name in month.text for name in ("星期一", "星期三", "星期日"))
+    month_days = re.findall(r'data-day="([0-9-]+)"', month.text)
+    assert len(month_days) % 7 == 0 and dt.date.fromisoformat(month_days[0]).weekday() == 0
+    assert first.replace(day=1).isoformat() in month_days and 'rel="prev"' in month.text
+    english = await client.get("/activities", params={"view": "month", "from": first.isoformat()},
+                               headers={"Accept-Language": "en"})
+    assert "Monday" in english.text and "Next month" in english.text
+
+    assert (await client.get("/activities", params={"view": "week", "from": "9999-12-31"})).status_code == 422
+    assert (await client.get("/activities", params={"view": "week", "from": "2026-13-45"})).status_code == 422
