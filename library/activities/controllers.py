@@ -96,7 +96,8 @@ def event_input(form: Any, zone: str) -> EventInput:
         registration_required=bool(form.get("registration_required")), registration_opens_at=opens_at,
         rrule=rrule, setup_minutes=_int_or_none(form.get("setup_minutes"), "setup_minutes", 0, 240) or 0,
         teardown_minutes=_int_or_none(form.get("teardown_minutes"), "teardown_minutes", 0, 240) or 0,
-        override_comment=form.get("override_comment") or None, programme_uuid=form.get("programme") or None)
+        override_comment=form.get("override_comment") or None, programme_uuid=form.get("programme") or None,
+        skip_closed_days=not form.get("on_closed_days"))
 
 
 # --- public -----------------------------------------------------------------------------------
@@ -192,9 +193,15 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
         mine = [r for r in await service.registrations_of(principal, now_utc()) if r["session_uuid"] == session["uuid"]]
         token = patron_feed_token(request.app.state.settings.secret_key, principal.uuid)
         feed_url = f"/activities/feeds/readers/{principal.uuid}.ics?token={token}"
+    skipped = []
+    for text in (request.query_params.get("skipped") or "").split(",")[:60]:  # after planning: closed days left out
+        try:
+            skipped.append(dt.date.fromisoformat(text))
+        except ValueError:
+            continue
     return page(request, "activities/session.html", status_code=status_code, session=session, household=household,
                 mine=mine, feed_url=feed_url, cancelled=request.query_params.get("cancelled"),
-                session_zone=ZoneInfo(request.app.state.settings.time_zone), **context)
+                session_zone=ZoneInfo(request.app.state.settings.time_zone), skipped=skipped, **context)
 
 
 class ChallengePages(Controller):
@@ -292,7 +299,9 @@ class StaffActivityPages(Controller):
             return await self._plan(request, error.status, error=error.message(), error_field=error.field,
                                     values=dict(form))
         first = (await service.occurrences_of(event))[0]
-        return Redirect(path=f"/activities/sessions/{first['uuid']}?scheduled=1", status_code=303)
+        skipped = ",".join(day.isoformat() for day in await service.skipped_days(event))
+        return Redirect(path=f"/activities/sessions/{first['uuid']}?scheduled=1"
+                             + (f"&skipped={skipped}" if skipped else ""), status_code=303)
 
     @get("/rooms", name="staff_find_room")
     async def find_room(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,

@@ -100,6 +100,11 @@ def booking_refusals(candidate: Booking, capacity: int, room: RoomFacts, existin
     return refusals
 
 
+def day_is_open(day: dt.date, calendar: BranchCalendar, public: PublicCalendar) -> bool:
+    """Whether the branch opens at all that day (not a holiday it closes on, nor a closure)."""
+    return day_status(day, calendar, public).is_open
+
+
 def within_opening_hours(start: dt.datetime, end: dt.datetime, calendar: BranchCalendar,
                          public: PublicCalendar) -> bool:
     """Local wall-clock start and end on one day, inside one opening period of an open day."""

@@ -86,6 +86,9 @@ class EventInput:
     setup_minutes: int = 0
     teardown_minutes: int = 0
     override_comment: str | None = None
+    # A series skips the days its branch is closed (a public holiday, a closure): they are listed
+    # after planning (`skipped_days`), not refused as outside opening hours.
+    skip_closed_days: bool = True
     # A programme groups sessions: its per-child limit counts across them.
     programme_uuid: str | None = None
 
@@ -186,6 +189,10 @@ async def schedule_event(principal: Principal, data: EventInput, now: dt.datetim
             calendar = (await calendars_for([branch], sessions[0].start.date(), sessions[-1].end.date()))[branch["id"]]
             public = public_calendar(sessions[0].start.date(), sessions[-1].end.date())
             facts = rules.RoomFacts(room["id"], room["capacity"], room["name_zh"])
+            if data.rrule and data.skip_closed_days:
+                sessions = [s for s in sessions if rules.day_is_open(s.start.date(), calendar, public)]
+                if not sessions:  # every session of the series on a closed day
+                    raise InvalidInput("rrule_empty", field="rrule")
             problems: list[rules.Refusal] = []
             for session in sessions:
                 booking = rules.Booking(room["id"], session.start_utc(zone), session.end_utc(zone),
@@ -227,6 +234,21 @@ async def schedule_event(principal: Principal, data: EventInput, now: dt.datetim
         return event_uuid
 
     return await run_in_write_transaction(work)
+
+
+async def skipped_days(event_uuid: str) -> list[dt.date]:
+    """The days a series' rule gives that have no session (skipped as closed when it was planned,
+    or never planned): what the planner is shown after planning."""
+    event = await _first("SELECT id, first_start, duration_minutes, rrule FROM event WHERE uuid = {}",
+                         _uuid(event_uuid, "occurrence_not_found"))
+    if event is None or not event["rrule"]:
+        return []
+    planned = {row["original_start"] for row in await _rows(
+        "SELECT original_start FROM occurrence WHERE event = {}", event["id"])}
+    duration = dt.timedelta(minutes=event["duration_minutes"])
+    return [session.original_start.date() for session in recurrence.expand(event["first_start"], duration,
+                                                                             event["rrule"], None)
+            if session.original_start not in planned]
 
 
 async def find_rooms(branch_code: str, local_start: dt.datetime, local_end: dt.datetime,

@@ -148,3 +148,21 @@ async def test_the_week_and_month_views_go_back_and_forth_and_name_the_weekdays(
 
     assert (await client.get("/activities", params={"view": "week", "from": "9999-12-31"})).status_code == 422
     assert (await client.get("/activities", params={"view": "week", "from": "2026-13-45"})).status_code == 422
+
+
+async def test_planning_a_series_over_a_holiday_lists_the_days_left_out(client):
+    """Issue 18, part 5 at the planning form: the series is planned, the page after it names the
+    closed Saturdays it left out; ticking "also on closed days" gets the refusal instead."""
+    await sign_in_staff(client)
+    token = csrf_token_from((await client.get("/staff/activities/")).text)
+    form = {"_csrf_token": token, "branch": "ZX", "room": "STUDY", "kind": "lecture", "title_zh": "秋季故事会",
+            "day": "2026-09-19", "start": "15:00", "end": "16:00", "capacity": "20", "repeat": "weekly",
+            "until": "2026-10-17"}
+    planned = await client.post("/staff/activities/", data=form)
+    assert planned.status_code == 303 and "skipped=2026-09-26,2026-10-03" in planned.headers["location"]
+    shown = await client.get(planned.headers["location"])
+    assert 'data-skipped' in shown.text and 'datetime="2026-10-03"' in shown.text and "闭馆日" in shown.text
+    assert await Occurrence.count().where(Occurrence.event.title_zh == "秋季故事会") == 3
+    refused = await client.post("/staff/activities/", data={**form, "title_zh": "秋季故事会二", "start": "17:00",
+                                                            "end": "18:00", "on_closed_days": "on"})
+    assert refused.status_code == 409 and "2026-10-03 17:00" in refused.text

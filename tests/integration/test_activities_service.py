@@ -273,6 +273,25 @@ async def test_a_session_moved_to_another_room_is_in_that_rooms_feed_only(zx):
     assert all("手工教室" not in location for when, location in everything.items() if when != moved["local_start"])
 
 
+async def test_a_weekly_series_across_the_autumn_holidays_skips_the_closed_saturdays_and_says_so(zx):
+    """Issue 18, part 5: the Zhenxing room closes on public holidays. A Saturday club planned from
+    mid-September to mid-October is planned without 26 September (the Mid-Autumn break, 25-27)
+    and 3 October (National Day), which are listed, instead of the whole series being refused
+    as outside opening hours; 10 October, a make-up working Saturday, is kept."""
+    autumn = dict(first_start=dt.datetime(2026, 9, 19, 10, 0), rrule="FREQ=WEEKLY;BYDAY=SA;UNTIL=20261017T235959",
+                  moved={})
+    event = await service.schedule_event(zx, club(**autumn), NOW)
+    days = [s["local_start"].date() for s in await sessions_of(event)]
+    assert days == [dt.date(2026, 9, 19), dt.date(2026, 10, 10), dt.date(2026, 10, 17)]
+    assert await service.skipped_days(event) == [dt.date(2026, 9, 26), dt.date(2026, 10, 3)]
+    # Asked to plan on closed days too, the same series is refused, naming the days.
+    with pytest.raises(Refused) as refused:
+        await service.schedule_event(zx, club(**{**autumn, "first_start": dt.datetime(2026, 9, 19, 14, 0)},
+                                              title_zh="下午场", skip_closed_days=False), NOW)
+    assert [(r.code, r.params.get("day")) for r in refused.value.refusals] == [
+        ("outside_opening_hours", "2026-09-26 14:00"), ("outside_opening_hours", "2026-10-03 14:00")]
+
+
 async def test_moving_a_session_keeps_the_rules_and_never_shrinks_below_the_registered(zx):
     event = await service.schedule_event(zx, club(title_zh="手工课", rrule=None, moved={}, age_min=None,
                                                   age_max=None, capacity=20, room_code="STUDY"), NOW)
