@@ -111,7 +111,7 @@ PATRONS = [
     DemoPatron("ZX10000003", "李小宇", "123456", "child", dt.date(2023, 6, 20), "ZX", guardian="ZX10000001"),
     DemoPatron("JX20000001", "张建国", "123456", "senior", dt.date(1950, 10, 1), "JX"),
     DemoPatron("ZX10000004", "陈静", "123456", "adult", dt.date(1992, 2, 29), "ZX",
-               block_reason="遗失图书尚未赔偿 / A lost book has not been paid for"),
+               block_reason="遗失图书尚未赔偿"),  # as a librarian types it: one language
     DemoPatron("XZ30000001", "Emma Liu", "123456", "adult", dt.date(1995, 7, 30), "XZ",
                expires_on=dt.date(2025, 12, 31), language="en"),
 ]
