@@ -122,6 +122,18 @@ class SelfCheckPages(Controller):
     async def _station(self, request: Request) -> Station | None:
         return await stations.station_by_token(request.cookies.get(TOKEN_COOKIE))
 
+    async def _visit(self, request: Request, scanning: bool) -> tuple[Station, dict[str, Any]] | Template | Redirect:
+        """The station and the reader at it, for an action of the visit; else the answer to give
+        instead: not a station (403), or back to the start (no visit, or it ended idle).
+        `scanning`: the action lends or renews, which a finished visit may no longer do."""
+        station = await self._station(request)
+        if station is None:
+            return _not_a_station(request)
+        state, timed_out = _reader(request, station)
+        if state is None or (scanning and state.get("done")):
+            return _home("?ended=idle" if timed_out else "")
+        return station, state
+
     def _page(self, request: Request, template: str, station: Station, status_code: int = 200,
               headers: dict[str, str] | None = None, **context: Any) -> Template:
         return page(request, template, status_code=status_code, headers=headers, station=station,
@@ -172,12 +184,10 @@ class SelfCheckPages(Controller):
 
     @post("/lend")
     async def lend(self, request: Request) -> Template | Redirect:
-        station = await self._station(request)
-        if station is None:
-            return _not_a_station(request)
-        state, timed_out = _reader(request, station)
-        if state is None or state.get("done"):
-            return _home("?ended=idle" if timed_out else "")
+        visit = await self._visit(request, scanning=True)
+        if not isinstance(visit, tuple):
+            return visit
+        station, state = visit
         barcode = str((await request.form()).get("barcode", "")).strip()
         if barcode:
             scanned = await stations.lend(station, state["card"], barcode, now_utc(), _settings(request).time_zone)
@@ -189,12 +199,10 @@ class SelfCheckPages(Controller):
 
     @post("/renew")
     async def renew(self, request: Request) -> Template | Redirect:
-        station = await self._station(request)
-        if station is None:
-            return _not_a_station(request)
-        state, timed_out = _reader(request, station)
-        if state is None or state.get("done"):
-            return _home("?ended=idle" if timed_out else "")
+        visit = await self._visit(request, scanning=True)
+        if not isinstance(visit, tuple):
+            return visit
+        station, state = visit
         form = await request.form()
         barcode = None if form.get("all") else str(form.get("barcode", "")).strip()
         try:
@@ -213,24 +221,20 @@ class SelfCheckPages(Controller):
     @post("/finish")
     async def finish(self, request: Request) -> Template | Redirect:
         """The receipt: printed, or sent as a notice; the reader may no longer scan."""
-        station = await self._station(request)
-        if station is None:
-            return _not_a_station(request)
-        state, timed_out = _reader(request, station)
-        if state is None:
-            return _home("?ended=idle" if timed_out else "")
+        visit = await self._visit(request, scanning=False)
+        if not isinstance(visit, tuple):
+            return visit
+        _, state = visit
         state["done"] = True
         _touch(request, state)
         return _home()
 
     @post("/receipt/email")
     async def email_receipt(self, request: Request) -> Template | Redirect:
-        station = await self._station(request)
-        if station is None:
-            return _not_a_station(request)
-        state, timed_out = _reader(request, station)
-        if state is None:
-            return _home("?ended=idle" if timed_out else "")
+        visit = await self._visit(request, scanning=False)
+        if not isinstance(visit, tuple):
+            return visit
+        station, state = visit
         lines = [{"title": r["title"], "barcode": r["barcode"], "due": r["due"]}
                  for r in state.get("results") or [] if r["kind"] in ("lent", "renewed")]
         await stations.send_receipt(station, state["card"], state["visit"], lines, now_utc(),
