@@ -83,7 +83,7 @@ async def drive(base: str, request: RequestFn, concurrency: int, duration_s: flo
         return result
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -127,15 +127,10 @@ def database(engine: str) -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    """uvicorn, the production ASGI server `library serve` runs, in its own process."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "library.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+def listening(command: list[str], env: dict[str, str], port: int, what: str) -> Iterator[None]:
+    """A server process started with `command`, once it accepts connections on `port`; stopped
+    (terminated, killed if need be) on the way out."""
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -144,15 +139,24 @@ def server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server did not start: " + (process.stderr.read() or b"").decode()[-2000:])
+                    raise RuntimeError(f"{what} did not start: " + (process.stderr.read() or b"").decode()[-2000:])
                 time.sleep(0.1)
-        yield base
+        yield
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+    """uvicorn, the production ASGI server `library serve` runs, in its own process."""
+    port = free_port()
+    with listening([sys.executable, "-m", "uvicorn", "library.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+                    "--workers", str(workers), "--no-access-log", "--log-level", "warning"], env, port, "server"):
+        yield f"http://127.0.0.1:{port}"
 
 
 def figure(bench: str, engine: str, measured: Measurement, ceiling: Measurement, concurrency: int) -> dict:

@@ -15,48 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 
-from bench.harness import ROOT, Measurement, database
+from bench.harness import ROOT, Measurement, database, free_port, listening
 from bench.loans import BRANCH, as_measurement, child, cycle_barcode, cycle_card
 
 KIOSK, PASSWORD = "bench-kiosk", "bench-kiosk-password"
 DATE = "20261207    100000"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def sip2_server(env: dict[str, str]) -> Iterator[int]:
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "library.cli", "sip2", "--host", "127.0.0.1", "--port",
-                                str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("SIP2 server did not start: " + (process.stderr.read() or b"").decode()[-2000:])
-                time.sleep(0.1)
+    """`library sip2` as a user runs it, in its own process."""
+    port = free_port()
+    with listening([sys.executable, "-m", "library.cli", "sip2", "--host", "127.0.0.1", "--port", str(port)],
+                   env, port, "SIP2 server"):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _message(code: str, fixed: list[str], fields: list[tuple[str, str]], sequence: int) -> bytes:
