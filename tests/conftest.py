@@ -15,23 +15,14 @@ import shutil
 import tempfile
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.support import admin_execute, drop_database, migrate
+
 _created: dict[str, str] = {}
 
 
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _admin_execute(admin_url: str, *statements: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(admin_url)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def pytest_configure(config) -> None:
@@ -48,14 +39,12 @@ def pytest_configure(config) -> None:
     admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
     if admin_url:
         name = f"library_test_{secrets.token_hex(6)}"
-        asyncio.run(_admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
         _created["postgres"] = name
         _created["admin_url"] = admin_url
         os.environ["LIBRARY_DATABASE_URL"] = _with_database(admin_url, name)
     else:
         os.environ["LIBRARY_DATABASE_URL"] = f"sqlite:///{data_dir}/test.sqlite3"
-
-    from tests.support import migrate
 
     asyncio.run(migrate())
 
@@ -69,11 +58,5 @@ def pytest_report_header(config) -> str:
 def pytest_unconfigure(config) -> None:
     name = _created.get("postgres")
     if name:
-        asyncio.run(
-            _admin_execute(
-                _created["admin_url"],
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
-                f'DROP DATABASE IF EXISTS "{name}"',
-            )
-        )
+        asyncio.run(drop_database(_created["admin_url"], name))
     shutil.rmtree(_created.get("data_dir", ""), ignore_errors=True)

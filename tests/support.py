@@ -8,7 +8,25 @@ import io
 import re
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
+
+
+async def admin_execute(url: str, *statements: str) -> None:
+    """Statements on a PostgreSQL server over a connection of their own, outside any transaction
+    (CREATE DATABASE and DROP DATABASE cannot run inside one)."""
+    connection = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def drop_database(url: str, name: str) -> None:
+    """A test's own PostgreSQL database gone, whoever is still connected to it."""
+    await admin_execute(url, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+                        f'DROP DATABASE IF EXISTS "{name}"')
 
 
 async def migrate() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from library.settings import PROJECT_ROOT
+from tests.support import admin_execute, drop_database
 
 BASELINE = "e6e3b9b"  # 2026-11-29: the first wave (catalogue, circulation, activities, sync)
 # What migrating forward changes on purpose: (table, column) -> why.
@@ -49,17 +50,6 @@ def _run(code_root: Path, env: dict[str, str], *args: str) -> subprocess.Complet
                             env={**env, "PYTHONPATH": str(code_root), "PICCOLO_CONF": "piccolo_conf"})
     assert result.returncode == 0, f"{' '.join(args)} with {code_root}: {result.stderr[-2000:]}"
     return result
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def _contents(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
@@ -109,12 +99,11 @@ def database(tmp_path):
         yield f"sqlite:///{tmp_path}/upgraded.sqlite3"
         return
     name = f"library_upgrade_{secrets.token_hex(4)}"
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_execute(admin, f'CREATE DATABASE "{name}"'))
     try:
         yield admin.rsplit("/", 1)[0] + "/" + name
     finally:
-        asyncio.run(_admin(admin, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
-                           f'DROP DATABASE IF EXISTS "{name}"'))
+        asyncio.run(drop_database(admin, name))
 
 
 def test_a_first_wave_database_migrates_forward_with_its_data(tmp_path, database):

@@ -28,17 +28,7 @@ from library.loans import service as loans
 from library.ops import backup as ops
 from library.settings import PROJECT_ROOT, load_settings
 from tests.integration.test_loans_service import ADMIN, NOW, TODAY
-
-
-async def _admin(url: str, *statements: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
+from tests.support import admin_execute, drop_database
 
 
 @pytest.fixture
@@ -54,13 +44,11 @@ async def target(tmp_path):
         yield load_settings({**os.environ, "LIBRARY_DATABASE_URL": f"sqlite:///{tmp_path}/restored.sqlite3"})
         return
     name = f"{source.database_url.rsplit('/', 1)[1]}_restore_{secrets.token_hex(3)}"
-    await _admin(source.database_url, f'CREATE DATABASE "{name}"')
+    await admin_execute(source.database_url, f'CREATE DATABASE "{name}"')
     try:
         yield load_settings({**os.environ, "LIBRARY_DATABASE_URL": source.database_url.rsplit("/", 1)[0] + "/" + name})
     finally:
-        await _admin(source.database_url,
-                     f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
-                     f'DROP DATABASE IF EXISTS "{name}"')
+        await drop_database(source.database_url, name)
 
 
 def _sorted(rows: list[tuple]) -> list[tuple]:
