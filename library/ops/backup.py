@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+from piccolo.conf.apps import Finder
+
 from library import __version__
 from library.ops.schema import known_migrations
 from library.settings import Settings
@@ -70,8 +73,6 @@ class Restored:
 
 def _tables() -> list[str]:
     """Every table of every app (and Piccolo's own list of migrations), by name."""
-    from piccolo.conf.apps import Finder  # reads piccolo_conf: only once a backup is asked for
-
     names = {table._meta.tablename for table in Finder().get_table_classes()}
     return sorted(names | {"migration"})
 
@@ -157,8 +158,6 @@ def _sqlite_backup(settings: Settings, target: Path) -> tuple[dict[str, int], di
 
 
 async def _postgres_backup(settings: Settings, target: Path) -> tuple[dict[str, int], dict[str, list[str]]]:
-    import asyncpg
-
     connection = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
@@ -294,8 +293,6 @@ def _sqlite_restore(settings: Settings, data: Path, manifest: dict[str, Any], re
 
 
 async def _postgres_restore(settings: Settings, data: Path, manifest: dict[str, Any], replace: bool) -> Restored:
-    import asyncpg
-
     connection = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         tables = await connection.fetchval("SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from piccolo.apps.migrations.commands.base import BaseMigrationManager
+from piccolo.apps.migrations.tables import Migration
+from piccolo.conf.apps import Finder
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -14,9 +18,6 @@ class Pending:
 
 def known_migrations() -> dict[str, dict[str, str]]:
     """The migrations this release has, by app: id -> description."""
-    from piccolo.apps.migrations.commands.base import BaseMigrationManager
-    from piccolo.conf.apps import Finder  # reads piccolo_conf: only when asked
-
     manager = BaseMigrationManager()
     return {name: {migration_id: getattr(module, "DESCRIPTION", "") or ""
                    for migration_id, module in manager.get_migration_modules(config.migrations_folder_path).items()}
@@ -25,8 +26,6 @@ def known_migrations() -> dict[str, dict[str, str]]:
 
 async def pending_migrations() -> list[Pending]:
     """What `library migrate` would run on the configured database, in the order it would."""
-    from piccolo.apps.migrations.tables import Migration
-
     applied: set[tuple[str, str]] = set()
     if await Migration.table_exists():
         applied = {(row["app_name"], row["name"]) for row in await Migration.select(Migration.app_name, Migration.name)}

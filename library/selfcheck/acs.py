@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from library.accounts.service import sign_in_patron
 from library.errors import CirculationRefused, DomainError, InvalidInput, NotFound, SignInRefused, \
     TooManyAttempts, reason_views
 from library.i18n import current_language, format_date, localized
@@ -175,8 +176,8 @@ class Desk:
         if known is not None and hmac.compare_digest(known, self.session.digest(pin)):
             return True
         try:
-            await loans_sign_in(card, pin, f"kiosk:{self.kiosk.login}@{self.session.address}", now,
-                                self.session.signin_limit)
+            await sign_in_patron(card, pin, f"kiosk:{self.kiosk.login}@{self.session.address}", now,
+                                 self.session.signin_limit)
         except SignInRefused:
             return False
         self.session.verified[card] = self.session.digest(pin)
@@ -415,11 +416,3 @@ class PinRequired(SignInRefused):
 
     def message(self) -> str:
         return screen("pin_required")
-
-
-async def loans_sign_in(card: str, pin: str, address: str, now: dt.datetime, limit: int) -> None:
-    """A reader's PIN checked by the readers' own sign-in: throttled, counted, same slow hash."""
-    from library.accounts.service import sign_in_patron
-
-    await sign_in_patron(card, pin, address, now, limit)
-

@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable
 
 from library.clock import now_utc
+from library.db import close_connections, engine, prepare_sqlite
 from library.selfcheck import protocol, rules, service
 from library.selfcheck.activity import Tallies
 from library.selfcheck.acs import Desk, Reply, Session
@@ -202,8 +203,6 @@ class SipServer:
 
 async def serve(settings: Settings, host: str, port: int, ready: Callable[[int], None] | None = None) -> None:
     """Run the SIP2 server until cancelled (the `library sip2` command)."""
-    from library.db import close_connections, engine, prepare_sqlite
-
     db = engine()
     if settings.engine == "postgres":
         await db.start_connection_pool(min_size=2, max_size=20)
