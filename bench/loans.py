@@ -277,6 +277,29 @@ async def heavy_vs_light(base: str, rounds: int) -> dict:
     return {"heavy": heavy, "light": light, "errors": errors}
 
 
+def cycle_figures(bench: str, engine: str, cycles: dict, many: Measurement, one: Measurement, concurrency: int,
+                  ceiling_is: str) -> dict:
+    """The figures of a checkout -> checkin cycle bench (`cycles`: the measurement, the checkout
+    and checkin halves and the error kinds) against the same cycles by the service functions
+    (`many` tasks or one, whichever was faster)."""
+    measured = cycles["measurement"]
+    ceiling = max(many, one, key=lambda m: m.rate)
+    return {
+        "bench": bench, "engine": engine, "value": round(measured.rate, 1), "unit": "cycles/s",
+        "ceiling": round(ceiling.rate, 1), "ceiling_is": ceiling_is,
+        "ratio": round(measured.rate / ceiling.rate, 3) if ceiling.rate else None,
+        "p50_ms": round(measured.percentile(0.5), 2), "p99_ms": round(measured.percentile(0.99), 2),
+        "errors": measured.errors, "cycles": measured.requests,
+        "checkout_p50_ms": round(cycles["checkout"].percentile(0.5), 2),
+        "checkout_p99_ms": round(cycles["checkout"].percentile(0.99), 2),
+        "checkin_p50_ms": round(cycles["checkin"].percentile(0.5), 2),
+        "checkin_p99_ms": round(cycles["checkin"].percentile(0.99), 2),
+        "error_kinds": cycles["error_kinds"],
+        f"ceiling_tasks_{concurrency}": round(many.rate, 1), "ceiling_tasks_1": round(one.rate, 1),
+        "ceiling_p50_ms": round(ceiling.percentile(0.5), 2), "ceiling_errors": ceiling.errors,
+    }
+
+
 def checkout_cycle(engine: str, duration: float = 8.0, concurrency: int = 16, items: int = 5000,
                    rounds: int = 300) -> list[dict]:
     items = max(items, concurrency)
@@ -296,22 +319,11 @@ def checkout_cycle(engine: str, duration: float = 8.0, concurrency: int = 16, it
             compare = asyncio.run(heavy_vs_light(base, rounds))
     measured = http["measurement"]
     many, one = as_measurement(many_before, many_after), as_measurement(one_before, one_after)
-    ceiling = max(many, one, key=lambda m: m.rate)
     heavy_p50, light_p50 = compare["heavy"].percentile(0.5), compare["light"].percentile(0.5)
     return [{
-        "bench": "loans.checkout_cycle", "engine": engine, "value": round(measured.rate, 1), "unit": "cycles/s",
-        "ceiling": round(ceiling.rate, 1),
-        "ceiling_is": "the same cycles by the service functions in one process, no HTTP, same database, same run",
-        "ratio": round(measured.rate / ceiling.rate, 3) if ceiling.rate else None,
-        "p50_ms": round(measured.percentile(0.5), 2), "p99_ms": round(measured.percentile(0.99), 2),
-        "errors": measured.errors, "cycles": measured.requests, "clients": concurrency,
-        "checkout_p50_ms": round(http["checkout"].percentile(0.5), 2),
-        "checkout_p99_ms": round(http["checkout"].percentile(0.99), 2),
-        "checkin_p50_ms": round(http["checkin"].percentile(0.5), 2),
-        "checkin_p99_ms": round(http["checkin"].percentile(0.99), 2),
-        "error_kinds": http["error_kinds"],
-        f"ceiling_tasks_{concurrency}": round(many.rate, 1), "ceiling_tasks_1": round(one.rate, 1),
-        "ceiling_p50_ms": round(ceiling.percentile(0.5), 2), "ceiling_errors": ceiling.errors,
+        **cycle_figures("loans.checkout_cycle", engine, http, many, one, concurrency,
+                        "the same cycles by the service functions in one process, no HTTP, same database, same run"),
+        "clients": concurrency,
         "ceiling_error_kinds": {**many_before["error_kinds"], **one_before["error_kinds"],
                                 **many_after["error_kinds"], **one_after["error_kinds"]},
         "ceiling_before_after": [round(max(as_measurement(many_before).rate, as_measurement(one_before).rate), 1),

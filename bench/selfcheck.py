@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from bench.harness import ROOT, Measurement, database, free_port, listening
-from bench.loans import BRANCH, as_measurement, child, cycle_barcode, cycle_card
+from bench.loans import BRANCH, as_measurement, child, cycle_barcode, cycle_card, cycle_figures
 
 KIOSK, PASSWORD = "bench-kiosk", "bench-kiosk-password"
 DATE = "20261207    100000"
@@ -114,21 +114,10 @@ def sip2_cycle(engine: str, duration: float = 8.0, concurrency: int = 16, items:
             one_after = child(env, "_direct", items, 1, duration / 2, 1.0)
     measured = sip2["measurement"]
     many, one = as_measurement(many_before, many_after), as_measurement(one_before, one_after)
-    ceiling = max(many, one, key=lambda m: m.rate)
     return [{
-        "bench": "selfcheck.sip2_cycle", "engine": engine, "value": round(measured.rate, 1), "unit": "cycles/s",
-        "ceiling": round(ceiling.rate, 1),
-        "ceiling_is": "the same cycles by the service functions in one process, no network, same database, same run",
-        "ratio": round(measured.rate / ceiling.rate, 3) if ceiling.rate else None,
-        "p50_ms": round(measured.percentile(0.5), 2), "p99_ms": round(measured.percentile(0.99), 2),
-        "errors": measured.errors, "cycles": measured.requests, "machines": concurrency,
-        "checkout_p50_ms": round(sip2["checkout"].percentile(0.5), 2),
-        "checkout_p99_ms": round(sip2["checkout"].percentile(0.99), 2),
-        "checkin_p50_ms": round(sip2["checkin"].percentile(0.5), 2),
-        "checkin_p99_ms": round(sip2["checkin"].percentile(0.99), 2),
-        "error_kinds": sip2["error_kinds"],
-        f"ceiling_tasks_{concurrency}": round(many.rate, 1), "ceiling_tasks_1": round(one.rate, 1),
-        "ceiling_p50_ms": round(ceiling.percentile(0.5), 2), "ceiling_errors": ceiling.errors,
+        **cycle_figures("selfcheck.sip2_cycle", engine, sip2, many, one, concurrency,
+                        "the same cycles by the service functions in one process, no network, same database, same run"),
+        "machines": concurrency,
         "items": items, "duration_s": round(measured.duration_s, 2), "prepare_s": round(prepare_s, 1),
         "python": sys.version.split()[0],
     }]
