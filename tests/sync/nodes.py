@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx
 
+from tests.support import admin_execute
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
@@ -52,9 +54,7 @@ def with_database(url: str, name: str) -> str:
 
 
 def pg_admin(admin_url: str, *statements: str) -> None:
-    from tests.conftest import _admin_execute
-
-    asyncio.run(_admin_execute(admin_url, *statements))
+    asyncio.run(admin_execute(admin_url, *statements))
 
 
 def pg_drop(admin_url: str, name: str) -> None:
