@@ -26,6 +26,8 @@ from library.catalog.imports import ROUTES as IMPORT_ROUTES
 from library.catalog.matching import checked_setting
 from library.catalog.marc_pages import ROUTES as MARC_PAGE_ROUTES
 from library.catalog import search_text
+from library.activities.calendar_controllers import CalendarPages
+from library.activities.challenge_controllers import ChallengePages
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
 from library.activities.service import start_offer_loop
 from library.loans.controllers import ROUTES as LOAN_ROUTES
@@ -142,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *IMPORT_ROUTES,
             *MARC_PAGE_ROUTES,
             *LOAN_ROUTES,
-            *ACTIVITY_ROUTES,
+            CalendarPages, *ACTIVITY_ROUTES, ChallengePages,
             *SYNC_ROUTES,
             *PRIVACY_ROUTES,
             *SELFCHECK_ROUTES,

@@ -1,11 +1,11 @@
-"""Activities pages (public calendar, session pages with registration; staff planning, week grid,
-find a room, check-in), iCalendar feeds, and the API."""
+"""Activities pages (session pages with registration; staff planning, week grid, find a room,
+check-in) and the API. The public calendar and feeds are in calendar_controllers, the reading
+challenge in challenge_controllers."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -16,7 +16,6 @@ from litestar.response import Redirect, Response, Template
 from library.accounts import service as accounts
 from library.activities import challenge, service
 from library.activities.feeds import patron_feed_token
-from library.activities import rules
 from library.activities.rules import CheckInWindow
 from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
@@ -26,10 +25,7 @@ from library.web.auth import principal_of, requires_signed_in, requires_staff
 from library.web.downloads import attachment, short_id
 from library.web.templating import page
 
-CALENDAR = "text/calendar; charset=utf-8"
-
-
-def _today(request: Request) -> dt.date:
+def branch_today(request: Request) -> dt.date:
     return today_in(request.app.state.settings.time_zone)
 
 
@@ -37,7 +33,7 @@ def _local_now(request: Request) -> dt.datetime:
     return now_utc().astimezone(ZoneInfo(request.app.state.settings.time_zone)).replace(tzinfo=None)
 
 
-def _int_or_none(value: str | None, field: str, low: int = 0, high: int = 2000) -> int | None:
+def int_or_none(value: str | None, field: str, low: int = 0, high: int = 2000) -> int | None:
     value = (value or "").strip()
     if not value:
         return None
@@ -84,18 +80,18 @@ def event_input(form: Any, zone: str) -> EventInput:
             opens_at = dt.datetime.fromisoformat(opens).replace(tzinfo=ZoneInfo(zone)).astimezone(dt.timezone.utc)
         except ValueError:
             raise InvalidInput("invalid_date", field="registration_opens") from None
-    capacity = _int_or_none(form.get("capacity"), "capacity", 1, 2000)
+    capacity = int_or_none(form.get("capacity"), "capacity", 1, 2000)
     if capacity is None:
         raise InvalidInput("required", field="capacity")
     return EventInput(
         branch_code=form.get("branch", ""), title_zh=form.get("title_zh", ""), title_en=form.get("title_en", ""),
         kind=form.get("kind", "reading_club"), description_zh=form.get("description_zh", ""),
         host=form.get("host", ""), first_start=start, duration_minutes=int((end - start).total_seconds() // 60),
-        capacity=capacity, room_code=form.get("room") or None, age_min=_int_or_none(form.get("age_min"), "age_min", 0, 120),
-        age_max=_int_or_none(form.get("age_max"), "age_max", 0, 120),
+        capacity=capacity, room_code=form.get("room") or None, age_min=int_or_none(form.get("age_min"), "age_min", 0, 120),
+        age_max=int_or_none(form.get("age_max"), "age_max", 0, 120),
         registration_required=bool(form.get("registration_required")), registration_opens_at=opens_at,
-        rrule=rrule, setup_minutes=_int_or_none(form.get("setup_minutes"), "setup_minutes", 0, 240) or 0,
-        teardown_minutes=_int_or_none(form.get("teardown_minutes"), "teardown_minutes", 0, 240) or 0,
+        rrule=rrule, setup_minutes=int_or_none(form.get("setup_minutes"), "setup_minutes", 0, 240) or 0,
+        teardown_minutes=int_or_none(form.get("teardown_minutes"), "teardown_minutes", 0, 240) or 0,
         override_comment=form.get("override_comment") or None, programme_uuid=form.get("programme") or None,
         skip_closed_days=not form.get("on_closed_days"))
 
@@ -105,37 +101,6 @@ def event_input(form: Any, zone: str) -> EventInput:
 
 class ActivityPages(Controller):
     include_in_schema = False
-
-    @get("/activities", name="activities")
-    async def calendar(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
-                       kind: Annotated[str | None, QueryParameter()] = None,
-                       age: Annotated[str | None, QueryParameter()] = None,
-                       view: Annotated[str, QueryParameter()] = "list",
-                       shown: Annotated[str | None, QueryParameter(name="from")] = None) -> Template:
-        today = _today(request)
-        age_value = int(age) if age and age.isdecimal() and int(age) <= 120 else None
-        filters = SessionFilters(branch or None, kind or None, age_value)
-        view = view if view in ("list", "week", "month") else "list"
-        try:
-            day = dt.date.fromisoformat(shown) if shown else today
-        except ValueError:
-            raise InvalidInput("invalid_date", field="from") from None
-        branches.check_calendar_day(day, "from")
-        span = rules.calendar_span(view, day, today)
-        start = dt.datetime.combine(span.first, dt.time(), tzinfo=dt.timezone.utc) - dt.timedelta(hours=8)
-        sessions = await service.upcoming(filters, start, start + dt.timedelta(days=(span.last - span.first).days))
-
-        def address(first: dt.date | None) -> str:
-            # The filters stay in the address: a parent can bookmark "next week, ages 3-5, Zhenxing".
-            query = {"branch": filters.branch, "kind": filters.kind, "age": filters.age, "view": view,
-                     "from": first.isoformat() if first else None}
-            return "/activities?" + urlencode({key: value for key, value in query.items() if value is not None})
-
-        navigation = {"previous": address(span.previous), "today": address(None), "next": address(span.next)} \
-            if view != "list" else None
-        return page(request, "activities/calendar.html", sessions=sessions, filters=filters, view=view, span=span,
-                    navigation=navigation, branches=await branches.branch_choices(), today=today,
-                    kinds=service.KINDS, programmes=await challenge.programmes())
 
     @get("/activities/sessions/{uuid:str}", name="activity_session")
     async def session(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -159,7 +124,6 @@ class ActivityPages(Controller):
         back = form.get("session", "")
         return Redirect(path=f"/activities/sessions/{back}?cancelled=1" if back else "/account", status_code=303)
 
-    # Feed addresses end in .ics (calendar apps like it); the router matches whole segments.
     @post("/activities/registrations/{uuid:str}/accept", guards=[requires_signed_in])
     async def accept(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
         form = await request.form()
@@ -170,18 +134,6 @@ class ActivityPages(Controller):
             return await session_page(request, back, error.status, error=error.message())
         return Redirect(path=f"/activities/sessions/{back}", status_code=303)
 
-    @get("/activities/feeds/{name:str}", name="activity_feed")
-    async def branch_feed(self, name: FromPath[str], room: Annotated[str | None, QueryParameter()] = None) -> Response:
-        return Response(await service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
-
-    @get("/activities/feeds/readers/{name:str}", name="activity_patron_feed")
-    async def patron_feed(self, request: Request, name: FromPath[str],
-                          token: Annotated[str, QueryParameter()] = "") -> Response:
-        secret = request.app.state.settings.secret_key
-        return Response(await service.patron_feed(name.removesuffix(".ics"), token, secret, now_utc()),
-                        media_type=CALENDAR)
-
-
 async def session_page(request: Request, uuid: str, status_code: int = 200, **context: Any) -> Template:
     session = await service.occurrence_detail(uuid)
     principal = principal_of(request)
@@ -189,7 +141,7 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
     mine: list[dict[str, Any]] = []
     feed_url = None
     if principal is not None and principal.is_patron:
-        household = await accounts.household(principal, _today(request))
+        household = await accounts.household(principal, branch_today(request))
         mine = [r for r in await service.registrations_of(principal, now_utc()) if r["session_uuid"] == session["uuid"]]
         token = patron_feed_token(request.app.state.settings.secret_key, principal.uuid)
         feed_url = f"/activities/feeds/readers/{principal.uuid}.ics?token={token}"
@@ -204,71 +156,6 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
                 session_zone=ZoneInfo(request.app.state.settings.time_zone), skipped=skipped, **context)
 
 
-class ChallengePages(Controller):
-    """The reading challenge: public standings (names masked), a child's progress, logging, certificate."""
-
-    include_in_schema = False
-
-    @get("/activities/challenges/{uuid:str}", name="challenge")
-    async def standings(self, request: Request, uuid: FromPath[str]) -> Template:
-        data = await challenge.standings(uuid)
-        principal = principal_of(request)
-        household = await accounts.household(principal, _today(request)) if principal and principal.is_patron else None
-        return page(request, "activities/challenge.html", programme=data["programme"], groups=data["groups"],
-                    household=household)
-
-    @get("/account/challenges/{uuid:str}", guards=[requires_signed_in], name="challenge_progress")
-    async def progress(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()]) -> Template:
-        return await self._progress(request, uuid, card)
-
-    async def _progress(self, request: Request, uuid: str, card: str, status_code: int = 200,
-                        **context: Any) -> Template:
-        data = await challenge.progress(principal_of(request), uuid, card, _today(request))
-        return page(request, "activities/progress.html", status_code=status_code, **data, **context)
-
-    @post("/account/challenges/{uuid:str}/log", guards=[requires_signed_in])
-    async def log(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
-        form = await request.form()
-        card = form.get("card", "")
-        try:
-            try:
-                read_on = dt.date.fromisoformat((form.get("read_on") or "").strip())
-            except ValueError:
-                raise InvalidInput("invalid_date", field="read_on") from None
-            await challenge.log_reading(principal_of(request), uuid, card, form.get("title", ""), read_on,
-                                        _int_or_none(form.get("minutes"), "minutes", 1, 24 * 60),
-                                        form.get("record") or None)
-        except DomainError as error:
-            return await self._progress(request, uuid, card, error.status, error=error.message())
-        return Redirect(path=f"/account/challenges/{uuid}?card={card}&logged=1", status_code=303)
-
-    @post("/account/challenges/{uuid:str}/loans", guards=[requires_signed_in])
-    async def log_loans(self, request: Request, uuid: FromPath[str]) -> Redirect:
-        form = await request.form()
-        card = form.get("card", "")
-        await challenge.set_log_loans(principal_of(request), uuid, card, bool(form.get("log_loans")))
-        return Redirect(path=f"/account/challenges/{uuid}?card={card}", status_code=303)
-
-    @get("/account/challenges/{uuid:str}/certificate", guards=[requires_signed_in], name="challenge_certificate")
-    async def certificate(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()]) -> Template:
-        data = await challenge.progress(principal_of(request), uuid, card, _today(request))
-        if not data["finished"]:
-            raise InvalidInput("challenge_not_finished", goal=data["goal"])
-        return page(request, "activities/certificate.html", **data)
-
-    @get("/staff/activities/programmes/{uuid:str}/attendance", guards=[requires_staff], name="programme_attendance")
-    async def programme_attendance(self, request: Request, uuid: FromPath[str]) -> Response:
-        text = await service.attendance_csv(principal_of(request), uuid, now_utc(), programme=True)
-        return Response(text, media_type="text/csv; charset=utf-8",
-                        headers=attachment(f"attendance-{short_id(uuid)}.csv"))
-
-    @get("/staff/activities/challenges/{uuid:str}/export", guards=[requires_staff], name="challenge_export")
-    async def export(self, request: Request, uuid: FromPath[str]) -> Response:
-        text = await challenge.standings_csv(principal_of(request), uuid)
-        return Response(text, media_type="text/csv; charset=utf-8",
-                        headers=attachment(f"challenge-{short_id(uuid)}.csv"))
-
-
 # --- staff ------------------------------------------------------------------------------------
 
 
@@ -281,7 +168,7 @@ class StaffActivityPages(Controller):
         mine = await branches.branch_choices(principal_of(request))
         rooms = await branches.rooms_by_branch([b["code"] for b in mine])
         return page(request, "activities/plan.html", status_code=status_code, branches=mine, rooms=rooms,
-                    kinds=service.KINDS, today=_today(request), programmes=await challenge.programmes(), **context)
+                    kinds=service.KINDS, today=branch_today(request), programmes=await challenge.programmes(), **context)
 
     @get("/", name="staff_activities")
     async def plan(self, request: Request) -> Template:
@@ -313,7 +200,7 @@ class StaffActivityPages(Controller):
         found, error = None, None
         if day and start and end and people:
             try:
-                count = _int_or_none(people, "people", 1, 2000) or 1
+                count = int_or_none(people, "people", 1, 2000) or 1
                 found = await service.find_rooms(branch or mine[0]["code"], _local_datetime(day, start, "day"),
                                                  _local_datetime(day, end, "end"), count)
             except DomainError as problem:
@@ -326,9 +213,9 @@ class StaffActivityPages(Controller):
                    start: Annotated[str | None, QueryParameter()] = None) -> Template:
         mine = await branches.branch_choices(principal_of(request))
         try:
-            day = dt.date.fromisoformat(start) if start else _today(request)
+            day = dt.date.fromisoformat(start) if start else branch_today(request)
         except ValueError:
-            day = _today(request)
+            day = branch_today(request)
         branches.check_calendar_day(day, "start")  # 9999-12-31 would overflow a week later
         monday = day - dt.timedelta(days=day.weekday())
         grid = await service.week_grid(principal_of(request), branch or mine[0]["code"], monday)
@@ -371,7 +258,7 @@ class StaffActivityPages(Controller):
             start = _local_datetime(form.get("day"), form.get("start"), "day")
             end = _local_datetime(form.get("day"), form.get("end"), "end")
             await service.move_session(principal_of(request), uuid, start, end, form.get("room") or None, now_utc(),
-                                       capacity=_int_or_none(form.get("capacity"), "capacity", 1, 2000),
+                                       capacity=int_or_none(form.get("capacity"), "capacity", 1, 2000),
                                        override_comment=form.get("override_comment") or None)
         except CirculationRefused as error:
             return await self._session(request, uuid, error.status, refused=error.reasons())
@@ -459,4 +346,4 @@ class ActivityAPI(Controller):
         await service.cancel_registration(principal_of(request), uuid, now_utc())
 
 
-ROUTES = [ActivityPages, ChallengePages, StaffActivityPages, ActivityAPI]
+ROUTES = [ActivityPages, StaffActivityPages, ActivityAPI]

@@ -71,7 +71,7 @@ async def test_a_rule_number_int_cannot_read_is_explained(client, number):
 @pytest.mark.parametrize("capacity", ["²", "¹⁰"])
 async def test_a_session_capacity_in_superscript_is_explained(capacity):
     """The activity forms' numbers: "²" passed `isdigit()` and failed `int()`."""
-    from library.activities.controllers import _int_or_none
+    from library.activities.controllers import int_or_none as _int_or_none
     from library.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as refused:
