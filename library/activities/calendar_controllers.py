@@ -11,7 +11,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Template
 
-from library.activities import challenge, rules, service
+from library.activities import challenge, feed_service, rules, service
 from library.activities.controllers import branch_today
 from library.activities.service import SessionFilters
 from library.branches import service as branches
@@ -59,11 +59,11 @@ class CalendarPages(Controller):
     # Feed addresses end in .ics (calendar apps like it); the router matches whole segments.
     @get("/activities/feeds/{name:str}", name="activity_feed")
     async def branch_feed(self, name: FromPath[str], room: Annotated[str | None, QueryParameter()] = None) -> Response:
-        return Response(await service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
+        return Response(await feed_service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
 
     @get("/activities/feeds/readers/{name:str}", name="activity_patron_feed")
     async def patron_feed(self, request: Request, name: FromPath[str],
                           token: Annotated[str, QueryParameter()] = "") -> Response:
         secret = request.app.state.settings.secret_key
-        return Response(await service.patron_feed(name.removesuffix(".ics"), token, secret, now_utc()),
+        return Response(await feed_service.patron_feed(name.removesuffix(".ics"), token, secret, now_utc()),
                         media_type=CALENDAR)

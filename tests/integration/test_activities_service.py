@@ -12,7 +12,7 @@ from piccolo.engine.postgres import PostgresEngine
 from library.accounts.principal import Principal
 from library.accounts.service import load_principal
 from library.accounts.tables import Patron
-from library.activities import service
+from library.activities import feed_service, service
 from library.activities.service import EventInput, Refused
 from library.activities.tables import Event, Occurrence, Registration
 from library.branches.tables import Branch
@@ -209,7 +209,7 @@ async def test_the_branch_feed_expands_to_the_sessions_the_site_shows(zx):
     event = await service.schedule_event(zx, club(), NOW)
     sessions = await sessions_of(event)
     await service.cancel_session(zx, str(sessions[2]["uuid"]), NOW)  # 18 July
-    feed = Calendar.from_ical(await service.feed("ZX", None, NOW))
+    feed = Calendar.from_ical(await feed_service.feed("ZX", None, NOW))
     vevents = [c for c in feed.walk("VEVENT")]
     [series] = [v for v in vevents if "RRULE" in v]
     overrides = {v["RECURRENCE-ID"].dt.replace(tzinfo=None): v["DTSTART"].dt.replace(tzinfo=None)
@@ -262,9 +262,9 @@ async def test_a_session_moved_to_another_room_is_in_that_rooms_feed_only(zx):
     moved = sessions[3]
     await service.move_session(zx, str(moved["uuid"]), moved["local_start"], moved["local_end"], "CRAFT", NOW,
                                capacity=20)  # the craft room seats 20
-    everything = _feed_sessions(await service.feed("ZX", None, NOW))
-    kids = _feed_sessions(await service.feed("ZX", "KIDS", NOW))
-    craft = _feed_sessions(await service.feed("ZX", "CRAFT", NOW))
+    everything = _feed_sessions(await feed_service.feed("ZX", None, NOW))
+    kids = _feed_sessions(await feed_service.feed("ZX", "KIDS", NOW))
+    craft = _feed_sessions(await feed_service.feed("ZX", "CRAFT", NOW))
     starts = sorted(s["local_start"] for s in sessions)
     assert sorted(everything) == starts and len(starts) == 9
     assert list(craft) == [moved["local_start"]] and "手工教室" in craft[moved["local_start"]]
