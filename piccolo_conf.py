@@ -5,10 +5,10 @@ takes about 0.2 s of CPU to import (it brings in black and pathspec), which comm
 use the engine (a MARC import, for one) need not pay.
 """
 
-from library.db import make_engine
-from library.settings import load_settings
+from library.db import engine
 
-DB = make_engine(load_settings())
+# The engine library.db made (or makes now) from the settings: one per process.
+DB = engine()
 
 APPS = [
     "library.branches.piccolo_app",

@@ -21,6 +21,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from piccolo.querystring import QueryString
+
+from library.db import before_write, engine
+
 T = TypeVar("T")
 
 # A year of calendar per branch and per day asked for: bounded, emptied when full.
@@ -38,8 +42,6 @@ VERSION_COLUMN = "(SELECT version FROM config_version WHERE id = 1) AS config_ve
 
 
 def _labelled(version: int | None) -> tuple[int, int] | None:
-    from library.db import engine
-
     return None if version is None else (id(engine()), version)
 
 
@@ -50,9 +52,9 @@ async def current_version() -> tuple[int, int] | None:
     if known is not None:
         _read_with_request.set(None)
         return known
-    from library.loans.tables import CirculationRule
-
-    rows = await CirculationRule.raw("SELECT version FROM config_version WHERE id = 1")
+    # Raw SQL: config_version is kept by triggers (migration loans 2026-11-29T05:10), not a
+    # Piccolo table, and this module sits below every domain's tables.
+    rows = await engine().run_querystring(QueryString("SELECT version FROM config_version WHERE id = 1"))
     return _labelled(rows[0]["version"]) if rows else None
 
 
@@ -65,6 +67,9 @@ def forget_request_version() -> None:
     """This request writes: what it read at its start may no longer be current."""
     if _read_with_request.get() is not None:
         _read_with_request.set(None)
+
+
+before_write(forget_request_version)
 
 
 async def cached(key: Hashable, version: Any, load: Callable[[], Awaitable[T]]) -> T:

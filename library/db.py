@@ -20,7 +20,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
-from library.settings import Settings
+from library.settings import Settings, load_settings
 
 T = TypeVar("T")
 
@@ -254,10 +254,16 @@ async def close_connections() -> None:
         await db.close_pool()
 
 
-def engine() -> Engine:
-    import piccolo_conf
+_engine: Engine | None = None
 
-    return piccolo_conf.DB
+
+def engine() -> Engine:
+    """The process's one engine, made from the settings on first use. piccolo_conf.py hands this
+    same object to Piccolo, so tables and this module always talk through one engine."""
+    global _engine
+    if _engine is None:
+        _engine = make_engine(load_settings())
+    return _engine
 
 
 def is_sqlite() -> bool:
@@ -282,12 +288,21 @@ async def _sqlite_write_transaction(db: PooledSQLiteEngine, begin_with_first_sta
             yield transaction
 
 
+# Called as a write transaction starts: a cache above this module (library.config_cache) forgets
+# what this request read before it began writing.
+_before_write: list[Callable[[], None]] = []
+
+
+def before_write(hook: Callable[[], None]) -> None:
+    if hook not in _before_write:
+        _before_write.append(hook)
+
+
 def write_transaction(begin_with_first_statement: bool = False):
     """A write transaction. `begin_with_first_statement` (SQLite): BEGIN travels with the first
     statement instead of alone — for work that runs its SQL through Piccolo or `batch` only."""
-    from library import config_cache
-
-    config_cache.forget_request_version()
+    for hook in _before_write:
+        hook()
     db = engine()
     if isinstance(db, PooledSQLiteEngine):
         return _sqlite_write_transaction(db, begin_with_first_statement)

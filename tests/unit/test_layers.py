@@ -26,7 +26,6 @@ FORBIDDEN = {
 }
 KNOWN = {
     ("library.branches.service", "library.accounts.principal"),  # permission checks: issue 22 moves them
-    ("library.config_cache", "library.loans.tables"),  # the circulation-rule cache db.py reaches
 }
 
 
