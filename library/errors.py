@@ -169,6 +169,28 @@ MESSAGES: dict[str, str] = {
     "transfer_same_branch": N_("The copy {barcode} is already at {code}."),
     "transfer_copy_busy": N_("The copy {barcode} is {status}; it can be transferred once it is back on a shelf."),
     "conflict_not_found": N_("There is no such conflict."),
+    # Catalogue imports (library.catalog.batches).
+    "import_batch_not_found": N_("There is no such import."),
+    "import_not_staged": N_("This import is not waiting to be committed (it is {status})."),
+    "import_not_committed": N_("Only a committed import can be undone (this one is {status})."),
+    "import_file_missing": N_("The file of this import is no longer there: upload it again."),
+    "import_too_big": N_("The file is too big: at most {limit} MB."),
+    # Possible duplicates (library.catalog.duplicates).
+    "duplicate_not_found": N_("There is no such possible duplicate: one of its records may have been merged or "
+                              "deleted meanwhile."),
+    "duplicate_kept_apart": N_("This pair was already kept apart as two different books."),
+    "duplicate_merged": N_("This pair was already merged."),
+    "duplicate_keep_which": N_("Choose which of the two records to keep."),
+    "duplicate_holds_set_aside": N_("The reader {card_number} has a copy set aside on each of the two records: "
+                                    "let one be collected, or cancel one of the holds, then merge."),
+    "duplicate_not_cataloguer": N_("Only the network's cataloguers (staff working for every branch) and "
+                                   "administrators may merge records or keep them apart."),
+    "duplicate_at_branch_node": N_("The central library's cataloguers decide on duplicate records: merge them at "
+                                   "the central library."),
+    "duplicate_refused_by_database": N_("The records could not be merged: {why}"),
+    # Self-service (library.selfcheck).
+    "kiosk_not_found": N_("There is no kiosk account {login}."),
+    "station_not_found": N_("There is no such self-check station."),
 }
 
 

@@ -40,8 +40,7 @@ from library.catalog.matching import parse_match_points
 from library.catalog.references import referred
 from library.catalog.tables import ImportBatch, ImportBatchRecord, ImportBatchStatus, Item, MatchAction, Record
 from library.db import executemany, json_object, read_transaction, run_in_write_transaction
-from library.errors import MESSAGES, Conflict, DomainError, InvalidInput, NotFound
-from library.i18n import N_
+from library.errors import Conflict, DomainError, InvalidInput, NotFound
 from library.settings import load_settings
 
 FLAVOURS = ("auto", "marc21", "cnmarc")
@@ -53,16 +52,6 @@ UNDO_CHUNK = 500  # batch rows undone a transaction
 # held or moved since it came in; a record that one refers to other than its copies and the
 # pairs of possible duplicates (a hold, a reading-log entry) has readers waiting or reading.
 _RECORD_USES_IGNORED = frozenset({"item", "possible_duplicate"})
-
-# Reason codes of this module (library.errors maps codes to messages).
-for _code, _message in {
-    "import_batch_not_found": N_("There is no such import."),
-    "import_not_staged": N_("This import is not waiting to be committed (it is {status})."),
-    "import_not_committed": N_("Only a committed import can be undone (this one is {status})."),
-    "import_file_missing": N_("The file of this import is no longer there: upload it again."),
-    "import_too_big": N_("The file is too big: at most {limit} MB."),
-}.items():
-    MESSAGES.setdefault(_code, _message)
 
 
 def imports_dir(data_dir: Path) -> Path:

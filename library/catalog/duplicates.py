@@ -35,26 +35,7 @@ from library.catalog.records import JSON_COLUMNS, search_text_of
 from library.catalog.references import references_to
 from library.catalog.tables import DuplicateStatus, Item, PossibleDuplicate, Record
 from library.db import is_sqlite, json_list, read_transaction, run_in_write_transaction
-from library.errors import MESSAGES, Conflict, InvalidInput, NotFound, NotPermitted
-from library.i18n import N_
-
-# The refusals of this workflow. They belong in library.errors.MESSAGES with the others; until
-# they are moved there, they are added to it here (setdefault: a copy there wins).
-for _code, _message in {
-    "duplicate_not_found": N_("There is no such possible duplicate: one of its records may have been merged or "
-                              "deleted meanwhile."),
-    "duplicate_kept_apart": N_("This pair was already kept apart as two different books."),
-    "duplicate_merged": N_("This pair was already merged."),
-    "duplicate_keep_which": N_("Choose which of the two records to keep."),
-    "duplicate_holds_set_aside": N_("The reader {card_number} has a copy set aside on each of the two records: "
-                                    "let one be collected, or cancel one of the holds, then merge."),
-    "duplicate_not_cataloguer": N_("Only the network's cataloguers (staff working for every branch) and "
-                                   "administrators may merge records or keep them apart."),
-    "duplicate_at_branch_node": N_("The central library's cataloguers decide on duplicate records: merge them at "
-                                   "the central library."),
-    "duplicate_refused_by_database": N_("The records could not be merged: {why}"),
-}.items():
-    MESSAGES.setdefault(_code, _message)
+from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
 
 PAGE_SIZE = 50
 

@@ -6,7 +6,7 @@ are the machine's own words around them. Message ids are English; the catalogs t
 
 from __future__ import annotations
 
-from library.errors import MESSAGES, NotFound
+from library.errors import NotFound
 from library.i18n import N_, gettext
 
 SCREEN: dict[str, str] = {
@@ -31,8 +31,6 @@ SCREEN: dict[str, str] = {
     "system_error": N_("Something went wrong; please ask at the desk."),
 }
 
-# Reason codes of this package, added to the one table of reasons (shown on the command line).
-MESSAGES.setdefault("kiosk_not_found", N_("There is no kiosk account {login}."))
 
 
 def kiosk_not_found(login: str) -> NotFound:

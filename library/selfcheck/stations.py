@@ -26,7 +26,7 @@ from library.accounts.service import normalise_card_number, sign_in_patron
 from library.accounts.tables import Patron
 from library.branches.tables import Branch
 from library.db import run_in_write_transaction
-from library.errors import MESSAGES, CirculationRefused, DomainError, InvalidInput, NotFound, NotPermitted
+from library.errors import CirculationRefused, DomainError, InvalidInput, NotFound, NotPermitted
 from library.i18n import N_, current_language, format_date, translations
 from library.loans import service as loans
 from library.loans.notices import SIGNATURE
@@ -37,7 +37,6 @@ from library.selfcheck.tables import SelfCheckStation
 log = logging.getLogger("library.selfcheck")
 
 NAME_LIMIT = 64
-MESSAGES.setdefault("station_not_found", N_("There is no such self-check station."))
 
 
 @dataclass(frozen=True)
