@@ -82,21 +82,35 @@ async def _applied_migrations() -> int:
 async def _migrate() -> int:
     """Run what has not run; how many migrations that was. Piccolo's own lines (one per app,
     "1 migration already complete" beside "5 migrations not yet run" for a new database) are
-    kept back: one line that adds up says more."""
+    kept back: one line that adds up says more.
+
+    All of it is one transaction (Piccolo's own, one per migration, nest inside it as no-ops):
+    a migration that fails half-way — a bug, a row the new constraint refuses, the process
+    killed — leaves the database exactly as it was before `library migrate`, on both engines
+    (PostgreSQL's and SQLite's DDL are transactional), and the migration table with it, so
+    running it again after the fix starts from the same place."""
     import contextlib
     import io
 
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    from library.db import prepare_sqlite
+    from library.db import prepare_sqlite, write_transaction
 
     await prepare_sqlite()
     before = await _applied_migrations()
     said = io.StringIO()
-    with contextlib.redirect_stdout(said):
-        result = await run_forwards(app_name="all")
-    if not result.success:
-        raise click.ClickException(f"migration failed: {result.message}\n{said.getvalue()}")
+    try:
+        async with write_transaction():
+            with contextlib.redirect_stdout(said):
+                result = await run_forwards(app_name="all")
+            if not result.success:
+                raise RuntimeError(result.message)
+    except Exception as error:  # noqa: BLE001 - any failure is reported the same way
+        started = [line.strip() for line in said.getvalue().splitlines() if line.strip().startswith("- ")]
+        where = f" in {started[-1].removeprefix('- ').split(' [')[0]}" if started else ""
+        raise click.ClickException(
+            f"migration failed{where}: {type(error).__name__}: {error}\nNothing was changed: the database is as it "
+            f"was before `library migrate` (every migration of this run was undone).") from error
     return await _applied_migrations() - before
 
 

@@ -134,3 +134,86 @@ def test_a_first_wave_database_migrates_forward_with_its_data(tmp_path, database
     _run(PROJECT_ROOT, env, "catalog", "export", str(exported))
     assert exported.read_bytes().count(b"\x1d") == len(before["record"][1])
     assert _run(PROJECT_ROOT, env, "migrate", "--check").stdout.strip().endswith("no migration would run")
+
+
+# A release whose last migration fails half-way: it made a table and filled it, then its next
+# step met what it did not expect (here: it raises).
+_HALFWAY_APP = '''
+from pathlib import Path
+from piccolo.conf.apps import AppConfig
+
+APP_CONFIG = AppConfig(app_name="halfway", migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
+                       table_classes=[])
+'''
+_HALFWAY_MIGRATION = '''
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.table import Table
+
+ID = "{id}"
+
+
+class Probe(Table, tablename="halfway_probe"):
+    pass
+
+
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="halfway")
+
+    async def run():
+        await Probe.raw("CREATE TABLE halfway_probe (id INTEGER)")
+        await Probe.raw("INSERT INTO halfway_probe (id) VALUES (1)")
+        await Probe.raw("UPDATE patron SET name = 'changed by a failed migration'")
+        if {fails}:
+            raise RuntimeError("the new constraint refuses a row")
+
+    manager.add_raw(run)
+    return manager
+'''
+_HALFWAY_CONF = '''
+from piccolo.conf.apps import AppRegistry
+from piccolo_conf import APPS as RELEASED, DB  # noqa: F401
+
+APPS = [*RELEASED, "halfway_app.piccolo_app"]
+APP_REGISTRY = AppRegistry(apps=APPS)
+'''
+
+
+def _halfway_release(folder: Path, fails: bool) -> Path:
+    migrations = folder / "halfway_app" / "piccolo_migrations"
+    migrations.mkdir(parents=True)
+    (folder / "halfway_app" / "__init__.py").write_text("")
+    (migrations / "__init__.py").write_text("")
+    (folder / "halfway_app" / "piccolo_app.py").write_text(_HALFWAY_APP)
+    (folder / "halfway_conf.py").write_text(_HALFWAY_CONF)
+    (migrations / "halfway_2099_01_01t00_00_00_000000.py").write_text(
+        _HALFWAY_MIGRATION.format(id="2099-01-01T00:00:00:000000", fails=fails))
+    return folder
+
+
+def test_a_migration_failing_half_way_leaves_the_database_as_it_was(tmp_path, database):
+    """The adversary is the upgrade itself: a migration that changes rows, then fails. Nothing of
+    the run stays — not its tables, not its row changes, not the migration table's lines."""
+    env = {**os.environ, "LIBRARY_DATABASE_URL": database, "LIBRARY_DATA_DIR": str(tmp_path / "data")}
+    _run(PROJECT_ROOT, env, "migrate")
+    _run(PROJECT_ROOT, env, "demo")
+    before = _contents(database)
+
+    failing = _halfway_release(tmp_path / "failing", fails=True)
+    extra = {**env, "PYTHONPATH": f"{failing}{os.pathsep}{PROJECT_ROOT}", "PICCOLO_CONF": "halfway_conf"}
+    result = subprocess.run([sys.executable, "-m", "library.cli", "migrate"], cwd=PROJECT_ROOT, env=extra,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "migration failed in 2099-01-01T00:00:00:000000: RuntimeError: the new constraint refuses a row" \
+        in result.stderr, result.stderr
+    assert "Nothing was changed" in result.stderr
+    assert _contents(database) == before  # no halfway_probe, every reader's name as it was
+
+    # Fixed, the same run goes through from the same place.
+    fixed = _halfway_release(tmp_path / "fixed", fails=False)
+    extra["PYTHONPATH"] = f"{fixed}{os.pathsep}{PROJECT_ROOT}"
+    result = subprocess.run([sys.executable, "-m", "library.cli", "migrate"], cwd=PROJECT_ROOT, env=extra,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1 migration run"), result.stdout
+    after = _contents(database)
+    assert after["halfway_probe"][1] == [("1",)]
