@@ -11,13 +11,17 @@ import uuid as uuid_module
 from collections import deque
 from typing import Any
 
-from library import db
+from piccolo.query.functions.aggregate import Count, Max, Sum
+
+from library import audit, db
 from library.accounts.principal import Principal
-from library import audit
 from library.branches.tables import Branch
+from library.catalog.tables import Item
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, NotSignedIn, TooManyAttempts
+from library.loans.tables import Transit
 from library.settings import Settings
-from library.sync.tables import SyncConflict, SyncCredential, Transfer
+from library.sync.tables import (ConflictState, SyncApplied, SyncChange, SyncConflict, SyncCredential, SyncOutbox,
+                                 SyncState, Transfer, TransferStatus)
 
 CREDENTIAL_BYTES = 32
 
@@ -27,10 +31,10 @@ def _sha256(secret: str) -> str:
 
 
 async def _branch(code: str) -> dict[str, Any]:
-    rows = await Branch.raw("SELECT id, uuid, code, name_zh, name_en FROM branch WHERE code = {}", code)
-    if not rows:
+    row = await Branch.select(Branch.id, Branch.uuid, Branch.code, Branch.name_zh, Branch.name_en).where(
+        Branch.code == code).first()
+    if row is None:
         raise NotFound("branch_not_found", code=code)
-    row = rows[0]
     return {**row, "uuid": str(row["uuid"])}
 
 
@@ -49,9 +53,8 @@ async def issue_credential(branch_code: str, issued_by: str) -> str:
 
 async def revoke_credentials(branch_code: str, revoked_by: str) -> int:
     branch = await _branch(branch_code)
-    rows = await SyncCredential.raw(
-        "UPDATE sync_credential SET revoked_at = {} WHERE branch = {} AND revoked_at IS NULL RETURNING id",
-        dt.datetime.now(dt.timezone.utc), branch["id"])
+    rows = await SyncCredential.update({SyncCredential.revoked_at: dt.datetime.now(dt.timezone.utc)}).where(
+        (SyncCredential.branch == branch["id"]) & SyncCredential.revoked_at.is_null()).returning(SyncCredential.id)
     await audit.record(revoked_by, "sync.credentials_revoked", branch["code"], count=len(rows))
     return len(rows)
 
@@ -62,12 +65,12 @@ async def branch_of_credential(authorization: str | None) -> dict[str, Any]:
     code, dot, secret = token.strip().partition(".")
     if scheme.lower() != "bearer" or not dot or not code or not secret:
         raise NotSignedIn("sync_credential")
-    rows = await SyncCredential.raw(
-        "SELECT c.secret_sha256, b.id, b.uuid, b.code FROM sync_credential c JOIN branch b ON b.id = c.branch "
-        "WHERE c.secret_sha256 = {} AND c.revoked_at IS NULL", _sha256(secret))
-    if not rows or not hmac.compare_digest(rows[0]["code"], code):
+    row = await SyncCredential.select(
+        SyncCredential.branch.id.as_alias("id"), SyncCredential.branch.uuid.as_alias("uuid"),
+        SyncCredential.branch.code.as_alias("code")).where(
+        (SyncCredential.secret_sha256 == _sha256(secret)) & SyncCredential.revoked_at.is_null()).first()
+    if row is None or not hmac.compare_digest(row["code"], code):
         raise NotSignedIn("sync_credential")
-    row = rows[0]
     return {"id": row["id"], "uuid": str(row["uuid"]), "code": row["code"]}
 
 
@@ -101,14 +104,15 @@ def require_central(settings: Settings) -> None:
 
 async def status(settings: Settings) -> dict[str, Any]:
     # A page view only reads: a missing state row (a database emptied by hand) reads as "never synced".
-    rows = await Branch.raw("SELECT cursor, last_attempt_at, last_success_at, last_error, uploaded_through "
-                            "FROM sync_state WHERE id = 1")
-    state = rows[0] if rows else {"cursor": "", "last_attempt_at": None, "last_success_at": None, "last_error": "",
-                                  "uploaded_through": 0}
-    waiting_changes = (await Branch.raw("SELECT COUNT(DISTINCT entity_uuid) AS n FROM sync_change"))[0]["n"]
-    outbox = (await Branch.raw("SELECT COUNT(*) AS n, SUM(changes) AS changes FROM sync_outbox "
-                               "WHERE acknowledged_at IS NULL"))[0]
-    open_conflicts = (await Branch.raw("SELECT COUNT(*) AS n FROM sync_conflict WHERE state = 'open'"))[0]["n"]
+    state = await SyncState.select(SyncState.cursor, SyncState.last_attempt_at, SyncState.last_success_at,
+                                   SyncState.last_error, SyncState.uploaded_through).where(SyncState.id == 1).first()
+    if state is None:
+        state = {"cursor": "", "last_attempt_at": None, "last_success_at": None, "last_error": "",
+                 "uploaded_through": 0}
+    waiting_changes = await SyncChange.count(distinct=[SyncChange.entity_uuid])
+    outbox = await SyncOutbox.select(Count().as_alias("n"), Sum(SyncOutbox.changes).as_alias("changes")).where(
+        SyncOutbox.acknowledged_at.is_null()).first()
+    open_conflicts = await SyncConflict.count().where(SyncConflict.state == ConflictState.open)
     view: dict[str, Any] = {
         "role": settings.node_role,
         "branch_code": settings.branch_code,
@@ -125,13 +129,18 @@ async def status(settings: Settings) -> dict[str, Any]:
         "open_conflicts": int(open_conflicts or 0),
     }
     if settings.node_role == "central":
-        view["log_seq"] = int((await Branch.raw("SELECT MAX(seq) AS s FROM sync_change"))[0]["s"] or 0)
-        branches = await Branch.raw(
-            "SELECT b.code, MAX(a.applied_at) AS last_upload_at, COUNT(a.id) AS uploads FROM branch b "
-            "LEFT JOIN sync_applied a ON a.branch = b.id GROUP BY b.code ORDER BY b.code")
-        for row in branches:  # SQLite gives an aggregate's timestamp back as text
-            if isinstance(row["last_upload_at"], str):
-                row["last_upload_at"] = dt.datetime.fromisoformat(row["last_upload_at"])
+        log = await SyncChange.select(Max(SyncChange.seq).as_alias("s")).first()
+        view["log_seq"] = int(log["s"] or 0)
+        uploads = {row["code"]: row for row in await SyncApplied.select(
+            SyncApplied.branch.code.as_alias("code"), Max(SyncApplied.applied_at).as_alias("last_upload_at"),
+            Count().as_alias("uploads")).group_by(SyncApplied.branch.code)}
+        branches = []
+        for branch in await Branch.select(Branch.code).order_by(Branch.code):
+            seen = uploads.get(branch["code"], {})
+            last = seen.get("last_upload_at")
+            if isinstance(last, str):  # SQLite gives an aggregate's timestamp back as text
+                last = dt.datetime.fromisoformat(last)
+            branches.append({"code": branch["code"], "last_upload_at": last, "uploads": seen.get("uploads", 0)})
         view["branches"] = branches
     return view
 
@@ -140,10 +149,11 @@ async def status(settings: Settings) -> dict[str, Any]:
 
 
 async def conflicts(state: str = "open", limit: int = 200) -> list[dict[str, Any]]:
-    rows = await SyncConflict.raw(
-        "SELECT uuid, branch_code, kind, entity_uuid, rule, detail, upload, state, created_at, resolved_at, "
-        f"resolved_by, resolution FROM sync_conflict WHERE state = {{}} ORDER BY created_at DESC LIMIT {int(limit)}",
-        state)
+    rows = await SyncConflict.select(
+        SyncConflict.uuid, SyncConflict.branch_code, SyncConflict.kind, SyncConflict.entity_uuid, SyncConflict.rule,
+        SyncConflict.detail, SyncConflict.upload, SyncConflict.state, SyncConflict.created_at,
+        SyncConflict.resolved_at, SyncConflict.resolved_by, SyncConflict.resolution).where(
+        SyncConflict.state == state).order_by(SyncConflict.created_at, ascending=False).limit(int(limit))
     return [{**row, "uuid": str(row["uuid"]), "detail": db.json_object(row["detail"])} for row in rows]
 
 
@@ -159,10 +169,11 @@ async def resolve_conflict(principal: Principal, conflict_uuid: str, resolution:
         uuid_module.UUID(conflict_uuid)
     except ValueError:
         raise NotFound("conflict_not_found") from None
-    rows = await SyncConflict.raw(
-        "UPDATE sync_conflict SET state = 'resolved', resolved_at = {}, resolved_by = {}, resolution = {} "
-        "WHERE uuid = {} AND state = 'open' RETURNING id", dt.datetime.now(dt.timezone.utc), principal.name,
-        resolution, conflict_uuid)
+    rows = await SyncConflict.update({
+        SyncConflict.state: ConflictState.resolved, SyncConflict.resolved_at: dt.datetime.now(dt.timezone.utc),
+        SyncConflict.resolved_by: principal.name, SyncConflict.resolution: resolution,
+    }).where((SyncConflict.uuid == conflict_uuid) & (SyncConflict.state == ConflictState.open)).returning(
+        SyncConflict.id)
     if not rows:
         raise NotFound("conflict_not_found")
     await audit.record(principal.audit_name, "sync.conflict_resolved", conflict_uuid, resolution=resolution)
@@ -193,26 +204,22 @@ async def request_transfers(principal: Principal, barcodes: list[str], to_branch
     async def work() -> list[dict[str, Any]]:
         made = []
         for barcode in cleaned:
-            rows = await Branch.raw(
-                "SELECT i.id, i.uuid, i.status, i.current_branch, b.code FROM item i "
-                "JOIN branch b ON b.id = i.current_branch WHERE i.barcode = {}", barcode)
-            if not rows:
+            item = await Item.select(Item.id, Item.status, Item.current_branch,
+                                     Item.current_branch.code.as_alias("code")).where(Item.barcode == barcode).first()
+            if item is None:
                 raise NotFound("item_not_found", field="barcodes", barcode=barcode)
-            item = rows[0]
             if item["status"] in ("withdrawn", "lost", "in_transit"):
                 raise Conflict("transfer_copy_busy", field="barcodes", barcode=barcode, status=item["status"])
             if item["current_branch"] == to_branch["id"]:
                 raise Conflict("transfer_same_branch", field="barcodes", barcode=barcode, code=to_branch["code"])
-            open_transfer = await Branch.raw("SELECT 1 FROM transfer WHERE item = {} AND status IN "
-                                             "('requested', 'sent')", item["id"])
-            if open_transfer:
+            if await Transfer.exists().where((Transfer.item == item["id"]) & Transfer.status.is_in(
+                    [TransferStatus.requested, TransferStatus.sent])):
                 raise Conflict("transfer_copy_busy", field="barcodes", barcode=barcode, status="requested")
             transfer_uuid = str(uuid_module.uuid4())
             await Transfer.insert(Transfer(uuid=transfer_uuid, item=item["id"], from_branch=item["current_branch"],
                                            to_branch=to_branch["id"], batch=batch.strip(), requested_at=now,
                                            requested_by=principal.name))
-            await Branch.raw("UPDATE item SET home_branch = {}, updated_at = {} WHERE id = {}",
-                             to_branch["id"], now, item["id"])
+            await Item.update({Item.home_branch: to_branch["id"], Item.updated_at: now}).where(Item.id == item["id"])
             made.append({"uuid": transfer_uuid, "barcode": barcode, "from_branch": item["code"],
                          "to_branch": to_branch["code"]})
         await audit.record(principal.audit_name, "sync.transfers_requested", to_branch["code"],
@@ -225,13 +232,15 @@ async def request_transfers(principal: Principal, barcodes: list[str], to_branch
 async def transfers(branch_code: str) -> dict[str, list[dict[str, Any]]]:
     """This branch's rotation at a glance: copies to send, copies on their way here."""
     branch = await _branch(branch_code)
-    rows = await Branch.raw(
-        "SELECT tf.uuid, tf.status, tf.batch, tf.requested_at, tf.sent_at, i.barcode, i.status AS item_status, "
-        "i.shelf_location, r.title, r.call_number, fb.code AS from_code, tb.code AS to_code, "
-        "tf.from_branch, tf.to_branch FROM transfer tf JOIN item i ON i.id = tf.item JOIN record r ON r.id = i.record "
-        "JOIN branch fb ON fb.id = tf.from_branch JOIN branch tb ON tb.id = tf.to_branch "
-        "WHERE tf.status IN ('requested', 'sent') AND (tf.from_branch = {} OR tf.to_branch = {}) "
-        "ORDER BY tf.requested_at, i.barcode", branch["id"], branch["id"])
+    rows = await Transfer.select(
+        Transfer.uuid, Transfer.status, Transfer.batch, Transfer.requested_at, Transfer.sent_at,
+        Transfer.item.barcode.as_alias("barcode"), Transfer.item.status.as_alias("item_status"),
+        Transfer.item.shelf_location.as_alias("shelf_location"), Transfer.item.record.title.as_alias("title"),
+        Transfer.item.record.call_number.as_alias("call_number"), Transfer.from_branch.code.as_alias("from_code"),
+        Transfer.to_branch.code.as_alias("to_code"), Transfer.from_branch, Transfer.to_branch,
+    ).where(Transfer.status.is_in([TransferStatus.requested, TransferStatus.sent])
+            & ((Transfer.from_branch == branch["id"]) | (Transfer.to_branch == branch["id"]))
+            ).order_by(Transfer.requested_at).order_by(Transfer.item.barcode)
     views = [{**row, "uuid": str(row["uuid"])} for row in rows]
     return {
         "to_send": [v for v in views if v["from_branch"] == branch["id"] and v["status"] == "requested"],
@@ -260,26 +269,25 @@ async def send_transfers(principal: Principal, branch_code: str, transfer_uuids:
     async def work() -> int:
         sent = 0
         for transfer_uuid in wanted:
-            rows = await Branch.raw(
-                "SELECT tf.id, tf.status, tf.item, tf.from_branch, tf.to_branch, i.status AS item_status, i.barcode, i.current_branch AS item_current_branch "
-                "FROM transfer tf JOIN item i ON i.id = tf.item WHERE tf.uuid = {}", transfer_uuid)
-            if not rows or rows[0]["from_branch"] != branch["id"]:
+            transfer = await Transfer.select(
+                Transfer.id, Transfer.status, Transfer.item, Transfer.from_branch, Transfer.to_branch,
+                Transfer.item.status.as_alias("item_status"), Transfer.item.barcode.as_alias("barcode"),
+                Transfer.item.current_branch.as_alias("item_current_branch")).where(
+                Transfer.uuid == transfer_uuid).first()
+            if transfer is None or transfer["from_branch"] != branch["id"]:
                 raise NotFound("transfer_not_found")
-            transfer = rows[0]
             if transfer["status"] != "requested":
                 raise Conflict("transfer_state")
             if transfer["item_current_branch"] != branch["id"]:
                 raise Conflict("transfer_copy_busy", barcode=transfer["barcode"], status=transfer["item_status"])
             if transfer["item_status"] != "available":
                 raise Conflict("transfer_copy_busy", barcode=transfer["barcode"], status=transfer["item_status"])
-            await Branch.raw("UPDATE transfer SET status = 'sent', sent_at = {}, updated_at = {} WHERE id = {}",
-                             now, now, transfer["id"])
-            await Branch.raw("UPDATE item SET status = 'in_transit', updated_at = {} WHERE id = {}",
-                             now, transfer["item"])
-            await Branch.raw(
-                "INSERT INTO transit (uuid, item, from_branch, to_branch, sent_at, updated_at) "
-                "VALUES ({}, {}, {}, {}, {}, {})", str(uuid_module.uuid4()), transfer["item"],
-                transfer["from_branch"], transfer["to_branch"], now, now)
+            await Transfer.update({Transfer.status: TransferStatus.sent, Transfer.sent_at: now,
+                                   Transfer.updated_at: now}).where(Transfer.id == transfer["id"])
+            await Item.update({Item.status: "in_transit", Item.updated_at: now}).where(Item.id == transfer["item"])
+            await Transit.insert(Transit(uuid=str(uuid_module.uuid4()), item=transfer["item"],
+                                         from_branch=transfer["from_branch"], to_branch=transfer["to_branch"],
+                                         sent_at=now, updated_at=now))
             sent += 1
         await audit.record(principal.audit_name, "sync.transfers_sent", branch["code"], count=sent)
         return sent
