@@ -16,6 +16,7 @@ APPS = [
     "library.catalog.piccolo_app",
     "library.loans.piccolo_app",
     "library.activities.piccolo_app",
+    "library.notices.piccolo_app",
     "library.sync.piccolo_app",
     "library.privacy.piccolo_app",
     "library.selfcheck.piccolo_app",

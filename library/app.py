@@ -29,10 +29,12 @@ from library.catalog import search_text
 from library.activities.calendar_controllers import CalendarPages
 from library.activities.challenge_controllers import ChallengePages
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
-from library.activities.service import start_offer_loop
+from library.activities.service import NOTICE_STEPS as ACTIVITY_NOTICE_STEPS
 from library.loans.controllers import ROUTES as LOAN_ROUTES
 from library.db import close_connections, engine, prepare_sqlite
-from library.loans.outbox import start_notice_loop
+from library.loans.outbox import NOTICE_STEPS as LOAN_NOTICE_STEPS
+from library.notices.controllers import ROUTES as NOTICE_ROUTES
+from library.notices.worker import start_notice_loop
 from library.sync.client import start_sync_loop
 from library.privacy.controllers import ROUTES as PRIVACY_ROUTES
 from library.privacy.retention import start_retention_loop
@@ -52,6 +54,8 @@ from library.web.transport import answer_head_like_get, secure_cookies_over_http
 from library.web.templating import build_environment
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
+# Each domain's scans in the notice round (library.notices.worker), in this order.
+NOTICE_STEPS = (*LOAN_NOTICE_STEPS, *ACTIVITY_NOTICE_STEPS)
 # /api/sync/ is node to node: a branch's credential in the Authorization header, no cookies.
 UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/"]
 CSRF_EXEMPT_PATHS = ["^/api/sync/"]
@@ -91,12 +95,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else:
             await prepare_sqlite()
         # Reminders, the hold shelf, lapsed seat offers, anonymisation and sending, every interval.
-        stop_notices = start_notice_loop(settings)
+        stop_notices = start_notice_loop(settings, NOTICE_STEPS)
         # A branch node with a central node: a sync round every interval.
         stop_sync = start_sync_loop(settings)
-        # Seat offers not taken in time, and the retention table (library/privacy/retention.py),
-        # every notice interval.
-        stop_offers = start_offer_loop(settings)
+        # The retention table (library/privacy/retention.py), every notice interval.
         stop_retention = start_retention_loop(settings)
         # What a first request needs, loaded before the server takes one (see `_warm`).
         await asyncio.to_thread(_warm, environment)
@@ -104,7 +106,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await stop_retention()
-            await stop_offers()
             await stop_sync()
             await stop_notices()
             if settings.engine == "postgres":
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CalendarPages, *ACTIVITY_ROUTES, ChallengePages,
             *SYNC_ROUTES,
             *PRIVACY_ROUTES,
+            *NOTICE_ROUTES,
             *SELFCHECK_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,

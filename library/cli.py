@@ -447,17 +447,16 @@ def notices() -> None:
 def notices_send() -> None:
     settings = _settings()
     _require_database(settings)
-    from library.activities.service import lapse_offers
+    from library.app import NOTICE_STEPS
     from library.clock import now_utc
     from library.i18n import gettext as _
-    from library.loans.outbox import run_cycle
-    from library.loans.tables import Notice
+    from library.notices.tables import Notice
+    from library.notices.worker import run_cycle
 
     async def go():
         now = now_utc()
-        # Seat offers not taken in time first: a seat that passes on queues its notice for this round.
-        await lapse_offers(now)
-        report = await run_cycle(now, settings)
+        # The server's round, with the same steps (seat offers not taken in time come first).
+        report = await run_cycle(now, settings, NOTICE_STEPS)
         waiting = await Notice.count().where(Notice.sent_at.is_null())
         return report, waiting
 
@@ -488,7 +487,7 @@ def notices_list(show_all: bool, limit: int) -> None:
     settings = _settings()
     _require_database(settings)
     from library.i18n import gettext as _
-    from library.loans.tables import Notice
+    from library.notices.tables import Notice
 
     async def rows():
         query = Notice.select(Notice.kind, Notice.to_address, Notice.subject, Notice.created_at, Notice.send_after,

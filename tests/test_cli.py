@@ -95,7 +95,7 @@ def test_notices_list_prints_each_error_under_its_notice():
     import datetime as dt
     import uuid
 
-    from library.loans.tables import Notice
+    from library.notices.tables import Notice
 
     now = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)
 
@@ -169,7 +169,7 @@ def test_privacy_forget_runs_the_retention_table_once():
     import datetime as dt
     import uuid
 
-    from library.loans.tables import Notice
+    from library.notices.tables import Notice
 
     now = dt.datetime.now(dt.timezone.utc)
 

@@ -21,7 +21,7 @@ from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
-from library.web.auth import principal_of, requires_signed_in, requires_staff
+from library.web.auth import principal_of, requires_patron, requires_signed_in, requires_staff
 from library.web.downloads import attachment, short_id
 from library.web.templating import page
 
@@ -133,6 +133,69 @@ class ActivityPages(Controller):
         except DomainError as error:
             return await session_page(request, back, error.status, error=error.message())
         return Redirect(path=f"/activities/sessions/{back}", status_code=303)
+
+class ProgrammeRegistration(Controller):
+    """A whole series (/activities/series/{event}) or programme (/activities/programmes/{programme})
+    in one step: choose the children and the sessions, see what each child would get, confirm.
+    What "the whole programme" means, and what happens when a session is full, is said on the
+    page (service.register_programme decides)."""
+
+    include_in_schema = False
+    guards = [requires_patron]
+
+    @get("/activities/series/{uuid:str}/register", name="series_registration")
+    async def series(self, request: Request, uuid: FromPath[str]) -> Template:
+        return await self._preview(request, "series", uuid)
+
+    @get("/activities/programmes/{uuid:str}/register", name="programme_registration")
+    async def programme(self, request: Request, uuid: FromPath[str]) -> Template:
+        return await self._preview(request, "programme", uuid)
+
+    @post("/activities/series/{uuid:str}/register")
+    async def register_series(self, request: Request, uuid: FromPath[str]) -> Template:
+        return await self._register(request, "series", uuid)
+
+    @post("/activities/programmes/{uuid:str}/register")
+    async def register_programme(self, request: Request, uuid: FromPath[str]) -> Template:
+        return await self._register(request, "programme", uuid)
+
+    async def _page(self, request: Request, scope: str, uuid: str, cards: list[str], sessions: list[str] | None,
+                    step: str, status_code: int = 200, plan: Any = None, **context: Any) -> Template:
+        principal = principal_of(request)
+        household = await accounts.household(principal, branch_today(request))
+        everyone = [child["card_number"] for child in household["children"]] + [household["me"]["card_number"]]
+        if plan is None:
+            # The sessions to choose from, whoever is ticked (the household may act for all of them).
+            plan = await service.preview_programme(principal, scope, uuid, everyone, now_utc())
+        return page(request, "activities/programme.html", status_code=status_code, scope=scope, scope_uuid=uuid,
+                    plan=plan, household=household, cards=cards, sessions=sessions, step=step,
+                    refusals=reason_views(plan.refusals) if step == "preview" else [], **context)
+
+    async def _preview(self, request: Request, scope: str, uuid: str) -> Template:
+        cards = [card for card in request.query_params.getall("card", []) if card]
+        sessions = request.query_params.getall("session", []) if request.query_params.get("chosen") else None
+        if not cards:
+            return await self._page(request, scope, uuid, [], sessions, "choose")
+        try:
+            plan = await service.preview_programme(principal_of(request), scope, uuid, cards, now_utc(), sessions)
+        except DomainError as error:
+            return await self._page(request, scope, uuid, cards, sessions, "choose", error.status,
+                                    error=error.message())
+        return await self._page(request, scope, uuid, cards, sessions, "preview", plan=plan)
+
+    async def _register(self, request: Request, scope: str, uuid: str) -> Template:
+        form = await request.form()
+        cards, sessions = form.getall("card", []), form.getall("session", [])
+        try:
+            plan = await service.register_programme(principal_of(request), scope, uuid, cards, sessions, now_utc())
+        except CirculationRefused as error:
+            return await self._page(request, scope, uuid, cards, sessions, "choose", error.status,
+                                    refused=error.reasons())
+        except DomainError as error:
+            return await self._page(request, scope, uuid, cards, sessions, "choose", error.status,
+                                    error=error.message())
+        return await self._page(request, scope, uuid, cards, sessions, "done", plan=plan)
+
 
 async def session_page(request: Request, uuid: str, status_code: int = 200, **context: Any) -> Template:
     session = await service.occurrence_detail(uuid)
@@ -293,6 +356,27 @@ class OutcomeOut(msgspec.Struct):
     position: int | None
 
 
+class ProgrammeIn(msgspec.Struct, forbid_unknown_fields=True):
+    card_numbers: list[str]
+    # The sessions to register for (uuids); none: every session still to come.
+    sessions: list[str] | None = None
+
+
+class ProgrammeLineOut(msgspec.Struct):
+    session: str
+    card_number: str
+    name: str
+    status: str  # confirmed | waitlisted | already (registered before, left as it was)
+    position: int | None
+
+
+def _lines_out(plan: service.ProgrammePlan) -> list[ProgrammeLineOut]:
+    cards = {child["patron_id"]: child["card_number"] for child in plan.children}
+    status = {"seat": "confirmed", "waitlist": "waitlisted", "already": "already"}
+    return [ProgrammeLineOut(session=line.session, card_number=cards[line.patron_id], name=line.name,
+                             status=status[line.outcome], position=line.position) for line in plan.lines]
+
+
 class SessionOut(msgspec.Struct):
     session: str
     title_zh: str
@@ -340,10 +424,25 @@ class ActivityAPI(Controller):
         return [OutcomeOut(registration=o.registration, card_number=o.card_number, name=o.name, status=o.status,
                            position=o.position) for o in outcomes]
 
+    @post("/series/{uuid:str}/registrations", guards=[requires_signed_in], status_code=201,
+          summary="Register oneself or linked children for every session still to come of a series (or the sessions "
+                  "named): per session a seat or a waitlist place; any refusal registers nobody (409 with reasons)")
+    async def register_series(self, request: Request, uuid: FromPath[str],
+                              data: JSONBody[ProgrammeIn]) -> list[ProgrammeLineOut]:
+        return _lines_out(await service.register_programme(principal_of(request), "series", uuid, data.card_numbers,
+                                                           data.sessions, now_utc()))
+
+    @post("/programmes/{uuid:str}/registrations", guards=[requires_signed_in], status_code=201,
+          summary="The same for every session still to come of every event of a programme")
+    async def register_programme(self, request: Request, uuid: FromPath[str],
+                                 data: JSONBody[ProgrammeIn]) -> list[ProgrammeLineOut]:
+        return _lines_out(await service.register_programme(principal_of(request), "programme", uuid,
+                                                           data.card_numbers, data.sessions, now_utc()))
+
     @delete("/registrations/{uuid:str}", guards=[requires_signed_in], status_code=204,
             summary="Cancel a registration; the first on the waitlist gets the seat")
     async def cancel(self, request: Request, uuid: FromPath[str]) -> None:
         await service.cancel_registration(principal_of(request), uuid, now_utc())
 
 
-ROUTES = [ActivityPages, StaffActivityPages, ActivityAPI]
+ROUTES = [ActivityPages, ProgrammeRegistration, StaffActivityPages, ActivityAPI]

@@ -19,8 +19,8 @@ guardian too when registered.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 from library.branches.rules import BranchCalendar, PublicCalendar, day_status
 
@@ -330,3 +330,64 @@ def calendar_span(view: str, day: dt.date, today: dt.date) -> CalendarSpan:
         last = following + dt.timedelta(days=(7 - following.weekday()) % 7)
         return CalendarSpan(first, last, month, (month - dt.timedelta(days=1)).replace(day=1), following)
     return CalendarSpan(today, today + dt.timedelta(days=60), None, None, None)
+
+
+# --- a whole programme in one step ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgrammeSession:
+    """One session of a series or programme as registration sees it now."""
+
+    key: str  # the session's uuid
+    facts: SessionFacts
+    seats_left: int
+    waitlisted: int
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """What one child gets at one session: `seat`, `waitlist` (with the place it would be),
+    `already` (registered before: left as it is) or `refused` (with the reasons)."""
+
+    session: str
+    patron_id: int
+    name: str
+    outcome: str
+    position: int | None = None
+    refusals: tuple[Refusal, ...] = ()
+
+
+def programme_plan(sessions: list[ProgrammeSession], children: list[tuple[int, str]],
+                   registrant: Callable[[str, int], Registrant], in_programme: dict[int, int],
+                   now: dt.datetime) -> list[PlanLine]:
+    """Each child at each session, sessions in order, children in the order given: the outcome a
+    registration made now would have. A full session is a waitlist place, not a refusal; a
+    session a child is registered for already is left as it is; a programme's per-child limit
+    counts the sessions planned here too (`in_programme`: sessions each child holds already).
+
+    The same statement that registers decides seat or waitlist (others may take seats between
+    the preview and the confirmation): this is what the parent is shown before confirming.
+    """
+    lines: list[PlanLine] = []
+    planned = dict(in_programme)
+    for session in sessions:
+        seats, waiting = session.seats_left, session.waitlisted
+        for patron_id, name in children:
+            person = registrant(session.key, patron_id)
+            if person.already_registered:
+                lines.append(PlanLine(session.key, patron_id, name, "already"))
+                continue
+            person = replace(person, sessions_in_programme=planned.get(patron_id, 0))
+            refusals = tuple(registration_refusals(session.facts, person, now))
+            if refusals:
+                lines.append(PlanLine(session.key, patron_id, name, "refused", refusals=refusals))
+                continue
+            planned[patron_id] = planned.get(patron_id, 0) + 1
+            if seats > 0:
+                seats -= 1
+                lines.append(PlanLine(session.key, patron_id, name, "seat"))
+            else:
+                waiting += 1
+                lines.append(PlanLine(session.key, patron_id, name, "waitlist", position=waiting))
+    return lines

@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid as uuid_module
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,15 +19,14 @@ from library import audit, spreadsheet
 from library.accounts.principal import Principal
 from library.accounts.rules import age_on
 from library.accounts.service import normalise_card_number
-from library.activities import recurrence, rules
+from library.activities import notices, recurrence, rules
 from library.activities.tables import Event, Occurrence
-from library.branches.leases import start_leased_loop
 from library.branches.public_holidays import public_calendar
 from library.branches.service import calendars_for, check_calendar_day
-from library.clock import now_utc
 from library.db import is_unique_violation, read_transaction, run_in_write_transaction
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
-from library.loans import notices
+from library.notices import outbox
+from library.notices.worker import Step
 from library.settings import Settings
 
 ACTIVE = ("confirmed", "offered", "waitlisted")
@@ -371,7 +369,208 @@ async def register(principal: Principal, occurrence_uuid: str, card_numbers: lis
                 status, taken["arrivals"], now, now if status == "confirmed" else None, now)
             outcomes.append(Outcome(person["name"], person["card_number"], status, registration_uuid,
                                     taken["waitlisted"] if status == "waitlisted" else None))
+        await notices.queue_registered({o.registration: o.position for o in outcomes}, now)
         return outcomes
+
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            raise Refused([rules.Refusal("already_registered", {"name": ""})]) from None
+        raise
+
+
+# --- a whole series or programme in one step -----------------------------------------------
+
+
+@dataclass
+class ProgrammePlan:
+    """What registering these children for these sessions would give now (the preview), or gave."""
+
+    scope: str  # "series" | "programme"
+    title_zh: str
+    title_en: str
+    sessions: list[dict[str, Any]]  # the sessions still to come, in time order
+    children: list[dict[str, Any]]  # {patron_id, name, card_number}, in the order given
+    lines: list[rules.PlanLine]
+    time_zone: str = "Asia/Shanghai"
+
+    @property
+    def refusals(self) -> list[rules.Refusal]:
+        found: list[rules.Refusal] = []
+        for line in self.lines:
+            for refusal in line.refusals:
+                if refusal not in found:
+                    found.append(refusal)
+        return found
+
+    def line(self, session: str, patron_id: int) -> rules.PlanLine | None:
+        return next((x for x in self.lines if x.session == session and x.patron_id == patron_id), None)
+
+
+SCOPES = {
+    # A series: the event a session belongs to (one session, or an RRULE's occurrences).
+    "series": ("SELECT id, title_zh, title_en FROM event WHERE uuid = {}", "e.id = {}", "event_not_found"),
+    # A programme: every event grouped under it (event.programme), each with its sessions.
+    "programme": ("SELECT id, title_zh, title_en FROM programme WHERE uuid = {}", "e.programme = {}",
+                  "programme_not_found"),
+}
+
+
+async def _programme_facts(principal: Principal, scope: str, scope_uuid: str, cards: list[str],
+                           chosen: list[str] | None, now: dt.datetime) -> ProgrammePlan:
+    """Load what the plan needs (in the caller's transaction) and decide it (rules.programme_plan).
+
+    `chosen`: the session uuids the family kept in the preview; each must be one of the scope's
+    sessions still to come (a forged list is refused whole, nothing is registered)."""
+    if scope not in SCOPES:
+        raise NotFound("programme_not_found")
+    find, where, missing = SCOPES[scope]
+    head = await _first(find, _uuid(scope_uuid, missing))
+    if head is None:
+        raise NotFound(missing)
+    sessions = await _rows(
+        "SELECT o.id, o.uuid, o.status, o.starts_at, o.local_start, o.local_end, o.capacity, o.confirmed, "
+        "o.waitlisted, e.age_min, e.age_max, e.time_zone, e.registration_required, e.registration_opens_at, "
+        "e.registration_closes_at, e.programme, e.title_zh, e.title_en, p.per_child_session_limit, "
+        "r.name_zh AS room_name_zh, r.name_en AS room_name_en FROM occurrence o JOIN event e ON e.id = o.event "
+        "LEFT JOIN programme p ON p.id = e.programme LEFT JOIN room r ON r.id = o.room "
+        f"WHERE {where} AND o.status = 'scheduled' AND e.status = 'scheduled' AND e.registration_required "
+        "AND o.starts_at > {} ORDER BY o.starts_at, o.id", head["id"], now)
+    for row in sessions:
+        row["uuid"] = str(row["uuid"])
+    if chosen is not None:
+        known = {row["uuid"] for row in sessions}
+        keys = list(dict.fromkeys(key.strip() for key in chosen if key and key.strip()))
+        if not keys:
+            raise InvalidInput("choose_a_session", field="session")
+        if any(key not in known for key in keys):  # known keys are canonical uuids: anything else is not one
+            raise InvalidInput("session_not_in_programme", field="session")
+        sessions = [row for row in sessions if row["uuid"] in keys]
+    if not sessions:
+        raise Conflict("programme_no_sessions")
+    if not cards:
+        raise InvalidInput("choose_someone", field="patrons")
+    marks = ", ".join("{}" for _ in cards)
+    people = await _rows(f"SELECT id, name, card_number, birth_date FROM patron WHERE card_number IN ({marks})", *cards)
+    by_card = {person["card_number"]: person for person in people}
+    for card in cards:
+        person = by_card.get(card)
+        # Someone else's child, or a card that does not exist: the same answer, nothing told.
+        if person is None or not (principal.is_staff or person["id"] == principal.id
+                                  or person["id"] in principal.children_ids):
+            raise NotPermitted("not_guardian")
+    children = [by_card[card] for card in cards]
+    ids = [person["id"] for person in children]
+    id_marks = ", ".join("{}" for _ in ids)
+    session_marks = ", ".join("{}" for _ in sessions)
+    registered = {(row["occurrence"], row["patron"]) for row in await _rows(
+        f"SELECT occurrence, patron FROM registration WHERE occurrence IN ({session_marks}) AND patron IN ({id_marks}) "
+        "AND status IN ('confirmed', 'offered', 'waitlisted', 'attended', 'no_show')",
+        *[row["id"] for row in sessions], *ids)}
+    in_programme: dict[int, int] = {}
+    programmes = {row["programme"] for row in sessions if row["programme"] is not None
+                  and row["per_child_session_limit"] is not None}
+    if len(programmes) == 1:
+        for row in await _rows(
+                "SELECT r.patron, count(*) AS n FROM registration r JOIN occurrence o ON o.id = r.occurrence "
+                f"JOIN event e ON e.id = o.event WHERE e.programme = {{}} AND r.patron IN ({id_marks}) "
+                "AND r.status IN ('confirmed', 'offered', 'waitlisted', 'attended') GROUP BY r.patron",
+                next(iter(programmes)), *ids):
+            in_programme[row["patron"]] = row["n"]
+    by_key = {row["uuid"]: row for row in sessions}
+    by_id = {person["id"]: person for person in children}
+
+    def registrant(key: str, patron_id: int) -> rules.Registrant:
+        person, session = by_id[patron_id], by_key[key]
+        age = age_on(person["birth_date"], session["local_start"].date()) if person["birth_date"] else None
+        return rules.Registrant(patron_id, person["name"], age, already_registered=(session["id"], patron_id) in registered)
+
+    facts = [rules.ProgrammeSession(row["uuid"], rules.SessionFacts(
+        status="scheduled", starts_at=row["starts_at"], age_min=row["age_min"], age_max=row["age_max"],
+        registration_required=row["registration_required"], opens_at=row["registration_opens_at"],
+        closes_at=row["registration_closes_at"], per_person_limit=row["per_child_session_limit"]),
+        max(0, row["capacity"] - row["confirmed"]), row["waitlisted"]) for row in sessions]
+    lines = rules.programme_plan(facts, [(p["id"], p["name"]) for p in children], registrant, in_programme, now)
+    zone = sessions[0]["time_zone"]
+    lines = [replace(line, refusals=tuple(_on_the_wall_clock(r, zone) for r in line.refusals)) for line in lines]
+    return ProgrammePlan(scope, head["title_zh"], head["title_en"], sessions,
+                         [{"patron_id": p["id"], "name": p["name"], "card_number": p["card_number"]} for p in children],
+                         lines, zone)
+
+
+def _cards(card_numbers: list[str]) -> list[str]:
+    return list(dict.fromkeys(normalise_card_number(card) for card in card_numbers if card and card.strip()))
+
+
+async def preview_programme(principal: Principal, scope: str, scope_uuid: str, card_numbers: list[str],
+                            now: dt.datetime, sessions: list[str] | None = None) -> ProgrammePlan:
+    """What registering these children for the whole series or programme (or the sessions kept)
+    would give now: a seat, a waitlist place, already registered, or refused with the reasons."""
+    if not principal.is_patron and not principal.is_staff:
+        raise NotPermitted("sign_in_required")
+    async with read_transaction():
+        return await _programme_facts(principal, scope, scope_uuid, _cards(card_numbers), sessions, now)
+
+
+async def register_programme(principal: Principal, scope: str, scope_uuid: str, card_numbers: list[str],
+                             sessions: list[str] | None, now: dt.datetime) -> ProgrammePlan:
+    """A guardian registers children for every session still to come of a series or programme
+    (or the ones kept in the preview) in one step.
+
+    The decision, as the page states it: **per session, not all or nothing**. Each child gets a
+    seat in each session that has one and a waitlist place (in arrival order) in each that is
+    full, exactly as if each session had been registered for on its own at that moment; a
+    session the child already holds is left as it is. Refusals are all or nothing: if any child
+    may not register for any kept session (age, window, the programme's per-child limit), nobody
+    is registered and every reason is given, so the parent can drop that session in the preview.
+
+    Capacity and order: one conditional UPDATE per seat (as in `register`), sessions taken in id
+    order so that two families' transactions lock them in the same order (no deadlock on
+    PostgreSQL) and a family's arrival is in the same place in every session's queue.
+    Returns the plan with each line's real outcome.
+    """
+    if not principal.is_patron and not principal.is_staff:
+        raise NotPermitted("sign_in_required")
+    cards = _cards(card_numbers)
+
+    async def work() -> ProgrammePlan:
+        plan = await _programme_facts(principal, scope, scope_uuid, cards, sessions, now)
+        if plan.refusals:
+            raise Refused(plan.refusals[:20])
+        by_key = {row["uuid"]: row for row in plan.sessions}
+        wanted = [line for line in plan.lines if line.outcome in ("seat", "waitlist")]
+        order = {row["id"]: n for n, row in enumerate(sorted(plan.sessions, key=lambda row: row["id"]))}
+        child_order = {child["patron_id"]: n for n, child in enumerate(plan.children)}
+        done: dict[tuple[str, int], rules.PlanLine] = {}
+        rows: list[tuple[Any, ...]] = []
+        for line in sorted(wanted, key=lambda x: (order[by_key[x.session]["id"]], child_order[x.patron_id])):
+            session = by_key[line.session]
+            taken = await _first(
+                "UPDATE occurrence SET arrivals = arrivals + 1, "
+                "last_outcome = CASE WHEN confirmed < capacity THEN 'confirmed' ELSE 'waitlisted' END, "
+                "waitlisted = waitlisted + CASE WHEN confirmed < capacity THEN 0 ELSE 1 END, "
+                "confirmed = confirmed + CASE WHEN confirmed < capacity THEN 1 ELSE 0 END "
+                "WHERE id = {} AND status = 'scheduled' RETURNING arrivals, last_outcome, waitlisted", session["id"])
+            if taken is None:
+                raise Refused([rules.Refusal("session_cancelled")])
+            status = taken["last_outcome"]
+            rows.append((str(uuid_module.uuid4()), session["id"], line.patron_id,
+                         principal.id if principal.is_patron else None, status, taken["arrivals"], now,
+                         now if status == "confirmed" else None, now))
+            done[(line.session, line.patron_id)] = replace(
+                line, outcome="seat" if status == "confirmed" else "waitlist",
+                position=taken["waitlisted"] if status == "waitlisted" else None)
+        if rows:  # one statement for every seat and waitlist place taken above
+            await _rows(
+                "INSERT INTO registration (uuid, occurrence, patron, registered_by, status, arrival, created_at, "
+                "confirmed_at, offer_expires_at, cancelled_at, checked_in_at, updated_at) VALUES "
+                + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, NULL, NULL, NULL, {})" for _ in rows),
+                *[value for row in rows for value in row])
+        plan.lines = [done.get((line.session, line.patron_id), line) for line in plan.lines]
+        if done and principal.is_patron:
+            await notices.queue_programme(principal.id, plan, f"programme_registered:{uuid_module.uuid4()}", now)
+        return plan
 
     try:
         return await run_in_write_transaction(work)
@@ -435,10 +634,10 @@ async def _promote(occurrence_id: int, now: dt.datetime) -> list[str]:
                     offer_until, now, entry["id"])
         promoted.append(str(entry["uuid"]))
         # The guardian who registered the child is told (else the reader themself).
-        await notices.queue("seat_offered" if offer_until else "seat_confirmed",
-                            entry["registered_by"] or entry["patron"], f"promoted:{entry['uuid']}", now,
-                            title=occurrence["title_zh"] or occurrence["title_en"],
-                            day=occurrence["local_start"].date(), time=f"{occurrence['local_start']:%H:%M}")
+        await outbox.queue(notices.OFFERED if offer_until else notices.PROMOTED,
+                           entry["registered_by"] or entry["patron"], f"promoted:{entry['uuid']}", now,
+                           title=notices.Localized(occurrence["title_zh"], occurrence["title_en"]),
+                           day=occurrence["local_start"].date(), time=f"{occurrence['local_start']:%H:%M}")
     return promoted
 
 
@@ -449,12 +648,15 @@ async def occurrence_detail(occurrence_uuid: str) -> dict[str, Any]:
         "e.uuid AS event_uuid, e.title_zh, e.title_en, e.description_zh, e.description_en, e.age_min, e.age_max, "
         "e.kind, e.host, e.registration_required, e.registration_opens_at, e.registration_closes_at, "
         "b.code AS branch_code, b.name_zh AS branch_name_zh, b.name_en AS branch_name_en, "
-        "r.name_zh AS room_name_zh, r.name_en AS room_name_en FROM occurrence o JOIN event e ON e.id = o.event "
-        "JOIN branch b ON b.id = e.branch LEFT JOIN room r ON r.id = o.room WHERE o.uuid = {}", occurrence_uuid)
+        "r.name_zh AS room_name_zh, r.name_en AS room_name_en, e.rrule, pg.uuid AS programme_uuid, "
+        "pg.title_zh AS programme_title_zh, pg.title_en AS programme_title_en FROM occurrence o "
+        "JOIN event e ON e.id = o.event JOIN branch b ON b.id = e.branch LEFT JOIN room r ON r.id = o.room "
+        "LEFT JOIN programme pg ON pg.id = e.programme WHERE o.uuid = {}", occurrence_uuid)
     if row is None:
         raise NotFound("occurrence_not_found")
     view = dict(row)
     view["uuid"], view["event_uuid"] = str(row["uuid"]), str(row["event_uuid"])
+    view["programme_uuid"] = str(row["programme_uuid"]) if row["programme_uuid"] else None
     view["seats_left"] = max(0, row["capacity"] - row["confirmed"])
     return view
 
@@ -674,6 +876,10 @@ async def cancel_session(principal: Principal, occurrence_uuid: str, now: dt.dat
         ended = await _rows("UPDATE registration SET status = 'cancelled', cancelled_at = {}, updated_at = {} "
                             "WHERE occurrence = {} AND status IN ('confirmed', 'offered', 'waitlisted') RETURNING id",
                             now, now, row["id"])
+        if ended:
+            marks = ", ".join("{}" for _ in ended)
+            await notices.queue_for_registrations(notices.CANCELLED, f"r.id IN ({marks})",
+                                                  [e["id"] for e in ended], "session_cancelled:{uuid}", now)
         await audit.record(principal.audit_name, "session.cancelled", f"session:{occurrence_uuid}",
                            registrations=len(ended))
         return len(ended)
@@ -695,7 +901,8 @@ async def move_session(principal: Principal, occurrence_uuid: str, local_start: 
 
     async def work() -> None:
         row = await _first(
-            "SELECT o.id, o.uuid, o.room, o.capacity, o.confirmed, o.status, e.branch, e.setup_minutes, "
+            "SELECT o.id, o.uuid, o.room, o.capacity, o.confirmed, o.status, o.local_start, o.local_end, e.branch, "
+            "e.setup_minutes, "
             "e.teardown_minutes, b.time_zone, b.closes_on_public_holidays, b.code AS branch_code "
             "FROM occurrence o JOIN event e ON e.id = o.event JOIN branch b ON b.id = e.branch WHERE o.uuid = {}",
             occurrence_uuid)
@@ -735,6 +942,14 @@ async def move_session(principal: Principal, occurrence_uuid: str, local_start: 
         await _rows("UPDATE occurrence SET local_start = {}, local_end = {}, starts_at = {}, ends_at = {}, room = {}, "
                     "capacity = {}, moved = {}, updated_at = {} WHERE id = {}", local_start, local_end, start, end,
                     room["id"] if room else None, seats, True, now, row["id"])
+        # Everyone with a seat or a place in the queue hears of a new time or room (once per move;
+        # more seats alone is no news to them).
+        moved = (local_start, local_end, room["id"] if room else None) != (row["local_start"], row["local_end"],
+                                                                           row["room"])
+        if moved:
+            await notices.queue_for_registrations(
+                notices.MOVED, "r.occurrence = {} AND r.status IN ('confirmed', 'offered', 'waitlisted')", [row["id"]],
+                "session_moved:{uuid}:{start:%Y-%m-%dT%H:%M}:" + (room["code"] if room else ""), now)
         await audit.record(principal.audit_name, "session.moved", f"session:{occurrence_uuid}",
                            start=local_start.isoformat(), room=room["code"] if room else None, override=comment or None)
         if seats > row["confirmed"]:
@@ -759,18 +974,6 @@ async def accept_offer(principal: Principal, registration_uuid: str, now: dt.dat
                     "updated_at = {} WHERE id = {}", now, now, row["id"])
 
     await run_in_write_transaction(work)
-
-
-def start_offer_loop(settings: Settings) -> Callable[[], Awaitable[None]]:
-    """Seats offered from a waitlist and not taken in time pass to the next family, every
-    LIBRARY_NOTICE_INTERVAL_SECONDS, in the one worker that claims the interval's lease."""
-
-    async def run(now: dt.datetime) -> None:
-        lapsed = await lapse_offers(now)
-        if lapsed:
-            log.info("seat offers lapsed: %s", lapsed)
-
-    return start_leased_loop("activities.offers", settings.notice_interval_seconds, run, now_utc, log)
 
 
 async def lapse_offers(now: dt.datetime) -> int:
@@ -815,3 +1018,14 @@ async def attendance_csv(principal: Principal, event_uuid: str, now: dt.datetime
                       row["session_status"], row["capacity"], registered, attended,
                       registered - attended if past else "", int(row["waiting"] or 0)])
     return spreadsheet.csv_text(lines)
+
+
+async def _lapse_offers_step(now: dt.datetime, settings: Settings) -> dict[str, int]:
+    return {"offers_lapsed": await lapse_offers(now)}
+
+
+# Activities' part of the notice round (library.notices.worker), wired in by library.app and
+# library.cli: seat offers not taken in time first (a seat that passes on queues its notice for
+# this round), then the reminders of tomorrow's sessions.
+NOTICE_STEPS = (Step("lapse seat offers", _lapse_offers_step),
+                Step("queue session reminders", notices.queue_session_reminders))

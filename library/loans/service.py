@@ -23,13 +23,12 @@ from library.accounts.tables import Patron
 from library.branches.public_holidays import public_calendar
 from library.branches.rules import BranchCalendar, PublicCalendar
 from library.branches.service import cached_calendar
-from library.branches.tables import Branch
 from library.catalog.tables import Item, Record
 from library.db import Statement, Unfinished, batch, is_unique_violation, json_list, read_transaction, \
     run_in_write_transaction, run_script
 from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound, NotPermitted
 from library.loans import notices, record_merge, rules  # noqa: F401 - record_merge registers itself
-from library.loans.tables import CirculationRule, Hold, Loan, Transit
+from library.loans.tables import Hold, Loan, Transit
 
 COMMENT_LIMIT = 500
 # Calendars are loaded this far ahead of a due date: enough to step over the longest closure.

@@ -1,4 +1,4 @@
-"""Circulation: the rules that set loan terms, loans, holds, transits and the notice outbox.
+"""Circulation: the rules that set loan terms, loans, holds and transits.
 
 The invariants concurrency could break are the database's: one open loan per copy and
 one active hold per copy are partial unique indexes (written by hand in the migrations,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from piccolo.columns import JSONB, UUID, Boolean, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSONB, UUID, Boolean, Date, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check
@@ -134,26 +134,4 @@ class ReadingHistoryChoice(Table):
     patron = ForeignKey(references=Patron, null=False, unique=True, on_delete=OnDelete.cascade)
     keep_history = Boolean(default=False)
     updated_at = Timestamptz(default=TimestamptzNow(), auto_update=_utc_now)
-
-
-class Notice(Table):
-    """The outbox: one message to a reader, written with the change that causes it, sent later.
-
-    `key` makes queueing idempotent: the same reminder for the same loan and due date is
-    queued once, however often the reminder job runs.
-    """
-
-    uuid = UUID(unique=True)
-    key = Varchar(length=200, unique=True, required=True)
-    patron = ForeignKey(references=Patron, null=True, on_delete=OnDelete.set_null)
-    kind = Varchar(length=32, required=True)
-    language = Varchar(length=8, default="zh_CN")
-    to_address = Varchar(length=254, required=True)
-    subject = Varchar(length=300, required=True)
-    body = Text(required=True)
-    created_at = Timestamptz(required=True)
-    send_after = Timestamptz(required=True, index=True)
-    attempts = Integer(default=0)
-    last_error = Text(default="")
-    sent_at = Timestamptz(null=True, default=None, index=True)
 

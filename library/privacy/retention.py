@@ -24,7 +24,8 @@ from library.branches.tables import AuditEntry
 from library.clock import now_utc
 from library.db import run_in_write_transaction
 from library.i18n import N_
-from library.loans.tables import Hold, Loan, Notice, ReadingHistoryChoice
+from library.loans.tables import Hold, Loan, ReadingHistoryChoice
+from library.notices.tables import Notice
 from library.settings import Settings
 from library.sync.tables import SyncApplied, SyncConflict, SyncOutbox
 

@@ -18,7 +18,8 @@ from library.accounts.tables import GuardianLink, Patron, PinChange
 from library.activities.tables import ReadingLog, Registration
 from library.db import read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
-from library.loans.tables import Hold, Loan, Notice, ReadingHistoryChoice
+from library.loans.tables import Hold, Loan, ReadingHistoryChoice
+from library.notices.tables import Notice
 from library.privacy import rules
 from library.privacy.tables import AccountClosure
 from library.settings import LANGUAGES

@@ -29,8 +29,8 @@ from library.db import run_in_write_transaction
 from library.errors import CirculationRefused, DomainError, InvalidInput, NotFound, NotPermitted
 from library.i18n import N_, current_language, format_date, translations
 from library.loans import service as loans
-from library.loans.notices import SIGNATURE
-from library.loans.tables import Notice
+from library.notices.messages import SIGNATURE
+from library.notices.tables import Notice
 from library.selfcheck import activity
 from library.selfcheck.tables import SelfCheckStation
 

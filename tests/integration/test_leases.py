@@ -15,8 +15,9 @@ import pytest
 from library.branches import leases
 from library.branches.leases import claim
 from library.branches.tables import PeriodicLease
-from library.loans import outbox
-from library.loans.tables import Notice
+from library.app import NOTICE_STEPS
+from library.notices import worker
+from library.notices.tables import Notice
 from library.settings import PROJECT_ROOT
 from tests.integration.notice_world import free_port, smtp_server, until
 from tests.integration.test_notices import mail_settings
@@ -122,7 +123,7 @@ async def test_the_notice_loop_runs_no_round_while_another_process_holds_the_lea
     port = free_port()
     with smtp_server(port) as inbox:
         stop = asyncio.Event()
-        task = asyncio.create_task(outbox.notice_loop(mail_settings(port, notice_interval_seconds=1), stop,
+        task = asyncio.create_task(worker.notice_loop(mail_settings(port, notice_interval_seconds=1), stop, NOTICE_STEPS,
                                                       first_delay=0))
         await asyncio.sleep(2.5)  # two or three rounds' timers
         assert inbox.messages == [] and (await lease("notices"))["holder"] == "another-host:1:abcd"

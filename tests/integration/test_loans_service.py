@@ -14,7 +14,8 @@ from library.db import json_object
 from library.demo import load_demo
 from library.errors import CirculationRefused, Conflict, NotFound, NotPermitted
 from library.loans import policy, service
-from library.loans.tables import CirculationRule, Hold, Loan, Notice, Transit
+from library.loans.tables import CirculationRule, Hold, Loan, Transit
+from library.notices.tables import Notice
 
 TODAY = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)  # Saturday 10:00 in Jiaxing

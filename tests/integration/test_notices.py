@@ -11,9 +11,13 @@ import uuid as uuid_module
 import pytest
 
 from library.clock import now_utc
-from library.loans import outbox
-from library.loans.notices import queue
-from library.loans.tables import Hold, Loan, Notice
+from library.app import NOTICE_STEPS
+from library.loans import outbox as loan_outbox
+from library.loans.notices import OVERDUE
+from library.loans.tables import Hold, Loan
+from library.notices import outbox, worker
+from library.notices.outbox import queue
+from library.notices.tables import Notice
 from library.settings import PROJECT_ROOT, load_settings
 from tests.integration.notice_world import (NOW, TODAY, free_port, make_world, self_signed_certificate, smtp_server,
                                             until)
@@ -47,7 +51,7 @@ async def notices(**where) -> list[dict]:
     (TODAY + dt.timedelta(days=1), 0, None),
 ])
 def test_which_reminder_a_loan_calls_for(due_on, days, expected):
-    assert outbox.loan_reminder(due_on, TODAY, days) == expected
+    assert loan_outbox.loan_reminder(due_on, TODAY, days) == expected
 
 
 @pytest.mark.parametrize(("expires_on", "ready_on", "expected"), [
@@ -59,7 +63,7 @@ def test_which_reminder_a_loan_calls_for(due_on, days, expected):
     (None, None, False),
 ])
 def test_which_hold_is_about_to_expire(expires_on, ready_on, expected):
-    assert outbox.hold_reminder(expires_on, ready_on, TODAY) is expected
+    assert loan_outbox.hold_reminder(expires_on, ready_on, TODAY) is expected
 
 
 @pytest.mark.parametrize(("attempts", "minutes"), [(1, 1), (2, 2), (3, 4), (8, 128), (9, 256), (10, 360), (50, 360)])
@@ -79,17 +83,17 @@ async def test_reminders_are_queued_once_and_only_for_what_is_due():
     await world.loan("silent", TODAY - dt.timedelta(days=3))  # no address: the desk tells them
     hold = await world.ready_hold("wang", TODAY + dt.timedelta(days=1), NOW - dt.timedelta(days=6))
 
-    first = await outbox.queue_reminders(NOW, due_soon_days=3)
+    first = await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     assert first == {"due_soon": 1, "overdue": 1, "hold_expiring": 1}
     assert {n["key"] for n in await notices()} == {
         f"due_soon:{soon}:2026-11-30", f"overdue:{late}:2026-11-25", f"hold_expiring:{hold}"}
-    again = await outbox.queue_reminders(NOW + dt.timedelta(hours=1), due_soon_days=3)
+    again = await loan_outbox.queue_reminders(NOW + dt.timedelta(hours=1), due_soon_days=3)
     assert again == {"due_soon": 0, "overdue": 0, "hold_expiring": 0}
     assert await Notice.count() == 3
 
     # A renewal moves the due date: the loan is reminded again for its new date.
     await Loan.update({Loan.due_on: TODAY + dt.timedelta(days=3)}).where(Loan.uuid == soon)
-    assert (await outbox.queue_reminders(NOW, due_soon_days=3))["due_soon"] == 1
+    assert (await loan_outbox.queue_reminders(NOW, due_soon_days=3))["due_soon"] == 1
     assert await Notice.count().where(Notice.key == f"due_soon:{soon}:2026-12-01") == 1
 
 
@@ -97,10 +101,10 @@ async def test_the_day_is_the_branch_s_day():
     world = await make_world()
     loan = await world.loan("wang", dt.date(2026, 12, 1))
     # 15:30 UTC on the 27th is 23:30 in Jiaxing: 1 December is 4 days away, no reminder yet.
-    assert (await outbox.queue_reminders(dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.timezone.utc),
+    assert (await loan_outbox.queue_reminders(dt.datetime(2026, 11, 27, 15, 30, tzinfo=dt.timezone.utc),
                                          due_soon_days=3))["due_soon"] == 0
     # 16:30 UTC, still the 27th in UTC, is already the 28th in Jiaxing: 3 days, remind.
-    assert (await outbox.queue_reminders(dt.datetime(2026, 11, 27, 16, 30, tzinfo=dt.timezone.utc),
+    assert (await loan_outbox.queue_reminders(dt.datetime(2026, 11, 27, 16, 30, tzinfo=dt.timezone.utc),
                                          due_soon_days=3))["due_soon"] == 1
     assert (await notices())[0]["key"] == f"due_soon:{loan}:2026-12-01"
 
@@ -110,7 +114,7 @@ async def test_the_notice_speaks_the_reader_s_language():
     await world.loan("wang", TODAY + dt.timedelta(days=1))
     await world.loan("emma", TODAY + dt.timedelta(days=1))
     await world.ready_hold("emma", TODAY, NOW - dt.timedelta(days=6))
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     [chinese] = await notices(patron=world.patrons["wang"])
     assert chinese["language"] == "zh_CN" and chinese["subject"] == "即将到期：猜猜我有多爱你"
     assert "王芳" in chinese["body"] and "2026年11月29日" in chinese["body"]
@@ -128,7 +132,7 @@ async def test_the_notice_speaks_the_reader_s_language():
 async def test_a_chinese_notice_arrives_intact():
     world = await make_world()
     await world.loan("wang", TODAY - dt.timedelta(days=2), title="好饿的毛毛虫——“经典”绘本")
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     [queued] = await notices()
     port = free_port()
     with smtp_server(port) as inbox:
@@ -151,7 +155,7 @@ async def test_mail_server_down_loses_nothing_and_backs_off():
     world = await make_world()
     await world.loan("wang", TODAY - dt.timedelta(days=2))
     await world.loan("emma", TODAY + dt.timedelta(days=1))
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     port = free_port()  # nothing listens there yet
     settings = mail_settings(port)
 
@@ -180,7 +184,7 @@ async def test_a_refused_address_does_not_hold_up_the_others():
     world = await make_world()
     await world.loan("wang", TODAY - dt.timedelta(days=2))
     await world.loan("emma", TODAY - dt.timedelta(days=2))
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     port = free_port()
     with smtp_server(port, refuse=("wangfang@example.org",)) as inbox:
         report = await outbox.send_due(NOW, mail_settings(port))
@@ -194,7 +198,7 @@ async def test_a_refused_address_does_not_hold_up_the_others():
 async def test_the_library_signs_in_to_its_mail_server():
     world = await make_world()
     await world.loan("wang", TODAY - dt.timedelta(days=2))
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     port = free_port()
     with smtp_server(port, login=("library", "right-password")) as inbox:
         wrong = await outbox.send_due(NOW, mail_settings(port, smtp_user="library", smtp_password="wrong"))
@@ -215,7 +219,7 @@ async def test_notices_go_out_over_starttls_signed_in(tmp_path, monkeypatch):
     the message (from LIBRARY_MAIL_FROM) goes. The server here offers STARTTLS and requires it."""
     world = await make_world()
     await world.loan("wang", TODAY - dt.timedelta(days=2))
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     certificate, key = self_signed_certificate(tmp_path)
     port = free_port()
     mail = {"LIBRARY_SMTP_HOST": "127.0.0.1", "LIBRARY_SMTP_PORT": str(port), "LIBRARY_SMTP_USER": "library",
@@ -241,7 +245,7 @@ async def test_notices_go_out_over_starttls_signed_in(tmp_path, monkeypatch):
 async def test_two_workers_never_send_the_same_notice():
     world = await make_world()
     for number in range(30):
-        await queue("overdue", world.patrons["wang"], f"test:{number}", NOW, title=f"第{number}本",
+        await queue(OVERDUE, world.patrons["wang"], f"test:{number}", NOW, title=f"第{number}本",
                     barcode=f"B{number}", day=TODAY)
     port = free_port()
     with smtp_server(port) as inbox:
@@ -259,7 +263,7 @@ async def test_two_workers_never_send_the_same_notice():
 async def test_without_a_mail_server_notices_wait():
     world = await make_world()
     await world.loan("wang", TODAY - dt.timedelta(days=2))
-    await outbox.queue_reminders(NOW, due_soon_days=3)
+    await loan_outbox.queue_reminders(NOW, due_soon_days=3)
     report = await outbox.send_due(NOW, mail_settings(None))
     assert report.disabled and report.sent == 0
     [waiting] = await notices()
@@ -276,10 +280,10 @@ async def test_one_round_expires_the_shelf_reminds_and_sends():
     expiring = await world.ready_hold("emma", TODAY, NOW - dt.timedelta(days=7), title="好饿的毛毛虫")
     port = free_port()
     with smtp_server(port) as inbox:
-        report = await outbox.run_cycle(NOW, mail_settings(port))
+        report = await worker.run_cycle(NOW, mail_settings(port), NOTICE_STEPS)
     assert report.failures == []
     assert report.holds_expired == 1
-    assert report.queued == {"due_soon": 1, "overdue": 0, "hold_expiring": 1}
+    assert report.queued == {"due_soon": 1, "overdue": 0, "hold_expiring": 1, "session_reminder": 0}
     assert (report.sending.sent, report.sending.failed) == (2, 0) and len(inbox.messages) == 2
     assert (await Hold.select(Hold.status).where(Hold.uuid == expired).first())["status"] == "expired"
     assert await Notice.count().where(Notice.key == f"hold_expiring:{expiring}") == 1
@@ -291,8 +295,8 @@ async def test_the_server_loop_sends_and_stops():
     port = free_port()
     with smtp_server(port) as inbox:
         stop = asyncio.Event()
-        task = asyncio.create_task(outbox.notice_loop(mail_settings(port, notice_interval_seconds=1), stop,
-                                                      first_delay=0))
+        task = asyncio.create_task(worker.notice_loop(mail_settings(port, notice_interval_seconds=1), stop,
+                                                      NOTICE_STEPS, first_delay=0))
         await until(lambda: len(inbox.messages) == 1)
         stop.set()
         await asyncio.wait_for(task, timeout=10)
@@ -303,9 +307,9 @@ async def test_reminders_come_the_setting_s_days_before_the_due_date():
     """LIBRARY_DUE_SOON_DAYS: with 5, a loan due in five days is reminded today; with 3 (the default), not yet."""
     world = await make_world()
     loan = await world.loan("wang", TODAY + dt.timedelta(days=5))
-    not_yet = await outbox.run_cycle(NOW, settings_from(LIBRARY_DUE_SOON_DAYS="3"))
+    not_yet = await worker.run_cycle(NOW, settings_from(LIBRARY_DUE_SOON_DAYS="3"), NOTICE_STEPS)
     assert not_yet.queued["due_soon"] == 0
-    reminded = await outbox.run_cycle(NOW, settings_from(LIBRARY_DUE_SOON_DAYS="5"))
+    reminded = await worker.run_cycle(NOW, settings_from(LIBRARY_DUE_SOON_DAYS="5"), NOTICE_STEPS)
     assert reminded.queued["due_soon"] == 1
     assert [n["key"] for n in await notices()] == [f"due_soon:{loan}:2026-12-03"]
 
@@ -357,7 +361,7 @@ async def test_the_running_server_sends_every_interval():
     with smtp_server(port) as inbox:
         async with running(app):
             await until(lambda: len(inbox.messages) == 1)
-            await queue("overdue", world.patrons["emma"], "test:later", now_utc(), title="大卫，不可以",
+            await queue(OVERDUE, world.patrons["emma"], "test:later", now_utc(), title="大卫，不可以",
                         barcode="B1", day=TODAY)
             await until(lambda: len(inbox.messages) == 2)
     assert sorted(m["To"] for m in inbox.messages) == ["emma@example.org", "wangfang@example.org"]
@@ -384,7 +388,7 @@ async def test_a_hold_ready_mail_reaches_the_reader_in_their_language():
 
     port = free_port()
     with smtp_server(port) as inbox:
-        report = await outbox.run_cycle(NOW, mail_settings(port))
+        report = await worker.run_cycle(NOW, mail_settings(port), NOTICE_STEPS)
     assert report.failures == [] and report.sending.sent == 1
     [message] = inbox.messages
     assert message["To"] == "zhang@example.org"
@@ -397,7 +401,7 @@ async def test_a_hold_ready_mail_reaches_the_reader_in_their_language():
 
 
 async def test_the_loop_is_off_at_interval_zero():
-    stop_loop = outbox.start_notice_loop(mail_settings(None, notice_interval_seconds=0))
+    stop_loop = worker.start_notice_loop(mail_settings(None, notice_interval_seconds=0))
     await stop_loop()
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "library-notices"]
 

@@ -9,10 +9,12 @@ import pytest
 from library.accounts.principal import Principal
 from library.branches.tables import AuditEntry
 from library.errors import NotPermitted
-from library.loans.notices import queue
+from library.loans.notices import OVERDUE
 from library.privacy import service as privacy
 from library.privacy.retention import forget
-from library.loans.tables import Loan, Notice, ReadingHistoryChoice
+from library.loans.tables import Loan, ReadingHistoryChoice
+from library.notices.outbox import queue
+from library.notices.tables import Notice
 from library.settings import load_settings
 from tests.integration.notice_world import NOW, TODAY, make_world
 
@@ -101,10 +103,10 @@ async def test_only_the_reader_or_their_guardian_chooses():
 async def test_old_notices_go_too_sent_or_never_sendable_but_recent_ones_stay():
     world = await make_world()
     wang = world.patrons["wang"]
-    await queue("overdue", wang, "old-sent", NOW - 40 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
-    await queue("overdue", wang, "old-waiting", NOW - 40 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
-    await queue("overdue", wang, "new-sent", NOW - 2 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
-    await queue("overdue", wang, "new-waiting", NOW - 2 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
+    await queue(OVERDUE, wang, "old-sent", NOW - 40 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
+    await queue(OVERDUE, wang, "old-waiting", NOW - 40 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
+    await queue(OVERDUE, wang, "new-sent", NOW - 2 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
+    await queue(OVERDUE, wang, "new-waiting", NOW - 2 * DAY, title="大卫，不可以", barcode="B1", day=TODAY)
     await Notice.update({Notice.sent_at: NOW - 40 * DAY}).where(Notice.key == "old-sent")
     await Notice.update({Notice.sent_at: NOW - 2 * DAY}).where(Notice.key == "new-sent")
     (await forget(NOW, 30, 400)).counts["loans"]
@@ -114,13 +116,14 @@ async def test_old_notices_go_too_sent_or_never_sendable_but_recent_ones_stay():
 async def test_the_server_forgets_with_the_configured_limit_in_its_own_loop_not_the_notice_round():
     import asyncio
 
-    from library.loans import outbox
+    from library.app import NOTICE_STEPS
+    from library.notices import worker
     from library.privacy.retention import start_retention_loop
 
     world = await make_world()
     loan = await world.loan("wang", TODAY - 20 * DAY, returned_at=NOW - 10 * DAY)
     settings = dataclasses.replace(load_settings(), smtp_host=None, loan_history_days=7, notice_interval_seconds=60)
-    report = await outbox.run_cycle(NOW, settings)
+    report = await worker.run_cycle(NOW, settings, NOTICE_STEPS)
     assert report.failures == [] and await owner(loan) == world.patrons["wang"], "notices only"
     stop = start_retention_loop(settings)  # its first run is at once, in this worker (it takes the lease)
     try:

@@ -312,7 +312,8 @@ async def test_compacting_the_log_keeps_what_every_branch_would_receive(zx):
 async def test_a_syncing_branch_node_leaves_loan_reminders_to_the_central_node(zx):
     import os
 
-    from library.loans.outbox import run_cycle
+    from library.app import NOTICE_STEPS
+    from library.notices.worker import run_cycle
     from library.settings import load_settings
 
     base = {**os.environ, "LIBRARY_SMTP_HOST": ""}
@@ -323,8 +324,8 @@ async def test_a_syncing_branch_node_leaves_loan_reminders_to_the_central_node(z
     branch = load_settings({**base, "LIBRARY_NODE_ROLE": "branch", "LIBRARY_BRANCH_CODE": "ZX",
                             "LIBRARY_CENTRAL_URL": "http://127.0.0.1:9", "LIBRARY_SYNC_CREDENTIAL": "ZX.secret"})
     central = load_settings({**base, "LIBRARY_NODE_ROLE": "central"})
-    assert sum((await run_cycle(NOW, branch)).queued.values()) == 0
-    assert sum((await run_cycle(NOW, central)).queued.values()) > 0
+    assert sum((await run_cycle(NOW, branch, NOTICE_STEPS)).queued.values()) == 0
+    assert sum((await run_cycle(NOW, central, NOTICE_STEPS)).queued.values()) > 0
 
 
 async def test_the_node_that_runs_a_branch_empties_its_hold_shelf(zx):

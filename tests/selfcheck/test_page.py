@@ -17,7 +17,8 @@ from library.branches.tables import AuditEntry
 from library.catalog.tables import Item
 from library.clock import set_clock
 from library.demo import load_demo
-from library.loans.tables import Loan, Notice
+from library.loans.tables import Loan
+from library.notices.tables import Notice
 from library.selfcheck.pages import TOKEN_COOKIE
 from library.selfcheck.tables import SelfCheckStation
 from library.settings import load_settings
