@@ -4,6 +4,7 @@ iCalendar feeds of a branch, a room and a reader."""
 from __future__ import annotations
 
 import datetime as dt
+from itertools import groupby
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -20,6 +21,7 @@ from library.errors import InvalidInput
 from library.web.templating import page
 
 CALENDAR = "text/calendar; charset=utf-8"
+VIEWS = ("list", "week", "month")
 
 
 class CalendarPages(Controller):
@@ -34,7 +36,7 @@ class CalendarPages(Controller):
         today = branch_today(request)
         age_value = int(age) if age and age.isdecimal() and int(age) <= 120 else None
         filters = SessionFilters(branch or None, kind or None, age_value)
-        view = view if view in ("list", "week", "month") else "list"
+        view = view if view in VIEWS else "list"
         try:
             day = dt.date.fromisoformat(shown) if shown else today
         except ValueError:
@@ -44,17 +46,23 @@ class CalendarPages(Controller):
         start = dt.datetime.combine(span.first, dt.time(), tzinfo=dt.timezone.utc) - dt.timedelta(hours=8)
         sessions = await service.upcoming(filters, start, start + dt.timedelta(days=(span.last - span.first).days))
 
-        def address(first: dt.date | None) -> str:
+        def address(first: dt.date | None, shown_as: str = view) -> str:
             # The filters stay in the address: a parent can bookmark "next week, ages 3-5, Zhenxing".
-            query = {"branch": filters.branch, "kind": filters.kind, "age": filters.age, "view": view,
+            query = {"branch": filters.branch, "kind": filters.kind, "age": filters.age, "view": shown_as,
                      "from": first.isoformat() if first else None}
             return "/activities?" + urlencode({key: value for key, value in query.items() if value is not None})
 
         navigation = {"previous": address(span.previous), "today": address(None), "next": address(span.next)} \
             if view != "list" else None
+        # Switching views keeps the filters and the days shown (the list always starts today).
+        shown_day = None if view == "list" else span.month or span.first
+        views = {name: address(None if name == "list" else shown_day, name) for name in VIEWS}
+        # The list reads as an agenda: a heading per day, that day's sessions under it.
+        agenda = [(day, list(group)) for day, group in groupby(sessions, key=lambda s: s["local_start"].date())]
         return page(request, "activities/calendar.html", sessions=sessions, filters=filters, view=view, span=span,
-                    navigation=navigation, branches=await branches.branch_choices(), today=today,
-                    kinds=service.KINDS, programmes=await challenge.programmes())
+                    navigation=navigation, views=views, agenda=agenda,
+                    branches=await branches.branch_choices(), today=today, kinds=service.KINDS,
+                    programmes=await challenge.programmes())
 
     # Feed addresses end in .ics (calendar apps like it); the router matches whole segments.
     @get("/activities/feeds/{name:str}", name="activity_feed")

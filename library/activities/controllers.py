@@ -122,7 +122,8 @@ class ActivityPages(Controller):
         form = await request.form()
         await service.cancel_registration(principal_of(request), uuid, now_utc())
         back = form.get("session", "")
-        return Redirect(path=f"/activities/sessions/{back}?cancelled=1" if back else "/account", status_code=303)
+        return Redirect(path=f"/activities/sessions/{back}?cancelled=1" if back
+                        else "/account?done=registration_cancelled#activities", status_code=303)
 
     @post("/activities/registrations/{uuid:str}/accept", guards=[requires_signed_in])
     async def accept(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
@@ -132,7 +133,10 @@ class ActivityPages(Controller):
             await service.accept_offer(principal_of(request), uuid, now_utc())
         except DomainError as error:
             return await session_page(request, back, error.status, error=error.message())
+        if form.get("from") == "account":  # taken on My account: back there, with the news
+            return Redirect(path="/account?done=offer_taken#activities", status_code=303)
         return Redirect(path=f"/activities/sessions/{back}", status_code=303)
+
 
 class ProgrammeRegistration(Controller):
     """A whole series (/activities/series/{event}) or programme (/activities/programmes/{programme})

@@ -14,10 +14,10 @@ import hmac
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar
+from icalendar import Calendar, vRecur
 from icalendar import Event as VEvent
 
-from library.activities.recurrence import expand
+from library.activities.recurrence import expand, to_utc
 
 
 PRODID = "-//Jiaxing Library Network//Activities//ZH"
@@ -98,15 +98,16 @@ def series_feed(name: str, events: list[dict[str, Any]], sessions: list[dict[str
             continue
         first = _local(event["first_start"], zone)
         main = _base(uid, summary, description, where(event.get("room_name_zh")), first, first + duration, stamp)
-        main.add("rrule", _rrule_value(event["rrule"]))
+        generated = expand(event["first_start"], duration, event["rrule"], None)
+        main.add("rrule", _rrule_value(event["rrule"], to_utc(generated[-1].original_start, zone)))
         for session in own:
             if session["status"] in ("cancelled", "elsewhere"):
                 main.add("exdate", _local(session["original_start"], zone))
-        # Sessions the series gives but the site does not have (cancelled when planned).
+        # Sessions the series gives but the site does not have (cancelled or skipped when planned).
         planned = {session["original_start"] for session in own}
-        for generated in expand(event["first_start"], duration, event["rrule"], None):
-            if generated.original_start not in planned:
-                main.add("exdate", _local(generated.original_start, zone))
+        for session in generated:
+            if session.original_start not in planned:
+                main.add("exdate", _local(session.original_start, zone))
         calendar.add_component(main)
         for session in own:
             if session["status"] in ("cancelled", "elsewhere"):
@@ -114,20 +115,31 @@ def series_feed(name: str, events: list[dict[str, Any]], sessions: list[dict[str
             moved = session["local_start"] != session["original_start"] or (
                 session["local_end"] - session["local_start"]) != duration or session["room"] != event["room"]
             if moved:
-                override = _base(uid, summary, "", where(session.get("room_name_zh")),
+                override = _base(uid, summary, description, where(session.get("room_name_zh")),
                                  _local(session["local_start"], zone), _local(session["local_end"], zone), stamp)
                 override.add("recurrence-id", _local(session["original_start"], zone))
                 calendar.add_component(override)
-    return calendar.to_ical()
+    return _finished(calendar)
 
 
-def _rrule_value(text: str) -> dict[str, Any]:
-    from icalendar import vRecur
-
+def _rrule_value(text: str, last: dt.datetime) -> vRecur:
+    """The series' rule as a calendar app must read it. RFC 5545 wants UNTIL in UTC when DTSTART
+    has a time zone; ours is a bare date or a floating end of day, which apps read each their
+    own way (a bare date as the start or the end of that day, a floating time as UTC). The
+    last session the site expanded (`last`, UTC) is the one unambiguous end."""
     text = text.strip()
     if text.upper().startswith("RRULE:"):
         text = text[6:]
-    return vRecur.from_ical(text)
+    rule = vRecur.from_ical(text)
+    if "UNTIL" in rule:
+        rule["UNTIL"] = [last]
+    return rule
+
+
+def _finished(calendar: Calendar) -> bytes:
+    # Every TZID used gets its VTIMEZONE (RFC 5545 3.2.19): an app need not know Asia/Shanghai.
+    calendar.add_missing_timezones()
+    return calendar.to_ical()
 
 
 def sessions_feed(name: str, sessions: list[dict[str, Any]], stamp: dt.datetime) -> bytes:
@@ -139,7 +151,7 @@ def sessions_feed(name: str, sessions: list[dict[str, Any]], stamp: dt.datetime)
         event = _base(f"{session['uuid']}@library", summary, "", session.get("room_name_zh") or "",
                       _local(session["local_start"], zone), _local(session["local_end"], zone), stamp)
         calendar.add_component(event)
-    return calendar.to_ical()
+    return _finished(calendar)
 
 
 def patron_feed_token(secret: str, patron_uuid: str) -> str:
