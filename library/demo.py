@@ -32,10 +32,9 @@ BRANCHES = [
             ("HALL", "报告厅", "Lecture hall", 200, ["stage", "projector", "sound system"]),
             ("KIDS", "少儿阅览室", "Children's reading room", 120, ["picture books", "storytelling corner"]),
         ],
-        "closures": [
-            (dt.date(2027, 2, 5), "除夕闭馆", "Closed on Chinese New Year's Eve"),
-            (dt.date(2027, 2, 6), "春节闭馆", "Closed for the Spring Festival"),
-        ],
+        # ... on New Year's Eve and Day, whichever days the lunar calendar makes them each year.
+        "yearly_closures": ["spring_festival_eve_and_day"],
+        "closures": [],
     },
     {
         "code": "ZX",
@@ -162,6 +161,7 @@ async def _ensure_branch(spec: dict) -> bool:
                 address_zh=spec["address_zh"],
                 address_en=spec["address_en"],
                 closes_on_public_holidays=spec["closes_on_public_holidays"],
+                yearly_closures=spec.get("yearly_closures", []),
             )
         ).returning(Branch.id)
         branch_id = rows[0]["id"]
@@ -279,7 +279,8 @@ async def _ensure_activities(today: dt.date) -> bool:
         title_zh="寒假阅读挑战", title_en="Winter reading challenge", branch_code="ZX",
         starts_on=today, ends_on=today + dt.timedelta(days=90),
         goals=[{"min": 0, "max": 6, "goal": 5}, {"min": 7, "max": 12, "goal": 10}, {"min": 13, "max": 120, "goal": 8}],
-        badges=[1, 3, 5, 10]))
+        # No thresholds of its own: each child's badges at points of their goal (challenge.badge_thresholds).
+        badges=[]))
     monday = today + dt.timedelta(days=7 - today.weekday())
     saturday, wednesday, friday = (monday + dt.timedelta(days=n) for n in (5, 2, 4))
     until = (monday + dt.timedelta(weeks=8)).strftime("%Y%m%d")

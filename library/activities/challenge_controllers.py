@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.params import FromPath, QueryParameter
@@ -14,7 +15,7 @@ from library.accounts import service as accounts
 from library.activities import challenge, service
 from library.activities.controllers import branch_today, int_or_none
 from library.clock import now_utc
-from library.errors import DomainError, InvalidInput
+from library.errors import DomainError, InvalidInput, NotPermitted
 from library.web.auth import principal_of, requires_signed_in, requires_staff
 from library.web.downloads import attachment, short_id
 from library.web.templating import page
@@ -33,37 +34,56 @@ class ChallengePages(Controller):
         return page(request, "activities/challenge.html", programme=data["programme"], groups=data["groups"],
                     household=household)
 
+    @get("/account/challenges", guards=[requires_signed_in], name="my_challenges")
+    async def mine(self, request: Request) -> Template:
+        principal = principal_of(request)
+        if not principal.is_patron:
+            raise NotPermitted("patron_only")
+        household = await accounts.household(principal, branch_today(request))
+        people = [household["me"], *household["children"]]
+        return page(request, "activities/my_challenges.html",
+                    challenges=await challenge.household_challenges(principal, people, branch_today(request)))
+
     @get("/account/challenges/{uuid:str}", guards=[requires_signed_in], name="challenge_progress")
-    async def progress(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()]) -> Template:
-        return await self._progress(request, uuid, card)
+    async def progress(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()],
+                       logged: Annotated[list[str] | None, QueryParameter()] = None) -> Template:
+        return await self._progress(request, uuid, card, logged=logged or [])
 
     async def _progress(self, request: Request, uuid: str, card: str, status_code: int = 200,
-                        **context: Any) -> Template:
-        data = await challenge.progress(principal_of(request), uuid, card, branch_today(request))
-        return page(request, "activities/progress.html", status_code=status_code, **data, **context)
+                        logged: list[str] | None = None, **context: Any) -> Template:
+        principal = principal_of(request)
+        today = branch_today(request)
+        data = await challenge.progress(principal, uuid, card, today, logged)
+        household = await accounts.household(principal, today) if principal.is_patron else None
+        return page(request, "activities/progress.html", status_code=status_code, household=household,
+                    **data, **context)
 
     @post("/account/challenges/{uuid:str}/log", guards=[requires_signed_in])
     async def log(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
         form = await request.form()
-        card = form.get("card", "")
+        cards = [card for card in form.getall("card", []) if card]
+        # The page the form was on: the child whose progress it showed.
+        child = form.get("child") or (cards[0] if cards else "")
         try:
             try:
                 read_on = dt.date.fromisoformat((form.get("read_on") or "").strip())
             except ValueError:
                 raise InvalidInput("invalid_date", field="read_on") from None
-            await challenge.log_reading(principal_of(request), uuid, card, form.get("title", ""), read_on,
-                                        int_or_none(form.get("minutes"), "minutes", 1, 24 * 60),
-                                        form.get("record") or None)
+            logged = await challenge.log_reading_for(principal_of(request), uuid, cards, form.get("title", ""),
+                                                     read_on, int_or_none(form.get("minutes"), "minutes", 1, 24 * 60),
+                                                     form.get("record") or None)
         except DomainError as error:
-            return await self._progress(request, uuid, card, error.status, error=error.message())
-        return Redirect(path=f"/account/challenges/{uuid}?card={card}&logged=1", status_code=303)
+            return await self._progress(request, uuid, child, error.status, error=error.message(),
+                                        chosen=cards, title=form.get("title", ""))
+        query = urlencode([("card", child), *(("logged", log) for log in logged)])
+        return Redirect(path=f"/account/challenges/{uuid}?{query}", status_code=303)
 
     @post("/account/challenges/{uuid:str}/loans", guards=[requires_signed_in])
     async def log_loans(self, request: Request, uuid: FromPath[str]) -> Redirect:
         form = await request.form()
         card = form.get("card", "")
         await challenge.set_log_loans(principal_of(request), uuid, card, bool(form.get("log_loans")))
-        return Redirect(path=f"/account/challenges/{uuid}?card={card}", status_code=303)
+        return Redirect(path=f"/account/challenges/{uuid}?{urlencode({'card': card})}", status_code=303)
 
     @get("/account/challenges/{uuid:str}/certificate", guards=[requires_signed_in], name="challenge_certificate")
     async def certificate(self, request: Request, uuid: FromPath[str], card: Annotated[str, QueryParameter()]) -> Template:

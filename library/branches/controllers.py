@@ -27,7 +27,10 @@ class BranchPages(Controller):
 
     @get("/branches/{code:str}", name="branch")
     async def branch(self, request: Request, code: FromPath[str]) -> Template:
-        return page(request, "branches/branch.html", branch=await service.branch_detail(code, _today(request)))
+        today = _today(request)
+        branch = await service.branch_detail(code, today)
+        return page(request, "branches/branch.html", branch=branch,
+                    yearly=[choice for choice in service.yearly_closure_choices(branch, today) if choice["kept"]])
 
 
 class StaffCalendarPages(Controller):
@@ -45,6 +48,7 @@ class StaffCalendarPages(Controller):
             status_code=error.status if error else 200,
             branch=branch,
             exceptions=await service.upcoming_exceptions(code, today),
+            yearly=service.yearly_closure_choices(branch, today),
             error=error.message() if error else None,
             error_field=error.field if error else None,
             values=values or {},
@@ -72,6 +76,16 @@ class StaffCalendarPages(Controller):
             )
         except DomainError as error:
             return await self._render(request, code, error, values)
+        return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
+
+    @post("/yearly")
+    async def yearly(self, request: Request, code: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        try:
+            await service.set_yearly_closures(principal_of(request), code, bool(form.get("closes_on_public_holidays")),
+                                              form.getall("yearly_closures", []))
+        except DomainError as error:
+            return await self._render(request, code, error)
         return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
 
     @post("/{day:str}/delete")

@@ -3,7 +3,10 @@
 The order of precedence, most specific first:
 1. a local exception staff entered for that branch and day (closure or special opening);
 2. China's public holidays — the whole official break, including the weekend days
-   inside it — close a branch that closes on public holidays;
+   inside it — close a branch that closes on public holidays; a branch that stays open
+   on holidays may still close every year for chosen ones (its yearly closures: "the
+   Spring Festival holiday", "New Year's Eve and Day"), whose days follow the official
+   calendar of each year;
 3. a make-up working day (调休上班日) is a working day: a branch that is closed on
    that weekday by its weekly hours opens with the hours of its first open weekday
    from Monday to Friday;
@@ -27,6 +30,40 @@ class DayReason(str, Enum):
     closed_local = "closed_local"
 
 
+class YearlyClosure(str, Enum):
+    """A closure a branch keeps every year, on days the official calendar of that year decides."""
+
+    new_year = "new_year"
+    spring_festival = "spring_festival"  # the whole official break
+    spring_festival_eve_and_day = "spring_festival_eve_and_day"  # 除夕 and 正月初一 only
+    qingming = "qingming"
+    labour_day = "labour_day"
+    dragon_boat = "dragon_boat"
+    mid_autumn = "mid_autumn"
+    national_day = "national_day"
+
+
+# The note a day closed by the rule carries, in both languages (a day's notes are data, like
+# the holiday names the public calendar gives).
+YEARLY_CLOSURE_NAMES: dict[YearlyClosure, tuple[str, str]] = {
+    YearlyClosure.new_year: ("元旦假期闭馆", "Closed for the New Year's Day holiday"),
+    YearlyClosure.spring_festival: ("春节假期闭馆", "Closed for the Spring Festival holiday"),
+    YearlyClosure.spring_festival_eve_and_day: ("除夕、正月初一闭馆", "Closed on Chinese New Year's Eve and Day"),
+    YearlyClosure.qingming: ("清明节假期闭馆", "Closed for the Qingming holiday"),
+    YearlyClosure.labour_day: ("劳动节假期闭馆", "Closed for the Labour Day holiday"),
+    YearlyClosure.dragon_boat: ("端午节假期闭馆", "Closed for the Dragon Boat Festival holiday"),
+    YearlyClosure.mid_autumn: ("中秋节假期闭馆", "Closed for the Mid-Autumn Festival holiday"),
+    YearlyClosure.national_day: ("国庆节假期闭馆", "Closed for the National Day holiday"),
+}
+
+
+def yearly_closures_from(values: object) -> frozenset[YearlyClosure]:
+    """The yearly closures among stored values; a value this version does not know is skipped
+    (a newer node may know more festivals), never a reason to fail a calendar."""
+    known = {closure.value: closure for closure in YearlyClosure}
+    return frozenset(known[value] for value in (values or ()) if isinstance(value, str) and value in known)
+
+
 @dataclass(frozen=True)
 class Period:
     opens: dt.time
@@ -46,6 +83,11 @@ class PublicCalendar:
 
     holidays: Mapping[dt.date, tuple[str, str]] = field(default_factory=dict)  # day -> (zh, en)
     makeup_workdays: frozenset[dt.date] = frozenset()
+    # The festival each statutory holiday day belongs to (a YearlyClosure value); a day off
+    # given in exchange for a worked weekend (调休) has none: it belongs to its break.
+    festivals: Mapping[dt.date, str] = field(default_factory=dict)
+    # 正月初一 of each year, from which New Year's Eve follows whether or not it is a holiday.
+    lunar_new_years: frozenset[dt.date] = frozenset()
     # Years whose make-up days have been published (the State Council announces them
     # each November); later years show only the statutory holidays.
     confirmed_years: frozenset[int] = frozenset()
@@ -73,12 +115,56 @@ class PublicCalendar:
                 cursor += dt.timedelta(days=step)
         return None
 
+    def break_festivals(self, day: dt.date) -> frozenset[str]:
+        """The festivals whose official break includes `day`: the run of non-working days around
+        it, weekends and days off in exchange included. In 2025 National Day and Mid-Autumn
+        shared one break (1-8 October): each of its days belongs to both."""
+        if not self.is_non_working(day):
+            return frozenset()
+        found = {self.festivals[day]} if day in self.festivals else set()
+        for step in (-1, 1):
+            cursor = day + dt.timedelta(days=step)
+            while self.is_non_working(cursor):
+                if cursor in self.festivals:
+                    found.add(self.festivals[cursor])
+                cursor += dt.timedelta(days=step)
+        return frozenset(found)
+
+
+def yearly_closure_on(day: dt.date, closures: frozenset[YearlyClosure],
+                      public: PublicCalendar) -> YearlyClosure | None:
+    """The yearly closure that closes `day`, if any (the first in the enum's order)."""
+    if not closures:
+        return None
+    festivals = public.break_festivals(day)
+    for closure in YearlyClosure:
+        if closure not in closures:
+            continue
+        if closure is YearlyClosure.spring_festival_eve_and_day:
+            if day in public.lunar_new_years or day + dt.timedelta(days=1) in public.lunar_new_years:
+                return closure
+        elif closure.value in festivals:
+            return closure
+    return None
+
+
+def yearly_closure_days(closure: YearlyClosure, start: dt.date, end: dt.date,
+                        public: PublicCalendar) -> list[dt.date]:
+    """The days in [start, end] the closure closes, to show staff what a rule means this year."""
+    days, day = [], start
+    while day <= end:
+        if yearly_closure_on(day, frozenset({closure}), public) is closure:
+            days.append(day)
+        day += dt.timedelta(days=1)
+    return days
+
 
 @dataclass(frozen=True)
 class BranchCalendar:
     weekly: Mapping[int, tuple[Period, ...]]
     exceptions: Mapping[dt.date, LocalException] = field(default_factory=dict)
     closes_on_public_holidays: bool = True
+    yearly: frozenset[YearlyClosure] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -114,6 +200,12 @@ def day_status(day: dt.date, calendar: BranchCalendar, public: PublicCalendar) -
         holiday = public.holiday_break(day)
         if holiday is not None:
             return DayStatus(day, False, DayReason.closed_public_holiday, (), holiday[0], holiday[1])
+
+    closure = yearly_closure_on(day, calendar.yearly, public)
+    if closure is not None:
+        # A public holiday closure all the same: only which holidays differs from branch to branch.
+        zh, en = YEARLY_CLOSURE_NAMES[closure]
+        return DayStatus(day, False, DayReason.closed_public_holiday, (), zh, en)
 
     if day in public.makeup_workdays:
         hours = _regular_or_working_hours(day, calendar)

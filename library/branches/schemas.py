@@ -53,6 +53,8 @@ class BranchOut(msgspec.Struct):
     time_zone: str
     closes_on_public_holidays: bool
     today: Day | None = None
+    # Holidays closed every year although the branch opens on public holidays (rules.YearlyClosure).
+    yearly_closures: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
     def from_view(cls, view: dict[str, Any]) -> BranchOut:
@@ -67,6 +69,7 @@ class BranchOut(msgspec.Struct):
             time_zone=view["time_zone"],
             closes_on_public_holidays=view["closes_on_public_holidays"],
             today=Day.from_view(view["today"]) if view.get("today") else None,
+            yearly_closures=list(view.get("yearly_closures", [])),
         )
 
 

@@ -41,6 +41,10 @@ async def calendars_for(branches: list[dict[str, Any]], start: dt.date,
     """
     ids = [branch["id"] for branch in branches] or [-1]
     marks = ", ".join("{}" for _ in ids)
+    yearly = {branch["id"]: branch["yearly_closures"] for branch in branches if "yearly_closures" in branch}
+    if len(yearly) < len(branches):  # callers that select a few branch columns do not know the rules
+        rows = await Branch.raw(f"SELECT id, yearly_closures FROM branch WHERE id IN ({marks})", *ids)
+        yearly = {row["id"]: json_list(row["yearly_closures"]) for row in rows}
     periods = await OpeningPeriod.raw(
         f"SELECT branch, weekday, opens, closes FROM opening_period WHERE branch IN ({marks}) ORDER BY opens", *ids)
     exceptions = await CalendarException.raw(
@@ -56,6 +60,7 @@ async def calendars_for(branches: list[dict[str, Any]], start: dt.date,
             exceptions={row["day"]: rules.LocalException(row["is_open"], row["reason_zh"], row["reason_en"])
                         for row in exceptions if row["branch"] == branch["id"]},
             closes_on_public_holidays=branch["closes_on_public_holidays"],
+            yearly=rules.yearly_closures_from(json_list(yearly.get(branch["id"]))),
         )
     return calendars
 
@@ -83,6 +88,8 @@ def _branch_view(row: dict[str, Any]) -> dict[str, Any]:
         "address_en": row["address_en"],
         "time_zone": row["time_zone"],
         "closes_on_public_holidays": row["closes_on_public_holidays"],
+        "yearly_closures": [closure.value for closure in rules.YearlyClosure
+                            if closure in rules.yearly_closures_from(json_list(row.get("yearly_closures")))],
     }
 
 
@@ -266,5 +273,46 @@ async def remove_calendar_exception(principal: Principal, code: str, day: dt.dat
         if not deleted:
             raise NotFound("calendar_exception_not_found", day=day.isoformat())
         await audit.record(principal.audit_name, "calendar.exception_removed", f"branch:{code}", day=day.isoformat())
+
+    await run_in_write_transaction(work)
+
+
+def yearly_closure_choices(branch: dict[str, Any], today: dt.date) -> list[dict[str, Any]]:
+    """Every yearly closure a branch may keep, whether it does, and the days it closes next
+    (from today to the end of next year), so staff see what a rule means in this year's calendar."""
+    end = dt.date(min(today.year + 1, LAST_DAY.year), 12, 31)
+    public = public_calendar(today, end)
+    kept = set(branch["yearly_closures"])
+    choices = []
+    for closure in rules.YearlyClosure:
+        zh, en = rules.YEARLY_CLOSURE_NAMES[closure]
+        days = rules.yearly_closure_days(closure, today, end, public)
+        breaks: list[list[dt.date]] = []
+        for day in days:
+            if breaks and day - breaks[-1][-1] == dt.timedelta(days=1):
+                breaks[-1].append(day)
+            else:
+                breaks.append([day])
+        choices.append({"value": closure.value, "name_zh": zh, "name_en": en, "kept": closure.value in kept,
+                        "next": [(run[0], run[-1]) for run in breaks]})
+    return choices
+
+
+async def set_yearly_closures(principal: Principal, code: str, closes_on_public_holidays: bool,
+                              closures: list[str]) -> None:
+    """Staff choose the holidays their branch closes on every year: all of them, or some."""
+    known = {closure.value for closure in rules.YearlyClosure}
+    unknown = [value for value in closures if value not in known]
+    if unknown:
+        raise InvalidInput("invalid_choice", field="yearly_closures")
+    chosen = [closure.value for closure in rules.YearlyClosure if closure.value in set(closures)]
+
+    async def work() -> None:
+        branch = await _branch_row(code)
+        _require_staff_of(principal, branch)
+        await Branch.update({Branch.closes_on_public_holidays: closes_on_public_holidays,
+                             Branch.yearly_closures: chosen}).where(Branch.id == branch["id"])
+        await audit.record(principal.audit_name, "calendar.yearly_closures_set", f"branch:{code}",
+                           closes_on_public_holidays=closes_on_public_holidays, yearly_closures=chosen)
 
     await run_in_write_transaction(work)

@@ -46,6 +46,9 @@ class Branch(Table):
     # Some rooms (a 24-hour study room) stay open through the Golden Week.
     closes_on_public_holidays = Boolean(default=True)
     updated_at = Timestamptz(default=TimestamptzNow(), auto_update=_utc_now)
+    # Closures kept every year on days the official calendar of that year decides, for a
+    # branch that stays open on other holidays: ["spring_festival_eve_and_day"] (rules.YearlyClosure).
+    yearly_closures = JSONB(default=[])
 
 
 class OpeningPeriod(Table):

@@ -82,3 +82,122 @@ async def test_the_standings_show_no_full_names_and_staff_get_the_csv(programme)
     assert rows[0][:2] == ["card_number", "name"] and ["ZX10000002", "李小米", "0-6", "1", "3", "no"] in rows
     with pytest.raises(NotPermitted):
         await challenge.standings_csv(guardian, programme)
+
+
+@pytest.mark.parametrize(("goal", "expected"), [
+    (10, [(1, "seedling"), (4, "bookworm"), (7, "explorer"), (10, "star"), (20, "champion")]),
+    (5, [(1, "seedling"), (2, "bookworm"), (4, "explorer"), (5, "star"), (10, "champion")]),
+    # A small goal makes two points equal: the badge is left out, not given twice.
+    (3, [(1, "seedling"), (2, "explorer"), (3, "star"), (6, "champion")]),
+    (1, [(1, "seedling"), (2, "champion")]),
+])
+def test_without_thresholds_of_its_own_the_badges_sit_at_points_of_the_goal(goal, expected):
+    assert [(at, badge.key) for at, badge in challenge.badge_thresholds([], goal)] == expected
+
+
+def test_a_programmes_own_thresholds_are_named_in_ladder_order():
+    assert [(at, badge.key) for at, badge in challenge.badge_thresholds([5, 1, 3, 3], 10)] == [
+        (1, "seedling"), (3, "bookworm"), (5, "explorer")]
+
+
+def test_every_badge_has_its_picture_and_both_names():
+    from library.settings import PACKAGE_ROOT
+
+    for badge in challenge.LADDER:
+        svg = (PACKAGE_ROOT / "static" / badge.picture.removeprefix("/static/")).read_text()
+        assert f"<title id=\"title\">{badge.name_zh} {badge.name_en}</title>" in svg and 'role="img"' in svg
+
+
+async def test_too_many_badges_are_refused():
+    with pytest.raises(InvalidInput):
+        await challenge.create_programme(_NETWORK_ADMIN, ProgrammeInput(
+            title_zh="太多徽章", starts_on=TODAY, ends_on=TODAY, badges=[1, 2, 3, 4, 5, 6]))
+
+
+@pytest.fixture
+async def winter():
+    """The demo's programme: badges at points of each child's goal (5 books up to age 6)."""
+    await load_demo(TODAY)
+    return (await challenge.programmes())[0]["uuid"]
+
+
+async def test_a_guardian_logs_one_book_for_both_children_and_sees_the_badges_it_earned(winter):
+    guardian = await mother()
+    logged = await challenge.log_reading_for(guardian, winter, ["ZX10000002", "zx10000003"], "团圆", TODAY)
+    assert len(logged) == 2
+    for card in ("ZX10000002", "ZX10000003"):
+        assert (await challenge.progress(guardian, winter, card, TODAY))["total"] == 1
+    shown = await challenge.just_logged(guardian, await challenge._programme(winter), logged)
+    assert [(log["name"], log["title"]) for log in shown] == [("李小米", "团圆"), ("李小宇", "团圆")]
+    assert [[badge["key"] for badge in log["earned"]] for log in shown] == [["seedling"], ["seedling"]]
+    # The second book earns the Bookworm (at 2 of a goal of 5); the first one's moment does not repeat.
+    second = await challenge.log_reading(guardian, winter, "ZX10000002", "猜猜我有多爱你", TODAY)
+    page = await challenge.progress(guardian, winter, "ZX10000002", TODAY, [second])
+    assert [badge["name_zh"] for badge in page["just_logged"][0]["earned"]] == ["小书虫"]
+    assert [badge["key"] for badge in page["ladder"] if badge["earned"]] == ["seedling", "bookworm"]
+
+
+async def test_logging_for_a_child_who_is_not_yours_logs_for_nobody(winter):
+    """All or nothing: a card the guardian may not act for refuses the whole log."""
+    guardian = await mother()
+    with pytest.raises(NotPermitted):
+        await challenge.log_reading_for(guardian, winter, ["ZX10000002", "JX20000001"], "团圆", TODAY)
+    assert (await challenge.progress(guardian, winter, "ZX10000002", TODAY))["total"] == 0
+    with pytest.raises(InvalidInput):
+        await challenge.log_reading_for(guardian, winter, [], "团圆", TODAY)
+
+
+async def test_another_familys_log_uuid_shows_nothing(winter):
+    """A hostile reader puts someone else's log uuid in the page's address: it is left out."""
+    guardian = await mother()
+    [theirs] = await challenge.log_reading_for(guardian, winter, ["ZX10000002"], "团圆", TODAY)
+    stranger = await load_principal("patron", (await Patron.select(Patron.id).where(
+        Patron.card_number == "JX20000001").first())["id"])
+    programme = await challenge._programme(winter)
+    assert await challenge.just_logged(stranger, programme, [theirs, "not-a-uuid"]) == []
+
+
+async def test_the_household_sees_every_childs_challenge(winter):
+    guardian = await mother()
+    await challenge.log_reading_for(guardian, winter, ["ZX10000003"], "团圆", TODAY)
+    people = [{"name": "王芳", "card_number": "ZX10000001"}, {"name": "李小宇", "card_number": "ZX10000003"},
+              {"name": "张建国", "card_number": "JX20000001"}]  # not hers: left out
+    [entry] = await challenge.household_challenges(guardian, people, TODAY)
+    members = {member["card_number"]: member for member in entry["members"]}
+    assert set(members) == {"ZX10000001", "ZX10000003"}
+    assert (members["ZX10000003"]["total"], members["ZX10000003"]["goal"]) == (1, 5)
+    assert [badge["key"] for badge in members["ZX10000003"]["earned"]] == ["seedling"]
+
+
+async def test_two_phones_logging_for_the_same_child_at_once_both_count(winter):
+    """Both guardians' phones log a first book for 李小米 at the same moment: on PostgreSQL the
+    loser of a read-then-insert of her participation would fail; every log must count, once."""
+    import asyncio
+    from contextlib import asynccontextmanager
+
+    from piccolo.engine.postgres import PostgresEngine
+
+    from library.activities.tables import ProgrammeParticipant, ReadingLog
+    from library.db import engine
+
+    @asynccontextmanager
+    async def pool():
+        db = engine()
+        if isinstance(db, PostgresEngine):
+            await db.start_connection_pool(min_size=2, max_size=10)
+            try:
+                yield
+            finally:
+                await db.close_connection_pool()
+        else:
+            yield
+
+    guardian = await mother()
+    async with pool():
+        results = await asyncio.gather(*[
+            challenge.log_reading_for(guardian, winter, ["ZX10000002", "ZX10000003"], f"第{n}本", TODAY)
+            for n in range(12)], return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert await ReadingLog.count().where(ReadingLog.patron.card_number == "ZX10000002") == 12
+    assert await ProgrammeParticipant.count() == 2
+    assert (await challenge.progress(guardian, winter, "ZX10000003", TODAY))["total"] == 12
