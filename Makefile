@@ -27,6 +27,7 @@ install: $(VENV)/.installed compile-translations
 
 install-test: $(VENV)/.installed-test compile-translations
 	@bash scripts/ensure_chromium.sh
+	@bash scripts/ensure_yaz.sh
 
 ## make run: install, create or upgrade the SQLite database, load demo data, serve on :8000
 run: install

@@ -25,6 +25,7 @@ from library.catalog.duplicate_controllers import ROUTES as DUPLICATE_ROUTES
 from library.catalog.imports import ROUTES as IMPORT_ROUTES
 from library.catalog.matching import checked_setting
 from library.catalog.marc_pages import ROUTES as MARC_PAGE_ROUTES
+from library.catalog.sru_controllers import SruServer
 from library.catalog import search_text
 from library.activities.calendar_controllers import CalendarPages
 from library.activities.challenge_controllers import ChallengePages
@@ -57,8 +58,9 @@ EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
 # Each domain's scans in the notice round (library.notices.worker), in this order.
 NOTICE_STEPS = (*LOAN_NOTICE_STEPS, *ACTIVITY_NOTICE_STEPS)
 # /api/sync/ is node to node: a branch's credential in the Authorization header, no cookies.
-UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/"]
-CSRF_EXEMPT_PATHS = ["^/api/sync/"]
+UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/", "^/sru$"]
+# /sru: other libraries' cataloguing clients, GET only, no session (library.catalog.sru_controllers).
+CSRF_EXEMPT_PATHS = ["^/api/sync/", "^/sru$"]
 
 
 def _session_key(secret: str) -> bytes:
@@ -122,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
-        exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/"],
+        exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/", "^/sru$"],
     )
     # Tokens bound to the session (library/web/csrf.py), not Litestar's CSRFConfig, whose
     # pairs are valid in any session.
@@ -144,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *DUPLICATE_ROUTES,
             *IMPORT_ROUTES,
             *MARC_PAGE_ROUTES,
+            SruServer,
             *LOAN_ROUTES,
             CalendarPages, *ACTIVITY_ROUTES, ChallengePages,
             *SYNC_ROUTES,

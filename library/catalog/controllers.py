@@ -24,10 +24,13 @@ from library.catalog.metadata import image_extension, store_cover
 from library.catalog.schemas import (CopiesIn, ImportReportOut, IntakeOut, ItemDetailOut, RecordIn, RecordOut,
                                      SearchOut, WithdrawIn)
 from library.catalog.search import SearchFilters, parse_range
+from library.catalog.sources import intake as copy_intake
+from library.catalog.sources import targets
+from library.catalog.sources.base import SourceFailed, SourceQuery
 from library.clock import now_utc, today_in
 from library.errors import DomainError, InvalidInput, InvalidRecord
 from library.i18n import gettext
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import principal_of, requires_administrator, requires_staff
 from library.web.downloads import attachment
 from library.web.templating import page
 
@@ -126,6 +129,37 @@ class CataloguePages(Controller):
                     branches=await branches.branch_choices(), children=children)
 
 
+# --- copy cataloguing ------------------------------------------------------------------------
+
+
+def _copy_query(isbn: str, title: str, author: str, publisher: str) -> SourceQuery:
+    """The question from the query string: an ISBN read as one (a bad check digit is refused as
+    on the intake form), else the words given."""
+    if isbn.strip():
+        return SourceQuery(isbn=service.require_isbn(isbn).isbn13)
+    query = SourceQuery(title=title.strip() or None, author=author.strip() or None, publisher=publisher.strip() or None)
+    if not (query.title or query.author or query.publisher):
+        raise InvalidInput("source_query_empty")
+    return query
+
+
+async def _copy_page(request: Request, query: SourceQuery, wait: bool) -> dict[str, Any] | None:
+    """The copy-cataloguing part of the intake page: a place per enabled target that the page
+    fills as each answers, or (`wait`) every answer now; None when no target is enabled."""
+    enabled = await targets.enabled_targets()
+    if not enabled:
+        return None
+    asked = urlencode([(name, value) for name, value in (("isbn", query.isbn), ("title", query.title),
+                                                         ("author", query.author), ("publisher", query.publisher))
+                       if value])
+    answers = None
+    if wait:
+        answers = [copy_intake.answer_view(answer, _today(request), request.app.state.settings.secret_key)
+                   for answer in await copy_intake.ask_all(enabled, query)]
+    return {"targets": [{"uuid": target.uuid, "name": target.name} for target in enabled], "asked": asked,
+            "answers": answers, "isbn": query.isbn or ""}
+
+
 # --- staff ----------------------------------------------------------------------------------
 
 
@@ -135,8 +169,11 @@ class StaffCataloguePages(Controller):
     path = "/staff/catalog"
 
     @get("/", name="staff_catalog")
-    async def intake_form(self, request: Request, isbn: Annotated[str | None, QueryParameter()] = None) -> Template | Redirect:
-        """Scanning is a look-up (GET): the ISBN read, and the network's record or a form to make one."""
+    async def intake_form(self, request: Request, isbn: Annotated[str | None, QueryParameter()] = None,
+                          wait: Annotated[bool, QueryParameter()] = False) -> Template | Redirect:
+        """Scanning is a look-up (GET): the ISBN read, and the network's record; else the other
+        libraries' candidates (`wait`: all of them in this answer, for a browser without
+        JavaScript), or a form to make one."""
         if isbn is None:
             return page(request, "catalog/intake.html", isbn="", error=None)
         try:
@@ -150,7 +187,65 @@ class StaffCataloguePages(Controller):
                         records=found["records"], hyphenated=found["isbn"].hyphenated)
         if found["record"]:
             return Redirect(path=f"/staff/catalog/records/{found['record']['uuid']}?scanned=1", status_code=303)
-        return Redirect(path=f"/staff/catalog/records/new?isbn={found['isbn'].isbn13}", status_code=303)
+        # Not in our catalogue: the other libraries' catalogues are asked (copy cataloguing).
+        copy = await _copy_page(request, SourceQuery(isbn=found["isbn"].isbn13), wait)
+        if copy is None:
+            return Redirect(path=f"/staff/catalog/records/new?isbn={found['isbn'].isbn13}", status_code=303)
+        return page(request, "catalog/intake.html", isbn=found["isbn"].isbn13, error=None,
+                    hyphenated=found["isbn"].hyphenated, copy=copy)
+
+    @get("/copy", name="staff_copy_search")
+    async def copy_search(
+        self, request: Request,
+        title: Annotated[str, QueryParameter(max_length=200)] = "",
+        author: Annotated[str, QueryParameter(max_length=200)] = "",
+        publisher: Annotated[str, QueryParameter(max_length=200)] = "",
+        wait: Annotated[bool, QueryParameter()] = False,
+    ) -> Template:
+        """A book without an ISBN: the other catalogues asked by title, author and publisher."""
+        words = {"title": title, "author": author, "publisher": publisher}
+        if not any(value.strip() for value in words.values()):
+            return page(request, "catalog/intake.html", isbn="", error=None, copy=None, copy_query=words)
+        copy = await _copy_page(request, _copy_query("", title, author, publisher), wait)
+        return page(request, "catalog/intake.html", isbn="", error=None, copy=copy or {"targets": []},
+                    copy_query=words)
+
+    @get("/copy/answers/{uuid:str}", name="staff_copy_answer")
+    async def copy_answer(
+        self, request: Request, uuid: FromPath[str],
+        isbn: Annotated[str, QueryParameter(max_length=32)] = "",
+        title: Annotated[str, QueryParameter(max_length=200)] = "",
+        author: Annotated[str, QueryParameter(max_length=200)] = "",
+        publisher: Annotated[str, QueryParameter(max_length=200)] = "",
+    ) -> Template:
+        """One target's answer, as a piece of the intake page (fetched by the page, one per target,
+        so that each answer shows as it arrives)."""
+        query = _copy_query(isbn, title, author, publisher)
+        target = await targets.target(uuid)
+        answer = await copy_intake.ask(target, query)
+        return Template(template_name="catalog/_copy_answer.html", context={
+            "answer": copy_intake.answer_view(answer, _today(request), request.app.state.settings.secret_key)})
+
+    @post("/copy/take", name="staff_copy_take")
+    async def copy_take(self, request: Request) -> Template | Redirect:
+        """Take a candidate: the record made from it through our MARC mapping, with its
+        provenance; then the record form, filled, for the librarian to check."""
+        form = await request.form()
+        try:
+            target = await targets.target(form.get("target", ""))
+            raw = copy_intake.verified(request.app.state.settings.secret_key, target, form.get("token", ""))
+            if raw is None:
+                raise InvalidInput("copy_not_genuine")
+            uuid = await service.take_copy(copy_intake.taken(raw, target), target, principal_of(request).audit_name,
+                                           _today(request), now_utc())
+        except SourceFailed as failed:
+            return page(request, "catalog/intake.html", status_code=422, isbn=form.get("isbn", ""),
+                        error=copy_intake.Answer(target, failure=failed.reason, detail=failed.detail).message())
+        except DomainError as error:
+            return page(request, "catalog/intake.html", status_code=error.status, isbn=form.get("isbn", ""),
+                        error=error.message(),
+                        existing=error.params.get("record") if error.code == "record_exists" else None)
+        return Redirect(path=f"/staff/catalog/records/{uuid}/edit", status_code=303)
 
     @get("/records/new", name="staff_record_new")
     async def new_record(self, request: Request, isbn: Annotated[str | None, QueryParameter()] = None) -> Template:
@@ -208,7 +303,8 @@ class StaffCataloguePages(Controller):
         here = [h for h in record["holdings"] if any(b["code"] == h["branch"] for b in mine)]
         return page(request, "catalog/staff_record.html", status_code=error.status if error else 200, record=record,
                     branches=mine, rooms=rooms, here=here, error=error.message() if error else None,
-                    error_field=error.field if error else None, today=_today(request), **context)
+                    error_field=error.field if error else None, today=_today(request),
+                    provenance=await service.record_provenance(uuid), **context)
 
     @get("/records/{uuid:str}/edit", name="staff_record_edit")
     async def edit_form(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -407,4 +503,77 @@ class CatalogueAPI(Controller):
         return await _export_stream(fmt, branch, encoding)
 
 
-ROUTES = [CataloguePages, StaffCataloguePages, CatalogueAPI]
+class CopyTargetPages(Controller):
+    """The catalogues intake copies from: administrators add, change, switch on and off, and
+    try them here."""
+
+    include_in_schema = False
+    guards = [requires_staff, requires_administrator]
+    path = "/staff/catalog/targets"
+
+    @get("/", name="staff_copy_targets")
+    async def list_page(self, request: Request) -> Template:
+        return _targets_page(request, await targets.list_targets())
+
+    @post("/")
+    async def create(self, request: Request) -> Template | Redirect:
+        form = await request.form()
+        try:
+            await targets.save_target(targets.target_input(form), principal_of(request).audit_name)
+        except DomainError as error:
+            return _targets_page(request, await targets.list_targets(), error=error, values=dict(form))
+        return Redirect(path="/staff/catalog/targets/", status_code=303)
+
+    @get("/{uuid:str}", name="staff_copy_target")
+    async def edit_page(self, request: Request, uuid: FromPath[str]) -> Template:
+        target = await targets.target_detail(uuid)
+        return page(request, "catalog/copy_target.html", target=target, values=target, errors={}, error=None,
+                    answer=None)
+
+    @post("/{uuid:str}")
+    async def update(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
+        form = await request.form()
+        try:
+            await targets.save_target(targets.target_input(form), principal_of(request).audit_name, uuid)
+        except DomainError as error:
+            target = await targets.target_detail(uuid)
+            return page(request, "catalog/copy_target.html", status_code=error.status, target=target,
+                        values={**dict(form), "has_password": target["has_password"]}, errors=_errors(error),
+                        error=error.message(), answer=None)
+        return Redirect(path="/staff/catalog/targets/", status_code=303)
+
+    @post("/{uuid:str}/enabled")
+    async def switch(self, request: Request, uuid: FromPath[str]) -> Redirect:
+        form = await request.form()
+        await targets.set_enabled(uuid, form.get("enabled") == "1", principal_of(request).audit_name)
+        return Redirect(path="/staff/catalog/targets/", status_code=303)
+
+    @post("/{uuid:str}/test")
+    async def test(self, request: Request, uuid: FromPath[str]) -> Template:
+        """Ask the target (enabled or not) for an ISBN or a title, and show what it answered."""
+        form = await request.form()
+        detail = await targets.target_detail(uuid)
+        try:
+            query = _copy_query(form.get("isbn", ""), form.get("title", ""), "", "")
+        except DomainError as error:
+            return page(request, "catalog/copy_target.html", status_code=error.status, target=detail, values=detail,
+                        errors={}, error=error.message(), answer=None)
+        answer = await copy_intake.ask(await targets.target(uuid), query)
+        return page(request, "catalog/copy_target.html", target=detail, values=detail, errors={}, error=None,
+                    answer=copy_intake.answer_view(answer, _today(request), request.app.state.settings.secret_key),
+                    tried=form.get("isbn") or form.get("title"))
+
+
+def _errors(error: DomainError) -> dict[str, str]:
+    return error.by_field() if isinstance(error, InvalidRecord) else {error.field or "": error.message()}
+
+
+def _targets_page(request: Request, rows: list[dict[str, Any]], error: DomainError | None = None,
+                  values: dict[str, Any] | None = None) -> Template:
+    return page(request, "catalog/copy_targets.html", status_code=error.status if error else 200, targets=rows,
+                values=values or {"protocol": "z3950", "port": "210", "syntax": "marc21", "charset": "utf-8",
+                                  "timeout_seconds": "10"},
+                errors=_errors(error) if error else {}, error=error.message() if error else None)
+
+
+ROUTES = [CataloguePages, StaffCataloguePages, CopyTargetPages, CatalogueAPI]

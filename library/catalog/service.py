@@ -11,11 +11,12 @@ from typing import Any
 from library import audit
 from library.accounts.principal import Principal
 from library.branches.tables import Branch
-from library.catalog import duplicates, holdings, marc_record, matching, rules
+from library.catalog import duplicates, holdings, marc, marc_record, matching, rules
 from library.catalog.isbn import Isbn, IsbnRefusal, hyphenate, parse_isbn
 from library.catalog.records import JSON_COLUMNS, RecordInput, record_values, row_values, search_text_of
 from library.catalog.search import SearchFilters, search
-from library.catalog.tables import BarcodeSequence, Item, Record
+from library.catalog.sources.base import Candidate, Target
+from library.catalog.tables import BarcodeSequence, Item, Record, RecordProvenance
 from library.db import is_unique_violation, json_list, read_transaction, run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
 
@@ -338,3 +339,44 @@ async def labels(barcodes: list[str]) -> list[dict[str, Any]]:
     by_barcode = {row["barcode"]: row for row in rows}
     return [{"barcode": b, "call_number": by_barcode[b]["record.call_number"],
              "title": by_barcode[b]["record.title"]} for b in wanted if b in by_barcode]
+
+
+# --- copy cataloguing ------------------------------------------------------------------------
+
+
+async def take_copy(candidate: Candidate, target: Target, actor: str, today: dt.date, now: dt.datetime) -> str:
+    """A record copied from another library's catalogue: made through our MARC mapping like an
+    import (the same book already here is refused, pointing at it, as for a record typed in),
+    the incoming record kept whole, and where it came from kept beside it (RecordProvenance)."""
+    flavour = "cnmarc" if candidate.syntax == "unimarc" else "marc21"
+    data = marc.convert(candidate.record, flavour, today).record
+
+    async def work() -> str:
+        uuid = await create_record(data, actor, today)  # nested: the same transaction
+        row = await Record.select(Record.id).where(Record.uuid == uuid).first()
+        await Record.update({Record.marc: marc_record.pack(candidate.record, flavour), Record.marc_format: flavour,
+                             Record.marc_source: f"copy {target.name}"[:200]}).where(Record.id == row["id"])
+        await RecordProvenance.insert(RecordProvenance(
+            record=row["id"], target_name=target.name, protocol=target.protocol, syntax=candidate.syntax,
+            charset=target.charset, source_record=candidate.raw, taken_by=actor, taken_at=now))
+        await audit.record(actor, "record.copied", f"record:{uuid}", target=target.name, title=data.title)
+        return uuid
+
+    return await run_in_write_transaction(work)
+
+
+async def record_provenance(uuid: str) -> list[dict[str, Any]]:
+    """Where a copied record came from, newest first, with the record as the target sent it
+    (decoded for reading; the bytes themselves are kept as they came)."""
+    uuid = valid_uuid(uuid)
+    rows = await RecordProvenance.select(
+        RecordProvenance.target_name, RecordProvenance.protocol, RecordProvenance.syntax, RecordProvenance.charset,
+        RecordProvenance.source_record, RecordProvenance.taken_by, RecordProvenance.taken_at,
+    ).where(RecordProvenance.record.uuid == uuid).order_by(RecordProvenance.taken_at, ascending=False)
+    for row in rows:
+        raw = bytes(row.pop("source_record") or b"")
+        row["size"] = len(raw)
+        codec = "gb18030" if row["charset"] == "gb18030" else "utf-8"
+        row["text"] = raw.decode(codec, errors="replace").replace("\x1e", "\n").replace("\x1d", "").replace(
+            "\x1f", "$") if not raw.lstrip().startswith(b"<") else raw.decode("utf-8", errors="replace")
+    return rows

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from piccolo.columns import JSONB, UUID, BigInt, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import (JSONB, UUID, BigInt, Boolean, Bytea, Date, ForeignKey, Integer, Real, Secret, Text,
+                             Timestamptz, Varchar)
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
@@ -240,3 +241,49 @@ class ImportBatchRecord(Table):
     copies = Text(default="")
 
     import_batch_record_position = Unique([batch, position])
+
+
+class CopyProtocol(str, Enum):
+    z3950 = "z3950"
+    sru = "sru"
+
+
+class CopyTarget(Table):
+    """Another library's catalogue that intake asks for a record to copy (copy cataloguing):
+    over Z39.50 or SRU, in MARC21 or CNMARC/UNIMARC, in UTF-8, MARC-8 or GBK/GB18030
+    (library.catalog.sources). Managed by administrators; a new target is off until enabled.
+    The password is sent to the target, so it is kept as given, but no page shows it back."""
+
+    uuid = UUID(unique=True)
+    name = Varchar(length=100, unique=True, required=True)
+    protocol = Varchar(length=8, choices=CopyProtocol, default=CopyProtocol.z3950)
+    host = Varchar(length=255, required=True)
+    port = Integer(default=210)
+    database = Varchar(length=200, default="")  # Z39.50 database name; for SRU, the path after the host
+    syntax = Varchar(length=8, default="marc21")  # library.catalog.sources.base.SYNTAXES
+    charset = Varchar(length=8, default="utf-8")  # library.catalog.sources.base.CHARSETS
+    username = Varchar(length=100, default="")
+    password = Secret(length=200, default="")
+    timeout_seconds = Real(default=10.0)
+    enabled = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow(), auto_update=_utc_now)
+
+    copy_target_port_check = Check('"port" > 0 AND "port" < 65536')
+    copy_target_timeout_check = Check('"timeout_seconds" > 0 AND "timeout_seconds" <= 120')
+
+
+class RecordProvenance(Table):
+    """Where a record copied from another catalogue came from: the target (by name, as it was
+    called then), when, by whom, and the record exactly as the target sent it (ISO 2709 in the
+    target's character set, or MARCXML), shown on the staff record page."""
+
+    record = ForeignKey(references=Record, null=False, on_delete=OnDelete.cascade, index=True)
+    target_name = Text(required=True)
+    protocol = Varchar(length=8, default="")
+    syntax = Varchar(length=8, default="")
+    charset = Varchar(length=8, default="")
+    # Not "raw": a column of that name would hide Table.raw(), the way to run SQL on the table.
+    source_record = Bytea(default=b"")
+    taken_by = Text(default="")
+    taken_at = Timestamptz(default=TimestamptzNow())
