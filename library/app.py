@@ -48,7 +48,10 @@ from library.web.csrf import SessionBoundCSRFMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
 from library.web.input import check_input
+from library.web.logs import configure_logging
+from library.web.metrics import check_multiprocess_dir, metrics_route, record_request, start_pool_sampler
 from library.web.openapi import make_document_true
+from library.web.request_id import observe_requests
 from library.web.security import add_security_headers
 from library.web.sessions import SteadyCookieConfig
 from library.web.transport import answer_head_like_get, secure_cookies_over_https
@@ -58,7 +61,8 @@ EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
 # Each domain's scans in the notice round (library.notices.worker), in this order.
 NOTICE_STEPS = (*LOAN_NOTICE_STEPS, *ACTIVITY_NOTICE_STEPS)
 # /api/sync/ is node to node: a branch's credential in the Authorization header, no cookies.
-UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/", "^/sru$"]
+UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/",
+                         "^/metrics$", "^/sru$"]
 # /sru: other libraries' cataloguing clients, GET only, no session (library.catalog.sru_controllers).
 CSRF_EXEMPT_PATHS = ["^/api/sync/", "^/sru$"]
 
@@ -88,6 +92,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     checked_setting(settings)  # a wrong match point stops the start, not an import later
     settings.covers_dir.mkdir(parents=True, exist_ok=True)
+    if settings.metrics_token:
+        check_multiprocess_dir()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -102,11 +108,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         stop_sync = start_sync_loop(settings)
         # The retention table (library/privacy/retention.py), every notice interval.
         stop_retention = start_retention_loop(settings)
+        stop_pool_sampler = start_pool_sampler(settings)
         # What a first request needs, loaded before the server takes one (see `_warm`).
         await asyncio.to_thread(_warm, environment)
         try:
             yield
         finally:
+            await stop_pool_sampler()
             await stop_retention()
             await stop_sync()
             await stop_notices()
@@ -124,7 +132,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
-        exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/", "^/sru$"],
+        # /metrics: Prometheus has its own token (library/web/metrics.py) and no use for a session.
+        exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/", "^/metrics$", "^/sru$"],
     )
     # Tokens bound to the session (library/web/csrf.py), not Litestar's CSRFConfig, whose
     # pairs are valid in any session.
@@ -156,6 +165,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
                                        name="covers"),
+            # Only with a token: without one the address does not exist (library/web/metrics.py).
+            *([metrics_route(settings.metrics_token)] if settings.metrics_token else []),
         ],
         middleware=[
             session.middleware,
@@ -176,6 +187,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[JsonRenderPlugin()],
         ),
         lifespan=[lifespan],
+        # JSON lines: ours alone (library/web/logs.py); text: Litestar's own set-up, as before.
+        **({"logging_config": None} if settings.log_format == "json" else {}),
         request_max_body_size=settings.max_body_bytes,
         debug=settings.debug,
     )
@@ -184,6 +197,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     csrf_exempt = re.compile("|".join(CSRF_EXEMPT_PATHS))
     make_document_true(app, lambda path: bool(csrf_exempt.search(path)))
     # Before routing, which would answer a HEAD with 405 (library/web/transport.py).
-    app.asgi_handler = answer_head_like_get(app.asgi_handler)
+    # Each request's id and, with metrics on, its route, status and time: around the router, so that
+    # an unknown address or a refused method is counted too (library/web/request_id.py); inside the
+    # HEAD wrapper, whose copy of the scope would hide the route the router found.
+    app.asgi_handler = answer_head_like_get(
+        observe_requests(app.asgi_handler, record_request if settings.metrics_token else None))
     logging.getLogger("library").setLevel(logging.INFO)
+    configure_logging(settings.log_format)
     return app

@@ -741,8 +741,10 @@ def sip2(host: str | None, port: int | None) -> None:
     import logging
 
     from library.selfcheck.server import serve as serve_sip2
+    from library.web.logs import configure_logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(settings.log_format)  # JSON lines when asked, as the web service writes them
     host, port = host or settings.sip2_host, port or settings.sip2_port
     tls = " with TLS" if settings.sip2_tls_cert else ""
 
@@ -772,6 +774,8 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     _require_database(settings)
     import uvicorn
 
+    from library.web.logs import server_log_config
+
     host, port = host or settings.host, port or settings.port
     click.echo(f"serving on http://{host}:{port} ({settings.engine})")
     # Behind a reverse proxy the client's address (used to throttle sign-ins) comes from
@@ -790,7 +794,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     try:
         uvicorn.run("library.asgi:app", host=host, port=port, workers=workers, reload=reload,
                     proxy_headers=proxied, forwarded_allow_ips=settings.forwarded_allow_ips if proxied else None,
-                    server_header=False, log_level="info")
+                    server_header=False, log_level="info", log_config=server_log_config(settings.log_format))
     finally:
         if sip2_process is not None:
             sip2_process.terminate()

@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 LANGUAGES = ("zh_CN", "en")
+LOG_FORMATS = ("text", "json")
 NODE_ROLES = ("branch", "central")
 
 
@@ -45,7 +46,7 @@ class Settings:
     metadata_providers: str
     metadata_timeout: int
     debug: bool
-    # Notices (library.loans.outbox): no SMTP host means nothing is sent; notices wait queued.
+    # Notices (library.notices): no SMTP host means nothing is sent; notices wait queued.
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_user: str | None = None
@@ -87,6 +88,10 @@ class Settings:
     # Backups (library.ops.backup): where `library backup` writes, and how many it keeps.
     backup_dir: Path | None = None
     backup_keep: int = 7
+    # Operations (library.web.metrics, library.web.logs): no token, no /metrics (404); the
+    # log lines as text, or one JSON object a line.
+    metrics_token: str | None = None
+    log_format: str = "text"
 
     @property
     def covers_dir(self) -> Path:
@@ -269,7 +274,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         **_sip2_settings(env),
         backup_dir=Path(_env(env, "LIBRARY_BACKUP_DIR") or data_dir / "backups").absolute(),
         backup_keep=_int(env, "LIBRARY_BACKUP_KEEP", 7, 1, 10000),
+        metrics_token=_metrics_token(env),
+        log_format=_choice(env, "LIBRARY_LOG_FORMAT", "text", LOG_FORMATS),
     )
+
+
+def _metrics_token(env: dict[str, str]) -> str | None:
+    """The bearer token Prometheus sends for /metrics: long, because the figures say how busy the
+    library is and when its sync last worked, and the endpoint may be reachable from the street."""
+    raw = _env(env, "LIBRARY_METRICS_TOKEN")
+    if raw is not None and (len(raw) < 32 or not raw.isascii() or any(c.isspace() for c in raw)):
+        raise SettingsError("LIBRARY_METRICS_TOKEN must be at least 32 characters, ASCII, without spaces "
+                            "(for example the output of `openssl rand -hex 24`)")
+    return raw
 
 
 def _sip2_settings(env: dict[str, str]) -> dict:
@@ -390,4 +407,6 @@ SETTING_NAMES = (
     "LIBRARY_SELFCHECK_IDLE_SECONDS",
     "LIBRARY_BACKUP_DIR",
     "LIBRARY_BACKUP_KEEP",
+    "LIBRARY_METRICS_TOKEN",
+    "LIBRARY_LOG_FORMAT",
 )

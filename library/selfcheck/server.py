@@ -16,6 +16,8 @@ import signal
 import ssl
 from collections.abc import Callable
 
+from prometheus_client import Gauge
+
 from library.clock import now_utc
 from library.db import close_connections, engine, prepare_sqlite
 from library.selfcheck import protocol, rules, service
@@ -24,6 +26,11 @@ from library.selfcheck.acs import Desk, Reply, Session
 from library.settings import Settings
 
 log = logging.getLogger("library.selfcheck")
+
+# Machines connected now, for /metrics (library/web/metrics.py). The server runs in a process of its
+# own: its figure reaches /metrics through PROMETHEUS_MULTIPROC_DIR, summed over live processes.
+SESSIONS = Gauge("library_sip2_sessions", "Self-check machines connected to the SIP2 server",
+                 multiprocess_mode="livesum")
 
 # Longer than any request a machine sends (a checkout with every optional field is ~300 bytes).
 MAX_MESSAGE_BYTES = 4096
@@ -93,6 +100,7 @@ class SipServer:
             writer.close()
             return
         self.connections += 1
+        SESSIONS.inc()
         self._writers.add(writer)
         session = Session(address=address, time_zone=self.settings.time_zone,
                           signin_limit=self.settings.signin_failures_per_minute)
@@ -102,6 +110,7 @@ class SipServer:
             log.info("SIP2 connection from %s dropped: %s", address, error)
         finally:
             self.connections -= 1
+            SESSIONS.dec()
             self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):

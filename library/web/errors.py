@@ -19,10 +19,11 @@ from library import i18n
 from library.errors import CirculationRefused, DomainError, NotSignedIn, TooManyAttempts
 from library.i18n import N_, gettext
 from library.web.auth import principal_of, request_language
+from library.web.request_id import current_request_id
 
 log = logging.getLogger("library.errors")
 
-API_PREFIXES = ("/api/", "/health", "/schema")
+API_PREFIXES = ("/api/", "/health", "/schema", "/metrics")
 
 STATUS_TITLES = {
     400: N_("Bad request"),
@@ -70,6 +71,11 @@ def _ensure_language(request: Request) -> None:
 def _problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body = {"type": "about:blank", "status": status, "title": title, "detail": detail}
     body.update({key: value for key, value in extra.items() if value is not None})
+    # The same id as the answer's X-Request-ID header and the request's log lines: a client that
+    # reports the error with its body hands staff the way into the log.
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     return Response(content=body, status_code=status, media_type="application/problem+json", headers=headers)
 
 

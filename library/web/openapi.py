@@ -95,6 +95,8 @@ def problem_schema() -> Schema:
                            examples=[code for code in ("control_characters", "item_not_found", "refused")
                                      if code in MESSAGES] + ["csrf_failed", "invalid_request"]),
             "field": Schema(type=OpenAPIType.STRING, description="The parameter, form field or body member at fault"),
+            "request_id": Schema(type=OpenAPIType.STRING, description="The request's id, as in its X-Request-ID "
+                                 "header and the server's log lines"),
             "reasons": Schema(
                 type=OpenAPIType.ARRAY,
                 description="Every reason a checkout, renewal, hold or registration was refused",
