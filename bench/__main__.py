@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import inspect
 import json
 import sys
 from dataclasses import dataclass
@@ -39,15 +41,24 @@ BENCHMARKS = {
 # Benchmarks that need their own data set and measure their own ceiling.
 CUSTOM = {
     "catalog.search": ("GET /api/records over 200,000 generated records / 400,000 copies, p95 latency, against "
-                       "the bare full-text query on the same database", "search"),
+                       "the bare full-text query on the same database", "catalog:search"),
     "catalog.marc_import": ("`library catalog import` of a 50,000-record MARC21 file, records/s, against pymarc "
-                            "alone reading it", "marc_import"),
+                            "alone reading it", "catalog:marc_import"),
+    "catalog.sru_search": ("GET /sru searchRetrieve (CQL, 10 MARCXML records) over 200,000 generated records, p95, "
+                           "against the bare full-text query and the answer's own statements run bare", "sru:run"),
+    "catalog.copy_intake": ("GET /staff/catalog/?isbn=… until every one of three Z39.50 catalogues (a Zebra, and "
+                            "the same behind two delaying proxies) has answered, p95, against the slowest catalogue's "
+                            "own answer time in the same run (goal: within 1.2×)", "copy_intake:run"),
     "loans.checkout_cycle": ("checkout → checkin cycles through POST /api/loans/* by concurrent clients, cycles/s, "
                              "against the same cycles by the service functions with no HTTP; and a reader with 200 "
                              "open loans against one with none", "loans:checkout_cycle"),
     "activities.register": ("1,000 POST /api/activities/sessions/{id}/registrations at one 30-seat session, 100 in "
                             "flight, against the same registrations by the service functions; checks 30 confirmed "
                             "and the waitlist in arrival order", "activities:register"),
+    "activities.register_programme": ("1,000 POST /api/activities/series/{id}/registrations (a child for an "
+                                      "eight-session series, 30 seats), 100 in flight, against the same "
+                                      "registrations by the service functions; checks 30 in every session and one "
+                                      "arrival order (goal: ratio >= 0.5)", "activities_programme:register_programme"),
     "selfcheck.sip2_cycle": ("checkout → checkin cycles over SIP2 from concurrent self-check machines (`library "
                              "sip2`), cycles/s, against the same cycles by the service functions with no network "
                              "(goal: ratio ≥ 0.7, p99 < 100 ms on SQLite)", "selfcheck:sip2_cycle"),
@@ -58,6 +69,10 @@ CUSTOM = {
                      "pull, a day's checkouts and returns uploaded, incremental pull): sync req/s against GET "
                      "/api/ping, feed-page p99 against the same pages' bare SQL, upload p50/p99; checks every "
                      "uploaded loan is there. PostgreSQL only, whatever --engine", "sync_network:run"),
+    "ops.request_path": ("GET /api/ping through the service (request ids, and with /metrics on) against a bare "
+                         "Litestar app under the same server and load", "ops:request_path"),
+    "ops.observe_cost": ("the request-id and metrics wrapper alone, microseconds a request, against a do-nothing "
+                         "ASGI app (no server, no engine)", "ops:wrapper_cost"),
 }
 
 
@@ -101,45 +116,20 @@ def main(argv: list[str] | None = None) -> int:
                     measured = asyncio.run(drive(base, bench.request, args.concurrency, args.duration))
                     emit(figure(bench.name, engine, measured, ceiling, args.concurrency))
         for name in names:
-            if name in CUSTOM:
-                module, _, function = CUSTOM[name][1].rpartition(":")
-                if module == "activities":
-                    from bench import activities
-
-                    for figures in activities.register(engine):
-                        emit(figures)
-                    continue
-                if module == "sync_network":
-                    if engine != engines[-1]:
-                        continue  # PostgreSQL whatever --engine: once
-                    from bench import sync_network
-
-                    for figures in sync_network.run(args.branches, args.workers, args.postgres_url):
-                        emit(figures)
-                    continue
-                if module == "sync":
-                    from bench import sync
-
-                    for figures in (sync.run(engine, args.records) if args.records else sync.run(engine)):
-                        emit(figures)
-                    continue
-                if module == "selfcheck":
-                    from bench import selfcheck
-
-                    for figures in selfcheck.sip2_cycle(engine, args.duration, args.concurrency):
-                        emit(figures)
-                    continue
-                if module == "loans":
-                    from bench import loans
-
-                    for figures in loans.checkout_cycle(engine, args.duration, args.concurrency):
-                        emit(figures)
-                    continue
-                from bench import catalog
-
-                run = getattr(catalog, function)
-                for figures in (run(engine, args.records) if args.records else run(engine)):
-                    emit(figures)
+            if name not in CUSTOM:
+                continue
+            module, _, function = CUSTOM[name][1].rpartition(":")
+            run = getattr(importlib.import_module(f"bench.{module}"), function)
+            # Each benchmark takes what it uses of the command line, by its parameters' names.
+            offered = {"engine": engine, "duration": args.duration, "concurrency": args.concurrency,
+                       "records": args.records, "branches": args.branches, "workers": args.workers,
+                       "postgres_url": args.postgres_url}
+            parameters = inspect.signature(run).parameters
+            if "engine" not in parameters and engine != engines[-1]:
+                continue  # an engine of its own (sync.network: PostgreSQL): once, whatever --engine
+            for figures in run(**{key: value for key, value in offered.items()
+                                  if key in parameters and value is not None}):
+                emit(figures)
     return 0
 
 
