@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid as uuid_module
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from library import audit, spreadsheet
@@ -28,6 +29,8 @@ from library.errors import CirculationRefused, Conflict, InvalidInput, NotFound,
 from library.notices import outbox
 from library.notices.worker import Step
 from library.settings import Settings
+
+T = TypeVar("T")
 
 ACTIVE = ("confirmed", "offered", "waitlisted")
 KINDS = ("reading_club", "lecture", "workshop", "performance", "summer_reading", "other")
@@ -281,6 +284,42 @@ class Outcome:
     position: int | None = None  # in the waitlist
 
 
+async def _take_place(occurrence_id: int) -> dict[str, Any]:
+    """One statement takes a seat if one is free, else a waitlist place, and numbers the arrival
+    (raw SQL: Piccolo's update cannot set columns from CASE expressions over the row)."""
+    taken = await _first(
+        "UPDATE occurrence SET arrivals = arrivals + 1, "
+        "last_outcome = CASE WHEN confirmed < capacity THEN 'confirmed' ELSE 'waitlisted' END, "
+        "waitlisted = waitlisted + CASE WHEN confirmed < capacity THEN 0 ELSE 1 END, "
+        "confirmed = confirmed + CASE WHEN confirmed < capacity THEN 1 ELSE 0 END "
+        "WHERE id = {} AND status = 'scheduled' RETURNING arrivals, last_outcome, waitlisted", occurrence_id)
+    if taken is None:
+        raise Refused([rules.Refusal("session_cancelled")])
+    return taken
+
+
+async def _insert_registrations(rows: list[tuple[Any, ...]]) -> None:
+    """(uuid, occurrence, patron, registered_by, status, arrival, created_at, confirmed_at,
+    updated_at) each: one statement for all."""
+    if rows:
+        await _rows(
+            "INSERT INTO registration (uuid, occurrence, patron, registered_by, status, arrival, created_at, "
+            "confirmed_at, offer_expires_at, cancelled_at, checked_in_at, updated_at) VALUES "
+            + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, NULL, NULL, NULL, {})" for _ in rows),
+            *[value for row in rows for value in row])
+
+
+async def _registering(work: Callable[[], Awaitable[T]]) -> T:
+    """A registration's transaction; a second registration of the same child for the same
+    session, raced past the checks, is refused by the database's unique pair."""
+    try:
+        return await run_in_write_transaction(work)
+    except Exception as error:
+        if is_unique_violation(error):
+            raise Refused([rules.Refusal("already_registered", {"name": ""})]) from None
+        raise
+
+
 async def register(principal: Principal, occurrence_uuid: str, card_numbers: list[str],
                    now: dt.datetime) -> list[Outcome]:
     """A guardian registers linked children (or an adult themself) in one step.
@@ -347,37 +386,22 @@ async def register(principal: Principal, occurrence_uuid: str, card_numbers: lis
         if refusals:
             raise Refused([_on_the_wall_clock(refusal, occurrence["time_zone"]) for refusal in refusals])
         outcomes = []
+        rows: list[tuple[Any, ...]] = []
         for card in cards:
             person = by_card[card]
-            # One statement takes a seat if one is free, else a waitlist place, and numbers the arrival.
-            taken = await _first(
-                "UPDATE occurrence SET arrivals = arrivals + 1, "
-                "last_outcome = CASE WHEN confirmed < capacity THEN 'confirmed' ELSE 'waitlisted' END, "
-                "waitlisted = waitlisted + CASE WHEN confirmed < capacity THEN 0 ELSE 1 END, "
-                "confirmed = confirmed + CASE WHEN confirmed < capacity THEN 1 ELSE 0 END "
-                "WHERE id = {} AND status = 'scheduled' RETURNING arrivals, last_outcome, waitlisted",
-                occurrence["id"])
-            if taken is None:
-                raise Refused([rules.Refusal("session_cancelled")])
+            taken = await _take_place(occurrence["id"])
             registration_uuid = str(uuid_module.uuid4())
             status = taken["last_outcome"]
-            await _rows(
-                "INSERT INTO registration (uuid, occurrence, patron, registered_by, status, arrival, created_at, "
-                "confirmed_at, offer_expires_at, cancelled_at, checked_in_at, updated_at) "
-                "VALUES ({}, {}, {}, {}, {}, {}, {}, {}, NULL, NULL, NULL, {})",
-                registration_uuid, occurrence["id"], person["id"], principal.id if principal.is_patron else None,
-                status, taken["arrivals"], now, now if status == "confirmed" else None, now)
+            rows.append((registration_uuid, occurrence["id"], person["id"],
+                         principal.id if principal.is_patron else None, status, taken["arrivals"], now,
+                         now if status == "confirmed" else None, now))
             outcomes.append(Outcome(person["name"], person["card_number"], status, registration_uuid,
                                     taken["waitlisted"] if status == "waitlisted" else None))
+        await _insert_registrations(rows)
         await notices.queue_registered({o.registration: o.position for o in outcomes}, now)
         return outcomes
 
-    try:
-        return await run_in_write_transaction(work)
-    except Exception as error:
-        if is_unique_violation(error):
-            raise Refused([rules.Refusal("already_registered", {"name": ""})]) from None
-        raise
+    return await _registering(work)
 
 
 # --- a whole series or programme in one step -----------------------------------------------
@@ -546,14 +570,7 @@ async def register_programme(principal: Principal, scope: str, scope_uuid: str, 
         rows: list[tuple[Any, ...]] = []
         for line in sorted(wanted, key=lambda x: (order[by_key[x.session]["id"]], child_order[x.patron_id])):
             session = by_key[line.session]
-            taken = await _first(
-                "UPDATE occurrence SET arrivals = arrivals + 1, "
-                "last_outcome = CASE WHEN confirmed < capacity THEN 'confirmed' ELSE 'waitlisted' END, "
-                "waitlisted = waitlisted + CASE WHEN confirmed < capacity THEN 0 ELSE 1 END, "
-                "confirmed = confirmed + CASE WHEN confirmed < capacity THEN 1 ELSE 0 END "
-                "WHERE id = {} AND status = 'scheduled' RETURNING arrivals, last_outcome, waitlisted", session["id"])
-            if taken is None:
-                raise Refused([rules.Refusal("session_cancelled")])
+            taken = await _take_place(session["id"])
             status = taken["last_outcome"]
             rows.append((str(uuid_module.uuid4()), session["id"], line.patron_id,
                          principal.id if principal.is_patron else None, status, taken["arrivals"], now,
@@ -561,23 +578,13 @@ async def register_programme(principal: Principal, scope: str, scope_uuid: str, 
             done[(line.session, line.patron_id)] = replace(
                 line, outcome="seat" if status == "confirmed" else "waitlist",
                 position=taken["waitlisted"] if status == "waitlisted" else None)
-        if rows:  # one statement for every seat and waitlist place taken above
-            await _rows(
-                "INSERT INTO registration (uuid, occurrence, patron, registered_by, status, arrival, created_at, "
-                "confirmed_at, offer_expires_at, cancelled_at, checked_in_at, updated_at) VALUES "
-                + ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, NULL, NULL, NULL, {})" for _ in rows),
-                *[value for row in rows for value in row])
+        await _insert_registrations(rows)  # every seat and waitlist place taken above
         plan.lines = [done.get((line.session, line.patron_id), line) for line in plan.lines]
         if done and principal.is_patron:
             await notices.queue_programme(principal.id, plan, f"programme_registered:{uuid_module.uuid4()}", now)
         return plan
 
-    try:
-        return await run_in_write_transaction(work)
-    except Exception as error:
-        if is_unique_violation(error):
-            raise Refused([rules.Refusal("already_registered", {"name": ""})]) from None
-        raise
+    return await _registering(work)
 
 
 async def cancel_registration(principal: Principal, registration_uuid: str, now: dt.datetime) -> list[str]:
