@@ -84,3 +84,100 @@ def test_a_mother_sees_her_childrens_sessions_on_her_account_and_cancels_one(pho
     expect(upcoming).to_have_count(1)
     expect(page.locator("[data-list=upcoming]")).not_to_contain_text("知识讲堂")
     expect(daughter).to_contain_text("李小米：已确认")
+
+
+def _in_a_thread(coroutine_function, *args):
+    """The database from the test's side (pytest-asyncio may run a loop in this thread)."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine_function(*args)).result()
+
+
+async def _a_full_summer_series() -> list[str]:
+    """Three Saturday afternoons from next week at Zhenxing with two seats each: a family of two
+    children fills them, the next family waits."""
+    from library.accounts.tables import Patron
+    from library.activities import service
+    from library.activities.service import EventInput
+    from tests.http.families import LIBRARIAN
+
+    for card, email in (("ZX10000001", "wangfang@example.org"), ("ZX10000004", "chenjing@example.org")):
+        await Patron.update({Patron.email: email}).where(Patron.card_number == card)  # both gave an address
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    saturday = today + dt.timedelta(days=(5 - today.weekday()) % 7 + 7)
+    until = saturday + dt.timedelta(days=14)
+    event = await service.schedule_event(LIBRARIAN, EventInput(
+        branch_code="ZX", title_zh="暑期绘本营", title_en="Summer picture-book camp", kind="summer_reading",
+        first_start=dt.datetime.combine(saturday, dt.time(14, 0)), duration_minutes=60, capacity=2,
+        rrule=f"FREQ=WEEKLY;BYDAY=SA;UNTIL={until:%Y%m%d}T235959"), dt.datetime.now(dt.timezone.utc))
+    return [str(s["uuid"]) for s in await service.occurrences_of(event) if s["status"] == "scheduled"]
+
+
+async def _another_family_waits(session: str) -> str:
+    from library.activities import service
+    from tests.http.families import reader
+
+    [outcome] = await service.register(await reader("ZX10000004"), session, ["ZX10000004"],
+                                       dt.datetime.now(dt.timezone.utc))
+    assert outcome.status == "waitlisted" and outcome.position == 1
+    return outcome.registration
+
+
+async def _notices_of(card: str) -> list[dict]:
+    from library.accounts.tables import Patron
+    from library.notices.tables import Notice
+
+    patron = await Patron.select(Patron.id).where(Patron.card_number == card).first()
+    return await Notice.select(Notice.kind, Notice.subject, Notice.body).where(Notice.patron == patron["id"])
+
+
+async def _status_of(registration: str) -> str:
+    from library.activities.tables import Registration
+
+    return (await Registration.select(Registration.status).where(Registration.uuid == registration).first())["status"]
+
+
+def test_a_mother_registers_both_children_for_a_series_and_a_cancelled_seat_goes_to_the_next_family(phone):
+    """Issue 18's journey: 王芳 signs her two children up for every session of a summer series in
+    one step (previewed first), sees them on 我的账户, has the confirmation in the outbox; another
+    family waits for the first session; she cancels her son's first session, and that family is
+    given the seat and told."""
+    page = phone
+    sessions = _in_a_thread(_a_full_summer_series)
+    assert len(sessions) == 3
+    sign_in_reader(page, "ZX10000001")
+
+    page.goto(f"/activities/sessions/{sessions[0]}")
+    page.click("[data-link=series] a")
+    expect(page).to_have_url(re.compile(r"/activities/series/[0-9a-f-]{36}/register$"))
+    expect(page.locator("h1")).to_have_text("暑期绘本营")
+    page.check("input[name=card][value=ZX10000002]")
+    page.check("input[name=card][value=ZX10000003]")
+    page.click("[data-action=preview]")
+    expect(page.locator("[data-preview]")).to_be_visible()
+    expect(page.locator("table.programme-plan td[data-outcome=seat]")).to_have_count(6)
+    no_sideways_scrolling(page)
+    page.click("[data-action=confirm]")
+    expect(page.locator("[data-done]")).to_be_visible()
+    expect(page.locator("table.programme-plan td[data-outcome=seat]")).to_have_count(6)
+
+    confirmation = [n for n in _in_a_thread(_notices_of, "ZX10000001") if n["kind"] == "programme_registered"]
+    assert len(confirmation) == 1 and "暑期绘本营" in confirmation[0]["subject"]
+    assert "李小米" in confirmation[0]["body"] and "李小宇" in confirmation[0]["body"]
+
+    waiting = _in_a_thread(_another_family_waits, sessions[0])
+
+    page.goto("/account")
+    camp = page.locator("[data-list=upcoming] li", has_text="暑期绘本营")
+    expect(camp).to_have_count(6)
+    son_first = page.locator("[data-list=upcoming] li[data-reader=ZX10000003]", has_text="暑期绘本营").first
+    expect(son_first).to_contain_text("李小宇：已确认")
+    son_first.locator("[data-action=cancel-registration]").click()
+    expect(page.locator("#activities [role=status]")).to_contain_text("报名已取消")
+    expect(camp).to_have_count(5)
+
+    assert _in_a_thread(_status_of, waiting) == "confirmed"
+    told = [n for n in _in_a_thread(_notices_of, "ZX10000004") if n["kind"] == "seat_confirmed"]
+    assert len(told) == 1 and "暑期绘本营" in told[0]["subject"]
