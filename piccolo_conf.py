@@ -20,6 +20,7 @@ APPS = [
     "library.sync.piccolo_app",
     "library.privacy.piccolo_app",
     "library.selfcheck.piccolo_app",
+    "library.reports.piccolo_app",
 ]
 
 

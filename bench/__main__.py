@@ -69,6 +69,9 @@ CUSTOM = {
                      "pull, a day's checkouts and returns uploaded, incremental pull): sync req/s against GET "
                      "/api/ping, feed-page p99 against the same pages' bare SQL, upload p50/p99; checks every "
                      "uploaded loan is there. PostgreSQL only, whatever --engine", "sync_network:run"),
+    "reports.dashboard": ("the network's year of statistics (/staff/reports/) over generated history, p95, against "
+                          "the bare loan aggregate of the same numbers (issue 22: 2,000,000 loans, 20,000 sessions; "
+                          "--records: loans)", "reports:run"),
     "ops.request_path": ("GET /api/ping through the service (request ids, and with /metrics on) against a bare "
                          "Litestar app under the same server and load", "ops:request_path"),
     "ops.observe_cost": ("the request-id and metrics wrapper alone, microseconds a request, against a do-nothing "

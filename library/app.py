@@ -40,6 +40,7 @@ from library.sync.client import start_sync_loop
 from library.privacy.controllers import ROUTES as PRIVACY_ROUTES
 from library.privacy.retention import start_retention_loop
 from library.selfcheck.pages import ROUTES as SELFCHECK_ROUTES
+from library.reports.controllers import ReportPages
 from library.sync.controllers import ROUTES as SYNC_ROUTES
 from library.i18n import translations
 from library.settings import LANGUAGES, PACKAGE_ROOT, Settings, load_settings
@@ -162,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *PRIVACY_ROUTES,
             *NOTICE_ROUTES,
             *SELFCHECK_ROUTES,
+            ReportPages,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
                                        name="covers"),

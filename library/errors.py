@@ -207,6 +207,9 @@ MESSAGES: dict[str, str] = {
     # Self-service (library.selfcheck).
     "kiosk_not_found": N_("There is no kiosk account {login}."),
     "station_not_found": N_("There is no such self-check station."),
+    # Statistics (library.reports).
+    "unknown_report_branch": N_("Choose one of the branches you work for."),
+    "invalid_report_period": N_("Choose a year (2026), a month (2026-03) or a day (2026-03-08)."),
 }
 
 
