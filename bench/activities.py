@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
-import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 
-from bench.harness import ROOT, Measurement, database, server
+from bench.harness import Measurement, database, in_child, in_flight, server
 
 REQUESTS = 1000
 IN_FLIGHT = 100
@@ -37,7 +37,7 @@ def card(n: int) -> str:
     return f"BR{n:07d}"
 
 
-async def _seed() -> dict[str, str]:
+async def _seed(requests: int = REQUESTS) -> dict[str, str]:
     import datetime as dt
 
     from library.activities import service
@@ -56,7 +56,7 @@ async def _seed() -> dict[str, str]:
             "INSERT INTO patron (uuid, card_number, name, category, home_branch, phone, email, language, expires_on, "
             "block_reason, pin_hash, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             [(str(uuid.uuid4()), card(n), f"读者{n}", "adult", zx, "", "", "zh_CN", dt.date(2030, 1, 1), None, "-",
-              now, now) for n in range(REQUESTS)])
+              now, now) for n in range(requests)])
 
     await run_in_write_transaction(readers)
     sessions = {}
@@ -69,37 +69,92 @@ async def _seed() -> dict[str, str]:
     return sessions
 
 
-async def _direct(session: str) -> dict:
-    import datetime as dt
-
-    from library.activities import service
+async def directly(count: int, register: Callable[[Any, int], Awaitable[object]]) -> dict:
+    """The ceiling, in the bench's child process: `register(admin, n)` for every n below `count`
+    straight on the service, IN_FLIGHT at a time, with a pool as the server has on PostgreSQL;
+    `admin` is the demo's network administrator."""
     from library.db import engine
     from library.demo import _network_admin
 
     db = engine()
-    if hasattr(db, "start_connection_pool") and type(db).__name__ == "PostgresEngine":
+    if type(db).__name__ == "PostgresEngine":
         await db.start_connection_pool(min_size=2, max_size=20)
     admin = _network_admin()
-    gate = asyncio.Semaphore(IN_FLIGHT)
-    latencies: list[float] = []
-    errors = 0
 
-    async def one(n: int) -> None:
-        nonlocal errors
-        async with gate:
-            started = time.perf_counter()
-            try:
-                await service.register(admin, session, [card(n)], dt.datetime.now(dt.timezone.utc))
-            except Exception:  # noqa: BLE001 - counted
-                errors += 1
-            latencies.append((time.perf_counter() - started) * 1000)
+    async def attempt(n: int) -> bool:
+        try:
+            await register(admin, n)
+        except Exception:  # noqa: BLE001 - counted
+            return False
+        return True
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(REQUESTS)))
-    return {"duration_s": time.perf_counter() - started, "latencies": latencies, "errors": errors}
+    measured = await in_flight(count, IN_FLIGHT, attempt)
+    return {"duration_s": measured.duration_s, "latencies": measured.latencies_ms, "errors": measured.errors}
 
 
-async def _check(session: str) -> dict:
+async def over_http(base: str, count: int, path: str, card_of: Callable[[int], str]) -> Measurement:
+    """`count` POSTs of {"card_numbers": [card_of(n)]} to `path`, IN_FLIGHT at a time, by a desk
+    signed in as the demo's network administrator; anything but 201 counts as an error."""
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    # unsafe: the jar keeps cookies of an IP address (127.0.0.1), which aiohttp skips by default.
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+        async with client.get(base + "/") as response:
+            await response.read()
+        token = next(c.value for c in client.cookie_jar if c.key == "library_csrf")
+        async with client.post(base + "/api/session", json=LOGIN, headers={"X-CSRFToken": token}) as response:
+            assert response.status in (200, 201), await response.text()
+        # Signing in starts a new session, and with it a new CSRF token.
+        headers = {"X-CSRFToken": next(c.value for c in client.cookie_jar if c.key == "library_csrf")}
+
+        async def attempt(n: int) -> bool:
+            async with client.post(base + path, json={"card_numbers": [card_of(n)]}, headers=headers) as response:
+                await response.read()
+                return response.status == 201
+
+        return await in_flight(count, IN_FLIGHT, attempt)
+
+
+def registrations(engine: str, module: str, count: int, path: str,
+                  card_of: Callable[[int], str]) -> tuple[Measurement, dict, dict]:
+    """What both registration benches do on a fresh database, with `module`'s own steps run in a
+    second process: `bench._seed(count)` makes two identical targets, "http" and "direct";
+    `bench._direct(target, count)` measures the ceiling on one; `count` POSTs to
+    `path.format(target)` go to the real server for the other; `bench._check(target, count)` looks at
+    both afterwards. (HTTP measurement, the ceiling as `directly` answers, the checks.)"""
+    with database(engine) as env:
+        targets = in_child(env, module, f"bench._seed({count})")
+        direct = in_child(env, module, f"bench._direct({targets['direct']!r}, {count})")
+        with server(env) as base:
+            measured = asyncio.run(over_http(base, count, path.format(targets["http"]), card_of))
+        checks = {f"{name}_{k}": v for name in ("http", "direct")
+                  for k, v in in_child(env, module, f"bench._check({targets[name]!r}, {count})").items()}
+    return measured, direct, checks
+
+
+def registration_figure(bench: str, engine: str, unit: str, measured: Measurement, direct: dict,
+                        **checks: object) -> dict:
+    """One JSON line: the rate over HTTP beside the ceiling's (`direct`, as `directly` answers)."""
+    ceiling = Measurement(len(direct["latencies"]), direct["errors"], direct["duration_s"], direct["latencies"])
+    return {
+        "bench": bench, "engine": engine, "value": round(measured.rate, 1), "unit": unit,
+        "ceiling": round(ceiling.rate, 1), "ratio": round(measured.rate / ceiling.rate, 3) if ceiling.rate else None,
+        "p50_ms": round(measured.percentile(0.50), 2), "p99_ms": round(measured.percentile(0.99), 2),
+        "ceiling_p50_ms": round(ceiling.percentile(0.50), 2), "ceiling_p99_ms": round(ceiling.percentile(0.99), 2),
+        "errors": measured.errors, "ceiling_errors": ceiling.errors, "requests": measured.requests,
+        "in_flight": IN_FLIGHT, "seats": SEATS, **checks,
+    }
+
+
+async def _direct(session: str, requests: int = REQUESTS) -> dict:
+    import datetime as dt
+
+    from library.activities import service
+
+    return await directly(requests, lambda admin, n: service.register(
+        admin, session, [card(n)], dt.datetime.now(dt.timezone.utc)))
+
+
+async def _check(session: str, requests: int = REQUESTS) -> dict:
     from library.activities import service
 
     rows = await service.waitlist(session)
@@ -111,69 +166,10 @@ async def _check(session: str) -> dict:
             and waiting == sorted(waiting)}
 
 
-def _child(env: dict, code: str) -> dict:
-    """Run `code` (an awaitable expression over this module) with the bench database's settings."""
-    script = ("import asyncio, json, sys\n"
-              "from bench import activities as bench\n"
-              f"print(json.dumps(asyncio.run({code}), default=str))\n")
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
-                            check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-async def _http(base: str, session: str) -> Measurement:
-    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
-    # unsafe: the jar keeps cookies of an IP address (127.0.0.1), which aiohttp skips by default.
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
-        async with client.get(base + "/") as response:
-            await response.read()
-        token = next(c.value for c in client.cookie_jar if c.key == "library_csrf")
-        headers = {"X-CSRFToken": token}
-        async with client.post(base + "/api/session", json=LOGIN, headers=headers) as response:
-            assert response.status in (200, 201), await response.text()
-        # Signing in starts a new session, and with it a new CSRF token.
-        headers = {"X-CSRFToken": next(c.value for c in client.cookie_jar if c.key == "library_csrf")}
-        gate = asyncio.Semaphore(IN_FLIGHT)
-        result = Measurement(0, 0, 0.0)
-
-        async def one(n: int) -> None:
-            async with gate:
-                started = time.perf_counter()
-                try:
-                    async with client.post(f"{base}/api/activities/sessions/{session}/registrations",
-                                           json={"card_numbers": [card(n)]}, headers=headers) as response:
-                        await response.read()
-                        failed = response.status >= 500 or response.status != 201
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    failed = True
-                result.requests += 1
-                result.errors += 1 if failed else 0
-                result.latencies_ms.append((time.perf_counter() - started) * 1000)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one(n) for n in range(REQUESTS)))
-        result.duration_s = time.perf_counter() - started
-        return result
-
-
 def register(engine: str) -> list[dict]:
-    with database(engine) as env:
-        sessions = _child(env, "bench._seed()")
-        direct = _child(env, f"bench._direct({sessions['direct']!r})")
-        ceiling = Measurement(REQUESTS, direct["errors"], direct["duration_s"], direct["latencies"])
-        with server(env) as base:
-            measured = asyncio.run(_http(base, sessions["http"]))
-        http_check = _child(env, f"bench._check({sessions['http']!r})")
-        direct_check = _child(env, f"bench._check({sessions['direct']!r})")
-    return [{
-        "bench": "activities.register", "engine": engine, "value": round(measured.rate, 1), "unit": "req/s",
-        "ceiling": round(ceiling.rate, 1), "ratio": round(measured.rate / ceiling.rate, 3) if ceiling.rate else None,
-        "p50_ms": round(measured.percentile(0.50), 2), "p99_ms": round(measured.percentile(0.99), 2),
-        "ceiling_p50_ms": round(ceiling.percentile(0.50), 2), "ceiling_p99_ms": round(ceiling.percentile(0.99), 2),
-        "errors": measured.errors, "ceiling_errors": ceiling.errors, "requests": measured.requests,
-        "in_flight": IN_FLIGHT, "seats": SEATS, **{f"http_{k}": v for k, v in http_check.items()},
-        **{f"direct_{k}": v for k, v in direct_check.items()},
-    }]
+    measured, direct, checks = registrations(engine, "bench.activities", REQUESTS,
+                                             "/api/activities/sessions/{}/registrations", card)
+    return [registration_figure("activities.register", engine, "req/s", measured, direct, **checks)]
 
 
 if __name__ == "__main__":

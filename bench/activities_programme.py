@@ -22,21 +22,12 @@ the checks. `python -m bench.activities_programme [sqlite|postgres ...] [--reque
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import subprocess
-import sys
-import time
 
-import aiohttp
-
-from bench.harness import ROOT, Measurement, database, server
+from bench.activities import SEATS, directly, registration_figure, registrations
 
 REQUESTS = 1000
-IN_FLIGHT = 100
-SEATS = 30
-SESSIONS = 8
-LOGIN = {"kind": "staff", "login": "admin", "secret": "admin-demo-pass"}
+SESSIONS = 8  # seats and requests in flight are bench.activities' own, so the two figures compare
 
 
 def child(n: int) -> str:
@@ -92,31 +83,9 @@ async def _direct(event: str, requests: int) -> dict:
     import datetime as dt
 
     from library.activities import service
-    from library.db import engine
-    from library.demo import _network_admin
 
-    db = engine()
-    if type(db).__name__ == "PostgresEngine":
-        await db.start_connection_pool(min_size=2, max_size=20)
-    admin = _network_admin()
-    gate = asyncio.Semaphore(IN_FLIGHT)
-    latencies: list[float] = []
-    errors = 0
-
-    async def one(n: int) -> None:
-        nonlocal errors
-        async with gate:
-            started = time.perf_counter()
-            try:
-                await service.register_programme(admin, "series", event, [child(n)], None,
-                                                 dt.datetime.now(dt.timezone.utc))
-            except Exception:  # noqa: BLE001 - counted
-                errors += 1
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(requests)))
-    return {"duration_s": time.perf_counter() - started, "latencies": latencies, "errors": errors}
+    return await directly(requests, lambda admin, n: service.register_programme(
+        admin, "series", event, [child(n)], None, dt.datetime.now(dt.timezone.utc)))
 
 
 async def _check(event: str, requests: int) -> dict:
@@ -136,69 +105,11 @@ async def _check(event: str, requests: int) -> dict:
             "same_order_every_session": all(order == orders[0] for order in orders)}
 
 
-def _child(env: dict, code: str) -> dict:
-    """Run `code` (an awaitable expression over this module) with the bench database's settings."""
-    script = ("import asyncio, json, sys\n"
-              "from bench import activities_programme as bench\n"
-              f"print(json.dumps(asyncio.run({code}), default=str))\n")
-    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-async def _http(base: str, event: str, requests: int) -> Measurement:
-    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
-    # unsafe: the jar keeps cookies of an IP address (127.0.0.1), which aiohttp skips by default.
-    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
-        async with client.get(base + "/") as response:
-            await response.read()
-        token = next(c.value for c in client.cookie_jar if c.key == "library_csrf")
-        async with client.post(base + "/api/session", json=LOGIN, headers={"X-CSRFToken": token}) as response:
-            assert response.status in (200, 201), await response.text()
-        headers = {"X-CSRFToken": next(c.value for c in client.cookie_jar if c.key == "library_csrf")}
-        gate = asyncio.Semaphore(IN_FLIGHT)
-        result = Measurement(0, 0, 0.0)
-
-        async def one(n: int) -> None:
-            async with gate:
-                started = time.perf_counter()
-                try:
-                    async with client.post(f"{base}/api/activities/series/{event}/registrations",
-                                           json={"card_numbers": [child(n)]}, headers=headers) as response:
-                        await response.read()
-                        failed = response.status != 201
-                except (aiohttp.ClientError, asyncio.TimeoutError):
-                    failed = True
-                result.requests += 1
-                result.errors += 1 if failed else 0
-                result.latencies_ms.append((time.perf_counter() - started) * 1000)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(one(n) for n in range(requests)))
-        result.duration_s = time.perf_counter() - started
-        return result
-
-
 def register_programme(engine: str, requests: int = REQUESTS) -> list[dict]:
-    with database(engine) as env:
-        events = _child(env, f"bench._seed({requests})")
-        direct = _child(env, f"bench._direct({events['direct']!r}, {requests})")
-        ceiling = Measurement(requests, direct["errors"], direct["duration_s"], direct["latencies"])
-        with server(env) as base:
-            measured = asyncio.run(_http(base, events["http"], requests))
-        http_check = _child(env, f"bench._check({events['http']!r}, {requests})")
-        direct_check = _child(env, f"bench._check({events['direct']!r}, {requests})")
-    return [{
-        "bench": "activities.register_programme", "engine": engine, "value": round(measured.rate, 1),
-        "unit": "programme registrations/s", "ceiling": round(ceiling.rate, 1),
-        "ratio": round(measured.rate / ceiling.rate, 3) if ceiling.rate else None,
-        "p50_ms": round(measured.percentile(0.50), 2), "p99_ms": round(measured.percentile(0.99), 2),
-        "ceiling_p50_ms": round(ceiling.percentile(0.50), 2), "ceiling_p99_ms": round(ceiling.percentile(0.99), 2),
-        "errors": measured.errors, "ceiling_errors": ceiling.errors, "requests": measured.requests,
-        "in_flight": IN_FLIGHT, "seats": SEATS, "sessions_each": SESSIONS,
-        **{f"http_{k}": v for k, v in http_check.items()}, **{f"direct_{k}": v for k, v in direct_check.items()},
-    }]
+    measured, direct, checks = registrations(engine, "bench.activities_programme", requests,
+                                             "/api/activities/series/{}/registrations", child)
+    return [registration_figure("activities.register_programme", engine, "programme registrations/s", measured,
+                                direct, sessions_each=SESSIONS, **checks)]
 
 
 if __name__ == "__main__":

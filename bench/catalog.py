@@ -18,6 +18,7 @@ resident memory is reported beside its time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -27,7 +28,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -115,6 +118,41 @@ def prepared(env: dict[str, str], engine: str, count: int) -> None:
         shutil.copyfile(cached, target)
 
 
+def timed_statements(env: dict[str, str], engine: str, items: list, rounds: int,
+                     on_sqlite: Callable[[sqlite3.Connection, Any], None],
+                     on_postgres: Callable[[Any, Any], Awaitable[None]]) -> Measurement:
+    """What one item costs the database alone, `rounds` times over the items, one after another on
+    a connection of its own (no pool, no server): `on_sqlite(connection, item)` or
+    `await on_postgres(connection, item)` (an asyncpg connection), each call timed."""
+    result = Measurement(0, 0, 0.0)
+    started = time.perf_counter()
+    if engine == "sqlite":
+        connection = sqlite3.connect(sqlite_file(env))
+        for _ in range(rounds):
+            for item in items:
+                began = time.perf_counter()
+                on_sqlite(connection, item)
+                result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                result.requests += 1
+        connection.close()
+    else:
+        import asyncpg
+
+        async def run() -> None:
+            connection = await asyncpg.connect(env["LIBRARY_DATABASE_URL"])
+            for _ in range(rounds):
+                for item in items:
+                    began = time.perf_counter()
+                    await on_postgres(connection, item)
+                    result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                    result.requests += 1
+            await connection.close()
+
+        asyncio.run(run())
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
 def bare_latencies(env: dict[str, str], engine: str, queries: list[str], rounds: int) -> Measurement:
     """The full-text query alone, first page by relevance, straight on the database."""
     from library.catalog.isbn import Isbn, parse_isbn
@@ -124,36 +162,16 @@ def bare_latencies(env: dict[str, str], engine: str, queries: list[str], rounds:
         isbn = parse_isbn(query)
         return parse_query(isbn.isbn13 if isinstance(isbn, Isbn) else query)
 
-    result = Measurement(0, 0, 0.0)
-    started = time.perf_counter()
-    if engine == "sqlite":
-        connection = sqlite3.connect(sqlite_file(env))
-        sql = "SELECT rowid FROM record_fts WHERE record_fts MATCH ? ORDER BY bm25(record_fts) LIMIT 20"
-        for _ in range(rounds):
-            for query in queries:
-                began = time.perf_counter()
-                connection.execute(sql, (fts5_query(terms(query)),)).fetchall()
-                result.latencies_ms.append((time.perf_counter() - began) * 1000)
-                result.requests += 1
-        connection.close()
-    else:
-        import asyncpg
+    def on_sqlite(connection: sqlite3.Connection, query: str) -> None:
+        connection.execute("SELECT rowid FROM record_fts WHERE record_fts MATCH ? ORDER BY bm25(record_fts) LIMIT 20",
+                           (fts5_query(terms(query)),)).fetchall()
 
-        async def run() -> None:
-            connection = await asyncpg.connect(env["LIBRARY_DATABASE_URL"])
-            sql = ("SELECT id FROM record WHERE search_vector @@ to_tsquery('simple', $1) "
-                   "ORDER BY ts_rank(search_vector, to_tsquery('simple', $1)) DESC LIMIT 20")
-            for _ in range(rounds):
-                for query in queries:
-                    began = time.perf_counter()
-                    await connection.fetch(sql, tsquery(terms(query)))
-                    result.latencies_ms.append((time.perf_counter() - began) * 1000)
-                    result.requests += 1
-            await connection.close()
+    async def on_postgres(connection, query: str) -> None:
+        await connection.fetch("SELECT id FROM record WHERE search_vector @@ to_tsquery('simple', $1) "
+                               "ORDER BY ts_rank(search_vector, to_tsquery('simple', $1)) DESC LIMIT 20",
+                               tsquery(terms(query)))
 
-        asyncio.run(run())
-    result.duration_s = time.perf_counter() - started
-    return result
+    return timed_statements(env, engine, queries, rounds, on_sqlite, on_postgres)
 
 
 async def api_latencies(base: str, queries: list[str], rounds: int, concurrency: int = 1,
@@ -192,25 +210,33 @@ FEATURE_QUERIES = ["au:宫西达也", "ti:小熊", "su:恐龙 冒险", '"rainbow
 MISSPELT = ["dinosuar", "rainbw", "caterpiller", "pengiun", "butterfy", "毛毛重", "恐笼", "小兄 冒险"]
 
 
-def search(engine: str, records: int = 200_000, rounds: int = 5) -> list[dict]:
-    """The API's p95 over the fixed queries (catalog.search), over field and phrase queries
-    (catalog.search_features), over the fixed queries with facets counted
-    (catalog.search_facets), and over misspelt queries that find nothing and get a suggestion
-    (catalog.did_you_mean); each beside the bare full-text query's p95."""
+@contextlib.contextmanager
+def served_catalogue(engine: str, records: int) -> Iterator[tuple[dict[str, str], str, float]]:
+    """A fresh database holding the generated catalogue (`prepared`) and the real server on it:
+    (the database's settings, the server's URL, seconds the catalogue took to be ready)."""
     with database(engine) as env:
         began = time.perf_counter()
         prepared(env, engine, records)
         prepare_s = time.perf_counter() - began
         with server(env) as base:
-            queries = list(generate.QUERIES)
-            for warm in (queries, FEATURE_QUERIES, MISSPELT):  # caches, the pinyin tables
-                asyncio.run(api_latencies(base, warm, 1, extra={"facets": "true"}))
-            bare = bare_latencies(env, engine, queries, rounds)
-            api, hits, _ = asyncio.run(api_latencies(base, queries, rounds))
-            loaded, _, _ = asyncio.run(api_latencies(base, queries, rounds * 2, concurrency=8))
-            features, feature_hits, _ = asyncio.run(api_latencies(base, FEATURE_QUERIES, rounds))
-            faceted, _, _ = asyncio.run(api_latencies(base, queries, rounds, extra={"facets": "true"}))
-            misspelt, misspelt_hits, suggested = asyncio.run(api_latencies(base, MISSPELT, rounds))
+            yield env, base, prepare_s
+
+
+def search(engine: str, records: int = 200_000, rounds: int = 5) -> list[dict]:
+    """The API's p95 over the fixed queries (catalog.search), over field and phrase queries
+    (catalog.search_features), over the fixed queries with facets counted
+    (catalog.search_facets), and over misspelt queries that find nothing and get a suggestion
+    (catalog.did_you_mean); each beside the bare full-text query's p95."""
+    with served_catalogue(engine, records) as (env, base, prepare_s):
+        queries = list(generate.QUERIES)
+        for warm in (queries, FEATURE_QUERIES, MISSPELT):  # caches, the pinyin tables
+            asyncio.run(api_latencies(base, warm, 1, extra={"facets": "true"}))
+        bare = bare_latencies(env, engine, queries, rounds)
+        api, hits, _ = asyncio.run(api_latencies(base, queries, rounds))
+        loaded, _, _ = asyncio.run(api_latencies(base, queries, rounds * 2, concurrency=8))
+        features, feature_hits, _ = asyncio.run(api_latencies(base, FEATURE_QUERIES, rounds))
+        faceted, _, _ = asyncio.run(api_latencies(base, queries, rounds, extra={"facets": "true"}))
+        misspelt, misspelt_hits, suggested = asyncio.run(api_latencies(base, MISSPELT, rounds))
     bare_p95 = bare.percentile(0.95)
 
     def figure(bench: str, measured: Measurement, **more) -> dict:

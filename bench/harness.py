@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -83,6 +84,41 @@ async def drive(base: str, request: RequestFn, concurrency: int, duration_s: flo
         return result
 
 
+def in_child(env: dict[str, str], module: str, code: str) -> dict:
+    """Run `code`, an awaitable expression over `module` (imported as `bench`), in a second process
+    with the bench database's settings; its answer, as JSON."""
+    script = ("import asyncio, json, sys\n"
+              f"import {module} as bench\n"
+              f"print(json.dumps(asyncio.run({code}), default=str))\n")
+    result = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def in_flight(count: int, limit: int, attempt: Callable[[int], Awaitable[bool]]) -> Measurement:
+    """`attempt(n)` for every n below `count`, `limit` of them at a time, each timed; one that
+    answers False, or fails to reach the server, counts as an error."""
+    gate = asyncio.Semaphore(limit)
+    result = Measurement(0, 0, 0.0)
+
+    async def one(n: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            try:
+                ok = await attempt(n)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                ok = False
+            result.requests += 1
+            result.errors += 0 if ok else 1
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    result.duration_s = time.perf_counter() - started
+    return result
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -129,25 +165,28 @@ def database(engine: str) -> Iterator[dict[str, str]]:
 @contextlib.contextmanager
 def listening(command: list[str], env: dict[str, str], port: int, what: str) -> Iterator[None]:
     """A server process started with `command`, once it accepts connections on `port`; stopped
-    (terminated, killed if need be) on the way out."""
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{what} did not start: " + (process.stderr.read() or b"").decode()[-2000:])
-                time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
+    (terminated, killed if need be) on the way out. Its log goes to a file, as to journald: a pipe
+    nobody reads would stop a server that logs every request."""
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        raise RuntimeError(f"{what} did not start: {log.read()[-2000:].decode()}") from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @contextlib.contextmanager

@@ -23,16 +23,13 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
 from litestar import Litestar, get
 
-from bench.harness import ROOT, Measurement, database, drive, figure, free_port, get_json
+from bench.harness import Measurement, database, drive, figure, free_port, get_json, listening
 from library.web.metrics import record_request
 from library.web.request_id import observe_requests
 
@@ -59,33 +56,14 @@ bare = Litestar([_ping])
 
 @contextlib.contextmanager
 def served(env: dict[str, str], target: str, access_log: bool) -> Iterator[str]:
-    """uvicorn as harness.server starts it; its log goes to a file, as to journald (a pipe nobody
-    reads would stop a server that logs every request)."""
+    """uvicorn as harness.server starts it, with or without its access log."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "info" if access_log else "warning"]
     if not access_log:
         command.append("--no-access-log")
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        raise RuntimeError(f"{target} did not start: {log.read()[-2000:].decode()}") from None
-                    time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with listening(command, env, port, target):
+        yield f"http://127.0.0.1:{port}"
 
 
 def request_path(engine: str, duration: float, concurrency: int) -> Iterator[dict]:

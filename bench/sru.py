@@ -22,8 +22,8 @@ import xml.etree.ElementTree as ElementTree
 import aiohttp
 
 from bench import generate
-from bench.catalog import bare_latencies, prepared
-from bench.harness import Measurement, database, server
+from bench.catalog import bare_latencies, served_catalogue, timed_statements
+from bench.harness import Measurement
 from library.catalog.isbn import Isbn, parse_isbn
 from library.catalog.search import BM25, RANK_ALL_UP_TO
 from library.catalog.sources.sru import cql_term
@@ -66,65 +66,37 @@ async def sru_latencies(base: str, queries: list[str], rounds: int) -> tuple[Mea
 
 def statement_latencies(env: dict[str, str], engine: str, queries: list[str], rounds: int) -> Measurement:
     """What /sru asks the database for each query (library.catalog.sru._found and _views), bare."""
-    result = Measurement(0, 0, 0.0)
     matches = [chosen for chosen in (selection(parse_cql(cql_of(query))) for query in queries) if chosen.kind == "match"]
-    started = time.perf_counter()
-    if engine == "sqlite":
-        import sqlite3
 
-        from bench.catalog import sqlite_file
+    def on_sqlite(connection, chosen) -> None:
+        match = chosen.fts5()
+        total = connection.execute("SELECT COUNT(*) FROM record_fts WHERE record_fts MATCH ?", (match,)).fetchone()[0]
+        order = f"{BM25}, rowid DESC" if total <= RANK_ALL_UP_TO else "rowid DESC"
+        ids = [row[0] for row in connection.execute(
+            f"SELECT rowid FROM record_fts WHERE record_fts MATCH ? ORDER BY {order} LIMIT {RECORDS_PER_ANSWER}",
+            (match,))]
+        connection.execute(f"SELECT * FROM record WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
 
-        connection = sqlite3.connect(sqlite_file(env))
-        for _ in range(rounds):
-            for chosen in matches:
-                began = time.perf_counter()
-                match = chosen.fts5()
-                total = connection.execute("SELECT COUNT(*) FROM record_fts WHERE record_fts MATCH ?",
-                                           (match,)).fetchone()[0]
-                order = f"{BM25}, rowid DESC" if total <= RANK_ALL_UP_TO else "rowid DESC"
-                ids = [row[0] for row in connection.execute(
-                    f"SELECT rowid FROM record_fts WHERE record_fts MATCH ? ORDER BY {order} "
-                    f"LIMIT {RECORDS_PER_ANSWER}", (match,))]
-                connection.execute(f"SELECT * FROM record WHERE id IN ({','.join('?' * len(ids))})", ids).fetchall()
-                result.latencies_ms.append((time.perf_counter() - began) * 1000)
-                result.requests += 1
-        connection.close()
-    else:
-        import asyncpg
+    async def on_postgres(connection, chosen) -> None:
+        where = "search_vector @@ to_tsquery('simple', $1)"
+        match = chosen.tsquery()
+        total = await connection.fetchval(f"SELECT COUNT(*) FROM record WHERE {where}", match)
+        order = ("ts_rank(search_vector, to_tsquery('simple', $1)) DESC, id DESC"
+                 if total <= RANK_ALL_UP_TO else "id DESC")
+        ids = [row["id"] for row in await connection.fetch(
+            f"SELECT id FROM record WHERE {where} ORDER BY {order} LIMIT {RECORDS_PER_ANSWER}", match)]
+        await connection.fetch("SELECT * FROM record WHERE id = ANY($1)", ids)
 
-        async def measure() -> None:
-            connection = await asyncpg.connect(env["LIBRARY_DATABASE_URL"])
-            where = "search_vector @@ to_tsquery('simple', $1)"
-            for _ in range(rounds):
-                for chosen in matches:
-                    began = time.perf_counter()
-                    match = chosen.tsquery()
-                    total = await connection.fetchval(f"SELECT COUNT(*) FROM record WHERE {where}", match)
-                    order = ("ts_rank(search_vector, to_tsquery('simple', $1)) DESC, id DESC"
-                             if total <= RANK_ALL_UP_TO else "id DESC")
-                    ids = [row["id"] for row in await connection.fetch(
-                        f"SELECT id FROM record WHERE {where} ORDER BY {order} LIMIT {RECORDS_PER_ANSWER}", match)]
-                    await connection.fetch("SELECT * FROM record WHERE id = ANY($1)", ids)
-                    result.latencies_ms.append((time.perf_counter() - began) * 1000)
-                    result.requests += 1
-            await connection.close()
-
-        asyncio.run(measure())
-    result.duration_s = time.perf_counter() - started
-    return result
+    return timed_statements(env, engine, matches, rounds, on_sqlite, on_postgres)
 
 
 def run(engine: str, records: int = 200_000, rounds: int = 5) -> list[dict]:
-    with database(engine) as env:
-        began = time.perf_counter()
-        prepared(env, engine, records)
-        prepare_s = time.perf_counter() - began
-        with server(env) as base:
-            queries = list(generate.QUERIES)
-            asyncio.run(sru_latencies(base, queries, 1))  # caches, the pinyin tables
-            bare = bare_latencies(env, engine, queries, rounds)
-            statements = statement_latencies(env, engine, queries, rounds)
-            answered, with_records = asyncio.run(sru_latencies(base, queries, rounds))
+    with served_catalogue(engine, records) as (env, base, prepare_s):
+        queries = list(generate.QUERIES)
+        asyncio.run(sru_latencies(base, queries, 1))  # caches, the pinyin tables
+        bare = bare_latencies(env, engine, queries, rounds)
+        statements = statement_latencies(env, engine, queries, rounds)
+        answered, with_records = asyncio.run(sru_latencies(base, queries, rounds))
     p95, bare_p95 = answered.percentile(0.95), bare.percentile(0.95)
     return [{"bench": "catalog.sru_search", "engine": engine, "value": round(p95, 2),
              "unit": "ms p95 (lower is better)", "ceiling": round(bare_p95, 2),

@@ -5,11 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import re
-from collections.abc import AsyncIterator
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def admin_execute(url: str, *statements: str) -> None:
@@ -58,6 +69,88 @@ async def empty_all_tables() -> None:
     async with db.transaction():
         for table in ordered:
             await table.delete(force=True)
+
+
+@contextlib.asynccontextmanager
+async def connection_pool(max_size: int = 20) -> AsyncIterator[None]:
+    """On PostgreSQL, a pool as the server runs with, for tests whose requests arrive at once;
+    SQLite has none."""
+    from piccolo.engine.postgres import PostgresEngine
+
+    from library.db import engine
+
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=2, max_size=max_size)
+        try:
+            yield
+        finally:
+            await db.close_connection_pool()
+    else:
+        yield
+
+
+def librarian_of(*branch_ids: int):
+    """A librarian of the given branches (a library.accounts.principal.Principal)."""
+    from library.accounts.principal import Principal
+
+    return Principal(kind="staff", id=1, uuid="u", name="馆员", language="zh_CN", role="librarian",
+                     branch_ids=frozenset(branch_ids))
+
+
+async def branch_id(code: str) -> int:
+    from library.branches.tables import Branch
+
+    return (await Branch.select(Branch.id).where(Branch.code == code).first())["id"]
+
+
+# --- a node's server in a process of its own (tests/server, tests/sync) ------------------------
+
+
+@contextlib.contextmanager
+def node_database(pg_prefix: str, sqlite_file: Path) -> Iterator[str]:
+    """The URL of a fresh database for a node: a PostgreSQL database `<pg_prefix>_<random>` when
+    the suite runs on PostgreSQL (LIBRARY_TEST_DATABASE_URL; dropped on the way out), else
+    `sqlite_file`."""
+    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
+    if not admin_url:
+        yield f"sqlite:///{sqlite_file}"
+        return
+    name = f"{pg_prefix}_{secrets.token_hex(4)}"
+    asyncio.run(admin_execute(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(drop_database(admin_url, name))
+
+
+@contextlib.contextmanager
+def node_folder(name: str, sqlite_name: str = "library.sqlite3") -> Iterator[tuple[Path, str]]:
+    """A data folder `library-<name>-...` and a fresh database (node_database, `test_<name>`) for
+    a node; both gone on the way out."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"library-{name}-"))
+    try:
+        with node_database(f"test_{name}", data_dir / sqlite_name) as url:
+            yield data_dir, url
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def serve_with_workers(node, workers: int, timeout: float,
+                       started: Callable[[str], bool] = lambda log: True) -> None:
+    """`library serve --workers N` for `node` (a tests.sync.nodes.Node), its output in the node's
+    server.log, returning once every worker has logged its start-up (answering /health proves
+    only one) and `started(log)` holds."""
+    log = open(node.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
+    node.process = subprocess.Popen(
+        [sys.executable, "-m", "library.cli", "serve", "--host", "127.0.0.1", "--port", str(node.port),
+         "--workers", str(workers)], env=node.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while node.server_log().count("Application startup complete") < workers or not started(node.server_log()):
+        if node.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{node.name} did not start:\n{node.server_log()[-3000:]}")
+        time.sleep(0.1)
 
 
 def csrf_token_from(html: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import secrets
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from library.settings import PROJECT_ROOT
-from tests.support import admin_execute, drop_database
+from tests.support import node_database
 
 BASELINE = "e6e3b9b"  # 2026-11-29: the first wave (catalogue, circulation, activities, sync)
 # What migrating forward changes on purpose: (table, column) -> why.
@@ -94,16 +93,8 @@ def _common(before: tuple[list[str], list[tuple]], after: tuple[list[str], list[
 
 @pytest.fixture
 def database(tmp_path):
-    admin = os.environ.get("LIBRARY_TEST_DATABASE_URL")
-    if not admin:
-        yield f"sqlite:///{tmp_path}/upgraded.sqlite3"
-        return
-    name = f"library_upgrade_{secrets.token_hex(4)}"
-    asyncio.run(admin_execute(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(drop_database(admin, name))
+    with node_database("library_upgrade", tmp_path / "upgraded.sqlite3") as url:
+        yield url
 
 
 def test_a_first_wave_database_migrates_forward_with_its_data(tmp_path, database):

@@ -3,10 +3,8 @@ checking in the children registered with it, a second scan, a waitlisted child, 
 
 import asyncio
 import datetime as dt
-from contextlib import asynccontextmanager
 
 import pytest
-from piccolo.engine.postgres import PostgresEngine
 
 from library.accounts.principal import Principal
 from library.accounts.service import load_principal
@@ -16,28 +14,15 @@ from library.activities.rules import CheckInWindow
 from library.activities.service import EventInput, Refused
 from library.activities.tables import Event, Registration
 from library.branches.tables import AuditEntry, Branch
-from library.db import engine
 from library.demo import load_demo
 from library.errors import InvalidInput, NotFound, NotPermitted
+from tests.support import connection_pool
 
 NOW = dt.datetime(2026, 6, 20, 1, 0, tzinfo=dt.timezone.utc)  # registration opens
 STARTS = dt.datetime(2026, 7, 4, 2, 0, tzinfo=dt.timezone.utc)  # Saturday 4 July, 10:00 in Jiaxing
 DOOR = STARTS - dt.timedelta(minutes=15)  # 09:45, families arriving
 WINDOW = CheckInWindow(opens_before=dt.timedelta(minutes=60), closes_after=dt.timedelta(minutes=30))
 MOTHER, XIAOMI, XIAOYU, STRANGER = "ZX10000001", "ZX10000002", "ZX10000003", "JX20000001"
-
-
-@asynccontextmanager
-async def connection_pool():
-    db = engine()
-    if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=2, max_size=20)
-        try:
-            yield
-        finally:
-            await db.close_connection_pool()
-    else:
-        yield
 
 
 def librarian_of(branch_id: int) -> Principal:

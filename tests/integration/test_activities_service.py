@@ -4,11 +4,9 @@ import asyncio
 import csv
 import datetime as dt
 import io
-from contextlib import asynccontextmanager
 from zoneinfo import ZoneInfo
 
 import pytest
-from piccolo.engine.postgres import PostgresEngine
 
 from library.accounts.principal import Principal
 from library.accounts.service import load_principal
@@ -17,25 +15,12 @@ from library.activities import feed_service, service
 from library.activities.service import EventInput, Refused
 from library.activities.tables import Event, Occurrence, Registration
 from library.branches.tables import Branch
-from library.db import engine
 from library.demo import load_demo
 from library.errors import InvalidInput, NotPermitted
 from library.notices.tables import Notice
+from tests.support import connection_pool
 
 NOW = dt.datetime(2026, 6, 20, 1, 0, tzinfo=dt.timezone.utc)
-
-
-@asynccontextmanager
-async def connection_pool():
-    db = engine()
-    if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=2, max_size=20)
-        try:
-            yield
-        finally:
-            await db.close_connection_pool()
-    else:
-        yield
 
 
 def librarian_of(branch_id: int) -> Principal:

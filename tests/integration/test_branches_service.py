@@ -3,22 +3,13 @@ import json
 
 import pytest
 
-from library.accounts.principal import Principal
 from library.branches import service
 from library.branches.tables import AuditEntry, Branch, CalendarException, OpeningPeriod, Room
 from library.demo import load_demo
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from tests.support import branch_id, librarian_of
 
 TODAY = dt.date(2026, 11, 28)
-
-
-def librarian_of(*branch_ids: int) -> Principal:
-    return Principal(kind="staff", id=1, uuid="u", name="馆员", language="zh_CN", role="librarian",
-                     branch_ids=frozenset(branch_ids))
-
-
-async def branch_id(code: str) -> int:
-    return (await Branch.select(Branch.id).where(Branch.code == code).first())["id"]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from library.activities.challenge import ProgrammeInput
 from library.demo import _NETWORK_ADMIN, load_demo
 from library.errors import InvalidInput, NotPermitted
 from library.loans import service as loans
+from tests.support import connection_pool
 
 TODAY = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)
@@ -173,27 +174,11 @@ async def test_two_phones_logging_for_the_same_child_at_once_both_count(winter):
     """Both guardians' phones log a first book for 李小米 at the same moment: on PostgreSQL the
     loser of a read-then-insert of her participation would fail; every log must count, once."""
     import asyncio
-    from contextlib import asynccontextmanager
-
-    from piccolo.engine.postgres import PostgresEngine
 
     from library.activities.tables import ProgrammeParticipant, ReadingLog
-    from library.db import engine
-
-    @asynccontextmanager
-    async def pool():
-        db = engine()
-        if isinstance(db, PostgresEngine):
-            await db.start_connection_pool(min_size=2, max_size=10)
-            try:
-                yield
-            finally:
-                await db.close_connection_pool()
-        else:
-            yield
 
     guardian = await mother()
-    async with pool():
+    async with connection_pool(max_size=10):
         results = await asyncio.gather(*[
             challenge.log_reading_for(guardian, winter, ["ZX10000002", "ZX10000003"], f"第{n}本", TODAY)
             for n in range(12)], return_exceptions=True)

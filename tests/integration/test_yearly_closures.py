@@ -8,25 +8,16 @@ import json
 import pytest
 
 from library import config_cache
-from library.accounts.principal import Principal
 from library.activities.service import EventInput, schedule_event
 from library.activities.tables import Occurrence
 from library.branches import service
 from library.branches.tables import AuditEntry, Branch
 from library.demo import _NETWORK_ADMIN, load_demo
 from library.errors import InvalidInput, NotPermitted
+from tests.support import branch_id, librarian_of
 
 TODAY = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)
-
-
-def librarian_of(*branch_ids: int) -> Principal:
-    return Principal(kind="staff", id=1, uuid="u", name="馆员", language="zh_CN", role="librarian",
-                     branch_ids=frozenset(branch_ids))
-
-
-async def branch_id(code: str) -> int:
-    return (await Branch.select(Branch.id).where(Branch.code == code).first())["id"]
 
 
 @pytest.fixture

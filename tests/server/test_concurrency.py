@@ -25,17 +25,15 @@ import collections
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.sync.nodes import PYTHON, ROOT, Node, pg_admin, pg_drop, token, with_database
+from tests.support import node_folder, serve_with_workers
+from tests.sync.nodes import PYTHON, ROOT, Node
 
 POSTGRES = bool(os.environ.get("LIBRARY_TEST_DATABASE_URL"))
 # Each worker's PostgreSQL pool holds up to 20 connections (library.app): four would take 80 of
@@ -52,16 +50,7 @@ class Served(Node):
     """A node whose server is `library serve --workers N`."""
 
     def start(self, timeout: float = 90) -> None:
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "library.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(WORKERS)], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while self.server_log().count("Application startup complete") < WORKERS:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start:\n{self.server_log()[-3000:]}")
-            time.sleep(0.1)
+        serve_with_workers(self, WORKERS, timeout)
 
     def worker_pids(self) -> list[int]:
         return sorted({int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", self.server_log())})
@@ -75,33 +64,22 @@ def cpu_seconds(pid: int) -> float:
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[tuple[Served, dict]]:
-    data_dir = Path(tempfile.mkdtemp(prefix="library-processes-"))
-    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
-    name = None
-    if POSTGRES:
-        name = f"test_processes_{token()}"
-        pg_admin(admin_url, f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
-    else:
-        url = f"sqlite:///{data_dir / 'library.sqlite3'}"
-    served = Served("processes", data_dir, url)
-    try:
-        served.library("migrate")
-        served.library("demo")
-        prepared = subprocess.run(
-            [PYTHON, "-c", "from tests.server import world; world.main()",
-             json.dumps({"readers": READERS, "capacity": SEATS, "copies": COPIES})],
-            env=served.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert prepared.returncode == 0, prepared.stderr[-3000:]
-        world = json.loads(prepared.stdout.strip().splitlines()[-1])
-        served.start()
-        yield served, world
-    finally:
-        served.stop()
-        print(f"--- server log ---\n{served.server_log()[-6000:]}")  # shown when a test failed
-        if name:
-            pg_drop(admin_url, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with node_folder("processes") as (data_dir, url):
+        served = Served("processes", data_dir, url)
+        try:
+            served.library("migrate")
+            served.library("demo")
+            prepared = subprocess.run(
+                [PYTHON, "-c", "from tests.server import world; world.main()",
+                 json.dumps({"readers": READERS, "capacity": SEATS, "copies": COPIES})],
+                env=served.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+            assert prepared.returncode == 0, prepared.stderr[-3000:]
+            world = json.loads(prepared.stdout.strip().splitlines()[-1])
+            served.start()
+            yield served, world
+        finally:
+            served.stop()
+            print(f"--- server log ---\n{served.server_log()[-6000:]}")  # shown when a test failed
 
 
 async def at_once(served: Served, requests: list[tuple[str, dict]]) -> list[httpx.Response]:

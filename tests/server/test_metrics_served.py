@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.sync.nodes import PYTHON, ROOT, Node, free_port, pg_admin, pg_drop, token, with_database
+from tests.support import node_folder, serve_with_workers
+from tests.sync.nodes import Node, free_port
 
 POSTGRES = bool(os.environ.get("LIBRARY_TEST_DATABASE_URL"))
 TOKEN = "served-metrics-" + "z" * 40
@@ -32,44 +29,24 @@ PINGS = 60
 
 class ServedWithMetrics(Node):
     def start(self, timeout: float = 90) -> None:
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "library.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "2"], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while self.server_log().count("Application startup complete") < 2 or "SIP2 server on" not in self.server_log():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start:\n{self.server_log()[-3000:]}")
-            time.sleep(0.1)
+        serve_with_workers(self, 2, timeout, started=lambda log: "SIP2 server on" in log)
 
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[ServedWithMetrics]:
-    data_dir = Path(tempfile.mkdtemp(prefix="library-metrics-"))
-    metrics_dir = data_dir / "metrics"
-    metrics_dir.mkdir()
-    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
-    name = None
-    if POSTGRES:
-        name = f"test_metrics_{token()}"
-        pg_admin(admin_url, f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
-    else:
-        url = f"sqlite:///{data_dir / 'library.sqlite3'}"
-    served = ServedWithMetrics("metrics", data_dir, url, settings={
-        "LIBRARY_METRICS_TOKEN": TOKEN, "LIBRARY_LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "LIBRARY_SIP2_ENABLED": "true", "LIBRARY_SIP2_PORT": str(free_port())})
-    try:
-        served.library("migrate")
-        served.start()
-        yield served
-    finally:
-        served.stop()
-        print(f"--- server log ---\n{served.server_log()[-6000:]}")  # shown when a test failed
-        if name:
-            pg_drop(admin_url, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with node_folder("metrics") as (data_dir, url):
+        metrics_dir = data_dir / "metrics"
+        metrics_dir.mkdir()
+        served = ServedWithMetrics("metrics", data_dir, url, settings={
+            "LIBRARY_METRICS_TOKEN": TOKEN, "LIBRARY_LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "LIBRARY_SIP2_ENABLED": "true", "LIBRARY_SIP2_PORT": str(free_port())})
+        try:
+            served.library("migrate")
+            served.start()
+            yield served
+        finally:
+            served.stop()
+            print(f"--- server log ---\n{served.server_log()[-6000:]}")  # shown when a test failed
 
 
 def scrape(node: Node) -> dict[tuple[str, tuple], float]:

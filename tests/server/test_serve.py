@@ -6,10 +6,7 @@ or a PostgreSQL database when the suite runs on PostgreSQL.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,28 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.sync.nodes import PYTHON, ROOT, Node, free_port, pg_admin, pg_drop, token, with_database
+from tests.support import node_folder
+from tests.sync.nodes import PYTHON, ROOT, Node, free_port
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[tuple[Path, str]]:
     """A data folder and a migrated database, shared by the servers of this module."""
-    data_dir = Path(tempfile.mkdtemp(prefix="library-serve-"))
-    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
-    name = None
-    if admin_url:
-        name = f"test_serve_{token()}"
-        pg_admin(admin_url, f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
-    else:
-        url = f"sqlite:///{data_dir / 'library.sqlite3'}"
-    try:
+    with node_folder("serve") as (data_dir, url):
         Node("serve", data_dir, url).library("migrate")
         yield data_dir, url
-    finally:
-        if name:
-            pg_drop(admin_url, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,12 +10,9 @@ the yaz-client tests skip, and fail in CI (LIBRARY_REQUIRE_ZEBRA=1).
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +20,8 @@ from library.catalog.isbn import parse_isbn
 from library.catalog.sources import sru
 from library.catalog.sources.base import SourceFailed, SourceQuery, Target
 from tests.marc_samples import cnmarc, iso2709, marc21
-from tests.sync.nodes import Node, pg_admin, pg_drop, token, with_database
+from tests.support import node_folder
+from tests.sync.nodes import Node
 from tests.zebra_server import missing_tool
 
 CATERPILLAR = "9787533278267"
@@ -33,34 +31,23 @@ GUESS_CNMARC = "9787533259594"
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[Node]:
-    data_dir = Path(tempfile.mkdtemp(prefix="library-sru-"))
-    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
-    name = None
-    if admin_url:
-        name = f"test_sru_{token()}"
-        pg_admin(admin_url, f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
-    else:
-        url = f"sqlite:///{data_dir / 'library.sqlite3'}"
-    served = Node("sru", data_dir, url)
-    try:
-        served.library("migrate")
-        books = data_dir / "books.mrc"
-        books.write_bytes(iso2709(
-            marc21("好饿的毛毛虫", isbns=[CATERPILLAR], author="卡尔, 艾瑞"),
-            marc21("猜猜我有多愛你", isbns=[GUESS_TRADITIONAL], author="麦克布雷尼, 山姆"),
-            marc21('The "And" Book: or, Not', isbns=["9780060254926"], author="Sendak, Maurice"),
-        ))
-        served.library("catalog", "import", str(books))
-        (data_dir / "cnmarc.mrc").write_bytes(iso2709(cnmarc("猜猜我有多爱你", GUESS_CNMARC)))
-        served.library("catalog", "import", str(data_dir / "cnmarc.mrc"), "--format", "cnmarc")
-        served.start(timeout=90)
-        yield served
-    finally:
-        served.stop()
-        if name:
-            pg_drop(admin_url, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with node_folder("sru") as (data_dir, url):
+        served = Node("sru", data_dir, url)
+        try:
+            served.library("migrate")
+            books = data_dir / "books.mrc"
+            books.write_bytes(iso2709(
+                marc21("好饿的毛毛虫", isbns=[CATERPILLAR], author="卡尔, 艾瑞"),
+                marc21("猜猜我有多愛你", isbns=[GUESS_TRADITIONAL], author="麦克布雷尼, 山姆"),
+                marc21('The "And" Book: or, Not', isbns=["9780060254926"], author="Sendak, Maurice"),
+            ))
+            served.library("catalog", "import", str(books))
+            (data_dir / "cnmarc.mrc").write_bytes(iso2709(cnmarc("猜猜我有多爱你", GUESS_CNMARC)))
+            served.library("catalog", "import", str(data_dir / "cnmarc.mrc"), "--format", "cnmarc")
+            served.start(timeout=90)
+            yield served
+        finally:
+            served.stop()
 
 
 def target(node: Node, **changes) -> Target:

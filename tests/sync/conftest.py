@@ -21,9 +21,11 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support import node_database
 from tests.sync.nodes import Node, copy_sqlite, pg_admin, pg_drop, token, with_database
 
 BRANCH_STAFF = ("desk", "desk-password-zx")
@@ -47,34 +49,28 @@ def _admin_url() -> str | None:
 def templates() -> Iterator[Templates]:
     root = Path(tempfile.mkdtemp(prefix="library-sync-test-"))
     admin_url = _admin_url()
-    pg_template = None
     try:
         central_dir = root / "central-template"
         central_dir.mkdir()
-        if admin_url:
-            pg_template = f"sync_template_{token()}"
-            pg_admin(admin_url, f'CREATE DATABASE "{pg_template}"')
-            central_url = with_database(admin_url, pg_template)
-        else:
-            central_url = f"sqlite:///{central_dir / 'central.sqlite3'}"
-        central = Node("central", central_dir, central_url, {"LIBRARY_NODE_ROLE": "central"})
-        central.library("migrate")
-        central.library("demo")
-        credential = central.library("sync", "credential", "--branch", "ZX").stdout.strip().splitlines()[-1].strip()
-        assert credential.startswith("ZX."), credential
+        with node_database("sync_template", central_dir / "central.sqlite3") as central_url:
+            pg_template = urlsplit(central_url).path.lstrip("/") if admin_url else None
+            central = Node("central", central_dir, central_url, {"LIBRARY_NODE_ROLE": "central"})
+            central.library("migrate")
+            central.library("demo")
+            issued = central.library("sync", "credential", "--branch", "ZX")
+            credential = issued.stdout.strip().splitlines()[-1].strip()
+            assert credential.startswith("ZX."), credential
 
-        branch_dir = root / "branch-template"
-        branch_dir.mkdir()
-        branch = Node("branch", branch_dir, f"sqlite:///{branch_dir / 'branch.sqlite3'}")
-        branch.library("migrate")
-        branch.library("create-staff", "--username", BRANCH_STAFF[0], "--name", "Zhenxing desk", "--role",
-                       "administrator", "--all-branches", "--language", "en", "--password-stdin",
-                       input=BRANCH_STAFF[1] + "\n")
-        assert branch.count("sync_change") == 0, "a fresh branch has nothing to send"
-        yield Templates(root, central_url, branch.sqlite_path, credential, admin_url, pg_template)
+            branch_dir = root / "branch-template"
+            branch_dir.mkdir()
+            branch = Node("branch", branch_dir, f"sqlite:///{branch_dir / 'branch.sqlite3'}")
+            branch.library("migrate")
+            branch.library("create-staff", "--username", BRANCH_STAFF[0], "--name", "Zhenxing desk", "--role",
+                           "administrator", "--all-branches", "--language", "en", "--password-stdin",
+                           input=BRANCH_STAFF[1] + "\n")
+            assert branch.count("sync_change") == 0, "a fresh branch has nothing to send"
+            yield Templates(root, central_url, branch.sqlite_path, credential, admin_url, pg_template)
     finally:
-        if admin_url and pg_template:
-            pg_drop(admin_url, pg_template)
         shutil.rmtree(root, ignore_errors=True)
 
 

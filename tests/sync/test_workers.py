@@ -11,21 +11,17 @@ about four in every interval.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid as uuid_module
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from library.branches.leases import lease_seconds
 from tests.integration.notice_world import Inbox, smtp_server
-from tests.sync.nodes import PYTHON, ROOT, Node, free_port, pg_admin, pg_drop, token, with_database
+from tests.support import node_folder, serve_with_workers
+from tests.sync.nodes import Node, free_port
 
 WORKERS = 4
 INTERVAL = 1
@@ -40,17 +36,8 @@ class ServedByWorkers(Node):
     workers: int = WORKERS
 
     def start(self, timeout: float = 60) -> None:
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "library.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(self.workers)], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
         # Every worker, not only the first: each one starts its own notice loop.
-        while self.server_log().count("Application startup complete") < self.workers:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} did not start:\n{self.server_log()[-3000:]}")
-            time.sleep(0.1)
+        serve_with_workers(self, self.workers, timeout)
 
 
 @pytest.fixture
@@ -63,28 +50,17 @@ def mail() -> Iterator[tuple[int, Inbox]]:
 @pytest.fixture
 def central(mail: tuple[int, Inbox]) -> Iterator[ServedByWorkers]:
     """A fresh, migrated central node, its outbox full of due notices; server not started."""
-    data_dir = Path(tempfile.mkdtemp(prefix="library-workers-"))
-    admin_url = os.environ.get("LIBRARY_TEST_DATABASE_URL")
-    name = None
-    if admin_url:
-        name = f"test_workers_{token()}"
-        pg_admin(admin_url, f'CREATE DATABASE "{name}"')
-        url = with_database(admin_url, name)
-    else:
-        url = f"sqlite:///{data_dir / 'central.sqlite3'}"
-    node = ServedByWorkers("central", data_dir, url, {
-        "LIBRARY_NODE_ROLE": "central", "LIBRARY_NOTICE_INTERVAL_SECONDS": str(INTERVAL),
-        "LIBRARY_SMTP_HOST": "127.0.0.1", "LIBRARY_SMTP_PORT": str(mail[0])})
-    try:
-        node.library("migrate")
-        queue_due_notices(node, NOTICES)
-        yield node
-    finally:
-        node.stop()
-        print(f"--- central server log ---\n{node.server_log()[-6000:]}")  # shown when the test failed
-        if name:
-            pg_drop(admin_url, name)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with node_folder("workers", "central.sqlite3") as (data_dir, url):
+        node = ServedByWorkers("central", data_dir, url, {
+            "LIBRARY_NODE_ROLE": "central", "LIBRARY_NOTICE_INTERVAL_SECONDS": str(INTERVAL),
+            "LIBRARY_SMTP_HOST": "127.0.0.1", "LIBRARY_SMTP_PORT": str(mail[0])})
+        try:
+            node.library("migrate")
+            queue_due_notices(node, NOTICES)
+            yield node
+        finally:
+            node.stop()
+            print(f"--- central server log ---\n{node.server_log()[-6000:]}")  # shown when the test failed
 
 
 def queue_due_notices(node: Node, count: int) -> None:
