@@ -15,7 +15,7 @@ from litestar.response import Redirect, Response, Template
 
 from library.accounts import service as accounts
 from library.activities import challenge, service
-from library.activities.feeds import patron_feed_token
+from library.activities.feeds import patron_feed_url
 from library.activities.rules import CheckInWindow
 from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
@@ -210,8 +210,7 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
     if principal is not None and principal.is_patron:
         household = await accounts.household(principal, branch_today(request))
         mine = [r for r in await service.registrations_of(principal, now_utc()) if r["session_uuid"] == session["uuid"]]
-        token = patron_feed_token(request.app.state.settings.secret_key, principal.uuid)
-        feed_url = f"/activities/feeds/readers/{principal.uuid}.ics?token={token}"
+        feed_url = patron_feed_url(request.app.state.settings.secret_key, principal.uuid)
     skipped = []
     for text in (request.query_params.get("skipped") or "").split(",")[:60]:  # after planning: closed days left out
         try:

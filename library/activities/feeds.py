@@ -158,3 +158,8 @@ def patron_feed_token(secret: str, patron_uuid: str) -> str:
     """A reader's private feed address: phone calendars cannot sign in, so the URL is the key."""
     return hmac.new(secret.encode(), f"feed:{patron_uuid}".encode(), hashlib.sha256).hexdigest()[:32]
 
+
+def patron_feed_url(secret: str, patron_uuid: str) -> str:
+    """The address a reader gives her phone's calendar (it carries its own key)."""
+    return f"/activities/feeds/readers/{patron_uuid}.ics?token={patron_feed_token(secret, patron_uuid)}"
+

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from library.accounts import service as accounts
 from library.activities import listings
-from library.activities.feeds import patron_feed_token
+from library.activities.feeds import patron_feed_url
 from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.errors import CirculationRefused, DomainError
@@ -38,17 +38,14 @@ async def account_page(request: Request, status_code: int = 200, **context: Any)
     household = await accounts.household(principal, today)
     circulation = await loans.account(principal, today)
     children_history = {child["id"]: await service.keeps_history(child["id"]) for child in household["children"]}
-    # A phone calendar cannot sign in: the feed's address carries its own key.
-    feed_url = (f"/activities/feeds/readers/{principal.uuid}.ics"
-                f"?token={patron_feed_token(request.app.state.settings.secret_key, principal.uuid)}")
     return page(request, "accounts/account.html", status_code=status_code, household=household,
                 circulation=circulation, done=request.query_params.get("done"),
                 branches=await branches.branch_choices(), keeps_history=await service.keeps_history(principal.id),
                 children_history=children_history, history=await loans.returned_loans(principal),
                 history_days=request.app.state.settings.loan_history_days,
                 activities=await listings.family_registrations(principal, now_utc()),
-                challenges=await listings.running_challenges(today), challengers=listings.challengers(household), feed_url=feed_url,
-                **context)
+                challenges=await listings.running_challenges(today), challengers=listings.challengers(household),
+                feed_url=patron_feed_url(request.app.state.settings.secret_key, principal.uuid), **context)
 
 
 class ReaderAccount(Controller):
