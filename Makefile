@@ -4,6 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS ?= --disable-pip-version-check --quiet
+# The suite in two worker processes (this machine kind has two cores), a test file staying in one
+# worker so that its module fixtures (servers, Zebra, two-node templates) start once.
+# `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: run test install install-test compile-translations translations bench clean
 

@@ -1,4 +1,4 @@
-"""The whole suite runs against one fresh database per run.
+"""The whole suite runs against one fresh database per run (per worker process with xdist).
 
 SQLite by default (a file in a temporary folder); PostgreSQL when
 LIBRARY_TEST_DATABASE_URL names a server database to connect to, in which case a
@@ -25,7 +25,15 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def _is_xdist_controller(config) -> bool:
+    """With pytest-xdist (`make test` runs two workers), each worker is a process of its own and
+    makes its own database and folder here; the controller only hands out tests and needs none."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
 def pytest_configure(config) -> None:
+    if _is_xdist_controller(config):
+        return
     data_dir = tempfile.mkdtemp(prefix="library-test-")
     _created["data_dir"] = data_dir
     os.environ["LIBRARY_DATA_DIR"] = data_dir

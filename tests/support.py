@@ -20,6 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+# How long a server started by a test may take to answer before the test calls it broken. Only an
+# upper bound (a healthy start answers in a second or two): generous, because two test workers,
+# their servers and the browser share the machine's cores (`make test` runs pytest-xdist).
+SERVER_START_SECONDS = float(os.environ.get("LIBRARY_TEST_SERVER_START_SECONDS", "120"))
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -28,6 +28,7 @@ import pytest
 from library.catalog.sources import z3950
 from library.catalog.sources.base import Target
 from tests import zebra_records
+from tests.support import SERVER_START_SECONDS
 
 CONFIG = Path(__file__).parent / "fixtures" / "zebra"
 
@@ -62,7 +63,7 @@ def require_zebra() -> None:
 
 
 def _wait_listening(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"zebrasrv stopped: {log.read_text(errors='replace')[-2000:]}")

@@ -41,6 +41,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.support import SERVER_START_SECONDS
+
 FROZEN_NOW = dt.datetime(2026, 11, 28, 1, 0, tzinfo=dt.timezone.utc)  # as tests/http: Saturday 09:00 in Jiaxing
 # Examples per operation and user: 46 operations x 3 users x this many requests (and a few more
 # that Schemathesis adds from the document's own examples) must stay within ~3 minutes.
@@ -137,7 +139,7 @@ def base_url() -> Iterator[str]:
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="fuzzed-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SERVER_START_SECONDS
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import node_folder, serve_with_workers
+from tests.support import SERVER_START_SECONDS, node_folder, serve_with_workers
 from tests.sync.nodes import PYTHON, ROOT, Node
 
 POSTGRES = bool(os.environ.get("LIBRARY_TEST_DATABASE_URL"))
@@ -49,7 +49,7 @@ DESKS = 12  # scanning each copy at once
 class Served(Node):
     """A node whose server is `library serve --workers N`."""
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = SERVER_START_SECONDS) -> None:
         serve_with_workers(self, WORKERS, timeout)
 
     def worker_pids(self) -> list[int]:

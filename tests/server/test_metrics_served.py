@@ -19,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import node_folder, serve_with_workers
+from tests.support import SERVER_START_SECONDS, node_folder, serve_with_workers
 from tests.sync.nodes import Node, free_port
 
 POSTGRES = bool(os.environ.get("LIBRARY_TEST_DATABASE_URL"))
@@ -28,7 +28,7 @@ PINGS = 60
 
 
 class ServedWithMetrics(Node):
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = SERVER_START_SECONDS) -> None:
         serve_with_workers(self, 2, timeout, started=lambda log: "SIP2 server on" in log)
 
 

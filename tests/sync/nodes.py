@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import admin_execute
+from tests.support import SERVER_START_SECONDS, admin_execute
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -134,7 +134,7 @@ class Node:
 
     # -- the server --
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = SERVER_START_SECONDS) -> None:
         assert self.process is None or self.process.poll() is not None, f"{self.name} is already running"
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(

@@ -20,7 +20,7 @@ import pytest
 
 from library.branches.leases import lease_seconds
 from tests.integration.notice_world import Inbox, smtp_server
-from tests.support import node_folder, serve_with_workers
+from tests.support import SERVER_START_SECONDS, node_folder, serve_with_workers
 from tests.sync.nodes import Node, free_port
 
 WORKERS = 4
@@ -35,7 +35,7 @@ class ServedByWorkers(Node):
 
     workers: int = WORKERS
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = SERVER_START_SECONDS) -> None:
         # Every worker, not only the first: each one starts its own notice loop.
         serve_with_workers(self, self.workers, timeout)
 
