@@ -21,6 +21,7 @@ APPS = [
     "library.privacy.piccolo_app",
     "library.selfcheck.piccolo_app",
     "library.reports.piccolo_app",
+    "library.volunteers.piccolo_app",
 ]
 
 

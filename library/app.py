@@ -9,7 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -41,10 +41,11 @@ from library.privacy.controllers import ROUTES as PRIVACY_ROUTES
 from library.privacy.retention import start_retention_loop
 from library.selfcheck.pages import ROUTES as SELFCHECK_ROUTES
 from library.reports.controllers import ReportPages
+from library.volunteers.controllers import ROUTES as VOLUNTEER_ROUTES
 from library.sync.controllers import ROUTES as SYNC_ROUTES
 from library.i18n import translations
 from library.settings import LANGUAGES, PACKAGE_ROOT, Settings, load_settings
-from library.web.auth import SessionPrincipalMiddleware
+from library.web.auth import SessionPrincipalMiddleware, permission_guard
 from library.web.csrf import SessionBoundCSRFMiddleware
 from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
@@ -164,12 +165,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *NOTICE_ROUTES,
             *SELFCHECK_ROUTES,
             ReportPages,
-            create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False),
+            *VOLUNTEER_ROUTES,
+            create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False,
+                                       opt={"permission": "public"}),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
-                                       name="covers"),
+                                       name="covers", opt={"permission": "public"}),
             # Only with a token: without one the address does not exist (library/web/metrics.py).
             *([metrics_route(settings.metrics_token)] if settings.metrics_token else []),
         ],
+        guards=[permission_guard],  # every route says who may call it (library/accounts/permissions.py)
         middleware=[
             session.middleware,
             lambda app: SessionPrincipalMiddleware(app, exclude=UNAUTHENTICATED_PATHS),
@@ -184,6 +188,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Library branch network API",
             version=__version__,
             path="/schema",
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False,
+                                  opt={"permission": "public"}),
             # The JSON document only: Swagger UI's page loads its code from a CDN and runs an
             # inline script, which the closed network and the CSP both refuse.
             render_plugins=[JsonRenderPlugin()],

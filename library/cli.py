@@ -190,14 +190,23 @@ def demo() -> None:
 
         counts = asyncio.run(load_demo(today_in(settings.time_zone), progress))
     click.echo(f"created {counts['created']}, already there {counts['existing']}")
-    click.echo("staff:   librarian / librarian-demo (Zhenxing), admin / admin-demo-pass (all branches)")
+    click.echo("staff:   librarian / librarian-demo (Zhenxing), volunteer / volunteer-demo (Zhenxing), "
+               "admin / admin-demo-pass (all branches)")
     click.echo("readers: card ZX10000001, PIN 123456 (a mother of two linked children)")
+
+
+@main.command(help="Print the permission matrix (roles x permissions) as Markdown: docs/permissions.md is this.")
+def permissions() -> None:
+    from library.accounts.permissions import permission_table
+
+    click.echo(permission_table(), nl=False)
 
 
 @main.command("create-staff", help="Create a staff account (the password is asked for, not passed).")
 @click.option("--username", required=True)
 @click.option("--name", "display_name", required=True, help="The name shown to colleagues.")
-@click.option("--role", type=click.Choice(["librarian", "administrator"]), default="librarian", show_default=True)
+@click.option("--role", type=click.Choice(["librarian", "administrator", "volunteer"]), default="librarian",
+              show_default=True)
 @click.option("--branch", "branches", multiple=True, help="A branch code the account works for (repeatable).")
 @click.option("--all-branches", is_flag=True, help="Works for every branch (network administrators).")
 @click.option("--language", type=click.Choice(["zh_CN", "en"]), default="zh_CN", show_default=True)

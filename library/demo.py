@@ -14,6 +14,7 @@ from library.accounts.hashing import hash_secret
 from library.accounts.tables import Patron, StaffMember
 from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
 from library.db import run_in_write_transaction
+from library.volunteers.demo import ensure_demo_shifts
 
 T = dt.time
 
@@ -86,6 +87,8 @@ class DemoStaff:
 
 STAFF = [
     DemoStaff("librarian", "周晓琳", "librarian-demo", "librarian", ("ZX",)),
+    # A volunteer (晨星志愿者) at the desk: lends and returns, never sees readers' details.
+    DemoStaff("volunteer", "林晨星", "volunteer-demo", "volunteer", ("ZX",)),
     DemoStaff("admin", "Network administrator", "admin-demo-pass", "administrator", (), all_branches=True),
 ]
 
@@ -370,4 +373,5 @@ async def load_demo(today: dt.date, progress: Callable[[str, bool], None] = lamb
     if _lend_later:
         note("loans", bool(await _lend_demo_copies(today)))
     note("activities", await _ensure_activities(today))
+    note("volunteer shifts", await ensure_demo_shifts(today))
     return counts

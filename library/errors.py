@@ -170,6 +170,7 @@ MESSAGES: dict[str, str] = {
     "staff_only": N_("This page is for library staff."),
     "patron_only": N_("This page is for readers signed in with their card."),
     "administrator_only": N_("Only an administrator may do this."),
+    "not_for_your_role": N_("Your role does not allow this."),
     "not_your_branch": N_("You do not work for the branch {code}."),
     # branch sync
     "sync_payload": N_("The sync data is malformed: {detail}"),
@@ -210,6 +211,26 @@ MESSAGES: dict[str, str] = {
     # Statistics (library.reports).
     "unknown_report_branch": N_("Choose one of the branches you work for."),
     "invalid_report_period": N_("Choose a year (2026), a month (2026-03) or a day (2026-03-08)."),
+    # Volunteers (library.volunteers).
+    "shift_not_found": N_("There is no such volunteer shift."),
+    "sign_up_not_found": N_("There is no such sign-up."),
+    "volunteer_not_found": N_("There is no volunteer account {username} at this branch."),
+    "shift_full": N_("This shift has all the volunteers it needs."),
+    "shift_already_signed_up": N_("{name} is already signed up for this shift."),
+    "shift_started": N_("This shift has started: sign-ups and withdrawals are closed."),
+    "shift_not_volunteer": N_("Only volunteer accounts sign up for shifts."),
+    "shift_not_yours": N_("A volunteer acts on their own sign-ups only."),
+    "shift_not_planner": N_("Only the staff of the branch plan shifts and see everyone's hours."),
+    "shift_bad_times": N_("The shift must end after it starts, on the same day."),
+    "shift_bad_kind": N_("Choose desk, after-school supervision or activity helper."),
+    "shift_bad_head_count": N_("A shift needs between 1 and {limit} volunteers."),
+    "shift_checked_in_already": N_("Already checked in at {time}."),
+    "shift_check_in_closed": N_("Check-in opens {minutes} minutes before the shift and closes at its end."),
+    "shift_not_checked_in": N_("Check in first."),
+    "shift_checked_out_already": N_("Already checked out at {time}."),
+    "shift_withdraw_after_check_in": N_("Checked in already: ask the staff to correct the times instead."),
+    "shift_bad_correction": N_("The check-out must come after the check-in, at most {hours} hours later."),
+    "shift_wrong_session": N_("An activity helper's shift may point at a session of its own branch only."),
 }
 
 

@@ -15,7 +15,7 @@ from library.accounts.schemas import Me, SignIn
 from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.errors import DomainError
-from library.web.auth import principal_of, requires_patron, requires_signed_in, requires_staff, session_for
+from library.web.auth import principal_of, session_for
 from library.web.forms import parse_optional_date, safe_next
 from library.web.errors import refusal_headers
 from library.web.templating import page
@@ -35,6 +35,7 @@ def _limit(request: Request) -> int:
 
 class SignInPages(Controller):
     include_in_schema = False
+    opt = {"permission": "public"}
 
     @get("/signin", name="signin")
     async def patron_form(self, request: Request, next_: Annotated[str | None, QueryParameter(name="next")] = None,
@@ -83,7 +84,7 @@ class SignInPages(Controller):
 
 class AccountPages(Controller):
     include_in_schema = False
-    guards = [requires_patron]
+    opt = {"permission": "reader"}
 
     @get("/account/pin", name="account_pin")
     async def pin_form(self, request: Request) -> Template:
@@ -110,7 +111,7 @@ STAFF_HOME_SECTIONS: list[StaffHomeSection] = []
 
 class StaffPages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "desk.use"}
     path = "/staff"
 
     @get("/", name="staff_home")
@@ -122,13 +123,13 @@ class StaffPages(Controller):
         return page(request, "staff/home.html", branches=mine,
                     sections=[{"template": template, "context": context} for template, context in sections])
 
-    @get("/patrons", name="staff_patrons")
+    @get("/patrons", opt={"permission": "readers.view"}, name="staff_patrons")
     async def patrons(self, request: Request, q: Annotated[str, QueryParameter()] = "") -> Template:
         today = today_in(request.app.state.settings.time_zone)
         found = await service.find_patrons(principal_of(request), q, today)
         return page(request, "accounts/patrons.html", patrons=found, q=q)
 
-    @get("/patrons/new", name="staff_patron_new")
+    @get("/patrons/new", opt={"permission": "readers.register"}, name="staff_patron_new")
     async def new_patron_form(self, request: Request) -> Template:
         return await self._patron_form(request, {}, None)
 
@@ -138,7 +139,7 @@ class StaffPages(Controller):
                     branches=mine, values=values, error=error.message() if error else None,
                     error_field=error.field if error else None)
 
-    @post("/patrons/new")
+    @post("/patrons/new", opt={"permission": "readers.register"})
     async def create_patron(self, request: Request) -> Template | Redirect:
         form = await request.form()
         values = {key: form.get(key, "") for key in (
@@ -174,7 +175,7 @@ class StaffPatronPages(Controller):
     """A reader's card at the desk: details, family links, PIN reset, blocks."""
 
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "readers.view"}
     path = "/staff/patrons/{card:str}"
 
     async def _render(self, request: Request, card: str, error: DomainError | None = None,
@@ -196,24 +197,24 @@ class StaffPatronPages(Controller):
             return await self._render(request, card, error)
         return Redirect(path=f"/staff/patrons/{service.normalise_card_number(card)}?done={done}", status_code=303)
 
-    @post("/pin")
+    @post("/pin", opt={"permission": "readers.edit"})
     async def reset_pin(self, request: Request, card: FromPath[str]) -> Template | Redirect:
         principal = principal_of(request)
         return await self._act(request, card, lambda form: service.reset_pin(principal, card, form.get("pin", "")),
                                "pin")
 
-    @post("/block")
+    @post("/block", opt={"permission": "readers.edit"})
     async def block(self, request: Request, card: FromPath[str]) -> Template | Redirect:
         principal = principal_of(request)
         return await self._act(
             request, card, lambda form: service.set_block(principal, card, form.get("block_reason", "")), "blocked")
 
-    @post("/unblock")
+    @post("/unblock", opt={"permission": "readers.edit"})
     async def unblock(self, request: Request, card: FromPath[str]) -> Template | Redirect:
         principal = principal_of(request)
         return await self._act(request, card, lambda form: service.set_block(principal, card, None), "unblocked")
 
-    @post("/children")
+    @post("/children", opt={"permission": "readers.edit"})
     async def link_child(self, request: Request, card: FromPath[str]) -> Template | Redirect:
         principal = principal_of(request)
         return await self._act(
@@ -224,6 +225,7 @@ class StaffPatronPages(Controller):
 
 class AccountsAPI(Controller):
     path = "/api"
+    opt = {"permission": "public"}
     tags = ["accounts"]
 
     @post("/session", summary="Sign in (reader card + PIN, or staff username + password); sets the session cookie")
@@ -248,7 +250,7 @@ class AccountsAPI(Controller):
         today = today_in(request.app.state.settings.time_zone)
         return Me.for_household(await service.household(principal, today))
 
-    @get("/me", guards=[requires_signed_in], summary="Who is signed in; a reader also sees the children they act for")
+    @get("/me", opt={"permission": "signed_in"}, summary="Who is signed in; a reader also sees the children they act for")
     async def me(self, request: Request) -> Me:
         return await self._me(request, principal_of(request))
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from library import audit, config_cache
-from library.accounts import rules
+from library.accounts import permissions, rules
 from library.accounts.hashing import hash_secret, verify_secret
 from library.accounts.principal import Principal
 from library.accounts.tables import GuardianLink, Patron, PinChange, SignInFailure, StaffBranch, StaffMember
@@ -363,7 +363,14 @@ async def find_patrons(principal: Principal, query: str, today: dt.date, limit: 
     if condition is not None:
         select = select.where(condition)
     rows = await select
-    return [_patron_view(row, today) for row in rows]
+    return [_for_staff(principal, _patron_view(row, today)) for row in rows]
+
+
+def _for_staff(principal: Principal, view: dict[str, Any]) -> dict[str, Any]:
+    """A reader's phone and e-mail only for staff who may see them (not volunteers: `readers.contact`)."""
+    if not permissions.may(principal, "readers.contact"):
+        view.update(phone=None, email=None, contact_hidden=True)
+    return view
 
 
 # --- staff ----------------------------------------------------------------------
@@ -385,7 +392,7 @@ async def create_staff(
         raise InvalidInput("required", field="username")
     if not display_name.strip():
         raise InvalidInput("required", field="display_name")
-    if role not in ("librarian", "administrator"):
+    if role not in permissions.ROLES:
         raise InvalidInput("invalid_role", field="role")
     if language not in LANGUAGES:
         raise InvalidInput("invalid_language", field="language")
@@ -446,7 +453,7 @@ async def patron_card(principal: Principal, card_number: str, today: dt.date) ->
         guardians = await GuardianLink.select(
             GuardianLink.guardian.card_number, GuardianLink.guardian.name
         ).where(GuardianLink.child == row["id"])
-    view = _patron_view(row, today)
+    view = _for_staff(principal, _patron_view(row, today))
     view["children"] = [{"card_number": c["child.card_number"], "name": c["child.name"]} for c in children]
     view["guardians"] = [{"card_number": g["guardian.card_number"], "name": g["guardian.name"]} for g in guardians]
     return view

@@ -20,6 +20,8 @@ class PatronCategory(str, Enum):
 class StaffRole(str, Enum):
     librarian = "librarian"
     administrator = "administrator"
+    # Helps at the desk, the self-check and activities; never sees readers' details (permissions.py).
+    volunteer = "volunteer"
 
 
 class Patron(Table):

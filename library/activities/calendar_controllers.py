@@ -26,6 +26,7 @@ VIEWS = ("list", "week", "month")
 
 class CalendarPages(Controller):
     include_in_schema = False
+    opt = {"permission": "public"}
 
     @get("/activities", name="activities")
     async def calendar(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
@@ -69,7 +70,7 @@ class CalendarPages(Controller):
     async def branch_feed(self, name: FromPath[str], room: Annotated[str | None, QueryParameter()] = None) -> Response:
         return Response(await feed_service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
 
-    @get("/activities/feeds/readers/{name:str}", name="activity_patron_feed")
+    @get("/activities/feeds/readers/{name:str}", opt={"permission": "credential"}, name="activity_patron_feed")
     async def patron_feed(self, request: Request, name: FromPath[str],
                           token: Annotated[str, QueryParameter()] = "") -> Response:
         secret = request.app.state.settings.secret_key

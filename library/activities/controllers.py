@@ -21,7 +21,8 @@ from library.activities.service import EventInput, SessionFilters
 from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.errors import CirculationRefused, DomainError, InvalidInput, reason_views
-from library.web.auth import principal_of, requires_patron, requires_signed_in, requires_staff
+from library.volunteers import service as volunteers
+from library.web.auth import principal_of
 from library.web.downloads import attachment, short_id
 from library.web.templating import page
 
@@ -101,12 +102,13 @@ def event_input(form: Any, zone: str) -> EventInput:
 
 class ActivityPages(Controller):
     include_in_schema = False
+    opt = {"permission": "public"}
 
     @get("/activities/sessions/{uuid:str}", name="activity_session")
     async def session(self, request: Request, uuid: FromPath[str]) -> Template:
         return await session_page(request, uuid)
 
-    @post("/activities/sessions/{uuid:str}/register", guards=[requires_signed_in])
+    @post("/activities/sessions/{uuid:str}/register", opt={"permission": "signed_in"})
     async def register(self, request: Request, uuid: FromPath[str]) -> Template:
         form = await request.form()
         try:
@@ -117,7 +119,7 @@ class ActivityPages(Controller):
             return await session_page(request, uuid, error.status, error=error.message())
         return await session_page(request, uuid, outcomes=outcomes)
 
-    @post("/activities/registrations/{uuid:str}/cancel", guards=[requires_signed_in])
+    @post("/activities/registrations/{uuid:str}/cancel", opt={"permission": "signed_in"})
     async def cancel(self, request: Request, uuid: FromPath[str]) -> Redirect:
         form = await request.form()
         await service.cancel_registration(principal_of(request), uuid, now_utc())
@@ -125,7 +127,7 @@ class ActivityPages(Controller):
         return Redirect(path=f"/activities/sessions/{back}?cancelled=1" if back
                         else "/account?done=registration_cancelled#activities", status_code=303)
 
-    @post("/activities/registrations/{uuid:str}/accept", guards=[requires_signed_in])
+    @post("/activities/registrations/{uuid:str}/accept", opt={"permission": "signed_in"})
     async def accept(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         back = form.get("session", "")
@@ -145,7 +147,7 @@ class ProgrammeRegistration(Controller):
     page (service.register_programme decides)."""
 
     include_in_schema = False
-    guards = [requires_patron]
+    opt = {"permission": "reader"}
 
     @get("/activities/series/{uuid:str}/register", name="series_registration")
     async def series(self, request: Request, uuid: FromPath[str]) -> Template:
@@ -217,8 +219,10 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
             skipped.append(dt.date.fromisoformat(text))
         except ValueError:
             continue
+    # The volunteers helping at the session: their names for the staff, how many for everyone.
+    helpers = await volunteers.helpers_of(session["uuid"])
     return page(request, "activities/session.html", status_code=status_code, session=session, household=household,
-                mine=mine, feed_url=feed_url, cancelled=request.query_params.get("cancelled"),
+                mine=mine, feed_url=feed_url, helpers=helpers, cancelled=request.query_params.get("cancelled"),
                 session_zone=ZoneInfo(request.app.state.settings.time_zone), skipped=skipped, **context)
 
 
@@ -227,7 +231,7 @@ async def session_page(request: Request, uuid: str, status_code: int = 200, **co
 
 class StaffActivityPages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "activities.plan"}
     path = "/staff/activities"
 
     async def _plan(self, request: Request, status_code: int = 200, **context: Any) -> Template:
@@ -236,7 +240,7 @@ class StaffActivityPages(Controller):
         return page(request, "activities/plan.html", status_code=status_code, branches=mine, rooms=rooms,
                     kinds=service.KINDS, today=branch_today(request), programmes=await challenge.programmes(), **context)
 
-    @get("/", name="staff_activities")
+    @get("/", opt={"permission": "desk.use"}, name="staff_activities")
     async def plan(self, request: Request) -> Template:
         return await self._plan(request, values={})
 
@@ -274,7 +278,7 @@ class StaffActivityPages(Controller):
         return page(request, "activities/find_room.html", branches=mine, found=found, error=error,
                     query=dict(request.query_params))
 
-    @get("/week", name="staff_week")
+    @get("/week", opt={"permission": "desk.use"}, name="staff_week")
     async def week(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None,
                    start: Annotated[str | None, QueryParameter()] = None) -> Template:
         mine = await branches.branch_choices(principal_of(request))
@@ -288,7 +292,7 @@ class StaffActivityPages(Controller):
         return page(request, "activities/week.html", grid=grid, branches=mine, monday=monday,
                     previous=monday - dt.timedelta(days=7), following=monday + dt.timedelta(days=7))
 
-    @get("/sessions/{uuid:str}", name="staff_session")
+    @get("/sessions/{uuid:str}", opt={"permission": "activities.check_in"}, name="staff_session")
     async def session(self, request: Request, uuid: FromPath[str]) -> Template:
         return await self._session(request, uuid)
 
@@ -305,7 +309,7 @@ class StaffActivityPages(Controller):
                     check_in_opens=clock(window.opens_at(session["local_start"])),
                     check_in_closes=clock(window.closes_at(session["local_end"])), **context)
 
-    @post("/sessions/{uuid:str}/check-in")
+    @post("/sessions/{uuid:str}/check-in", opt={"permission": "activities.check_in"})
     async def check_in(self, request: Request, uuid: FromPath[str]) -> Template:
         form = await request.form()
         try:
@@ -408,6 +412,7 @@ def _session_out(row: dict[str, Any]) -> SessionOut:
 
 class ActivityAPI(Controller):
     path = "/api/activities"
+    opt = {"permission": "public"}
     tags = ["activities"]
 
     @get("/sessions", summary="Sessions to come (the branch's wall-clock times, with its UTC offset), filtered by "
@@ -420,14 +425,14 @@ class ActivityAPI(Controller):
         rows = await service.upcoming(SessionFilters(branch, kind, age), start, start + dt.timedelta(days=days))
         return [_session_out(row) for row in rows]
 
-    @post("/sessions/{uuid:str}/registrations", guards=[requires_signed_in], status_code=201,
+    @post("/sessions/{uuid:str}/registrations", opt={"permission": "signed_in"}, status_code=201,
           summary="Register oneself or linked children; each gets a seat or a waitlist place, or 409 with reasons")
     async def register(self, request: Request, uuid: FromPath[str], data: JSONBody[RegisterIn]) -> list[OutcomeOut]:
         outcomes = await service.register(principal_of(request), uuid, data.card_numbers, now_utc())
         return [OutcomeOut(registration=o.registration, card_number=o.card_number, name=o.name, status=o.status,
                            position=o.position) for o in outcomes]
 
-    @post("/series/{uuid:str}/registrations", guards=[requires_signed_in], status_code=201,
+    @post("/series/{uuid:str}/registrations", opt={"permission": "signed_in"}, status_code=201,
           summary="Register oneself or linked children for every session still to come of a series (or the sessions "
                   "named): per session a seat or a waitlist place; any refusal registers nobody (409 with reasons)")
     async def register_series(self, request: Request, uuid: FromPath[str],
@@ -435,14 +440,14 @@ class ActivityAPI(Controller):
         return _lines_out(await service.register_programme(principal_of(request), "series", uuid, data.card_numbers,
                                                            data.sessions, now_utc()))
 
-    @post("/programmes/{uuid:str}/registrations", guards=[requires_signed_in], status_code=201,
+    @post("/programmes/{uuid:str}/registrations", opt={"permission": "signed_in"}, status_code=201,
           summary="The same for every session still to come of every event of a programme")
     async def register_programme(self, request: Request, uuid: FromPath[str],
                                  data: JSONBody[ProgrammeIn]) -> list[ProgrammeLineOut]:
         return _lines_out(await service.register_programme(principal_of(request), "programme", uuid,
                                                            data.card_numbers, data.sessions, now_utc()))
 
-    @delete("/registrations/{uuid:str}", guards=[requires_signed_in], status_code=204,
+    @delete("/registrations/{uuid:str}", opt={"permission": "signed_in"}, status_code=204,
             summary="Cancel a registration; the first on the waitlist gets the seat")
     async def cancel(self, request: Request, uuid: FromPath[str]) -> None:
         await service.cancel_registration(principal_of(request), uuid, now_utc())

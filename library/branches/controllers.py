@@ -13,7 +13,7 @@ from library.branches import service
 from library.branches.schemas import BranchOut, CalendarExceptionIn, CalendarExceptionOut, Day, NextOpenDay, RoomOut
 from library.clock import today_in
 from library.errors import DomainError
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import permitted_at, principal_of
 from library.web.forms import parse_date
 from library.web.templating import page
 
@@ -22,8 +22,15 @@ def _today(request: Request) -> dt.date:
     return today_in(request.app.state.settings.time_zone)
 
 
+def _editor(request: Request) -> service.CalendarEditor:
+    """The signed-in member of staff, with the matrix's answer for each branch's calendar."""
+    principal = principal_of(request)
+    return service.CalendarEditor(principal.name, principal.audit_name, permitted_at(request, "calendars.edit"))
+
+
 class BranchPages(Controller):
     include_in_schema = False
+    opt = {"permission": "public"}
 
     @get("/branches/{code:str}", name="branch")
     async def branch(self, request: Request, code: FromPath[str]) -> Template:
@@ -35,7 +42,7 @@ class BranchPages(Controller):
 
 class StaffCalendarPages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "desk.use"}
     path = "/staff/branches/{code:str}/calendar"
 
     async def _render(self, request: Request, code: str, error: DomainError | None = None,
@@ -53,20 +60,20 @@ class StaffCalendarPages(Controller):
             error_field=error.field if error else None,
             values=values or {},
             today=today,
-            may_edit=principal_of(request).works_for(branch["id"]),
+            may_edit=permitted_at(request, "calendars.edit")(branch["id"]),
         )
 
     @get("/", name="staff_calendar")
     async def show(self, request: Request, code: FromPath[str]) -> Template:
         return await self._render(request, code)
 
-    @post("/")
+    @post("/", opt={"permission": "calendars.edit"})
     async def add(self, request: Request, code: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         values = {key: form.get(key, "") for key in ("day", "is_open", "reason_zh", "reason_en")}
         try:
             await service.add_calendar_exception(
-                principal_of(request),
+                _editor(request),
                 code,
                 parse_date(values["day"], "day"),
                 values["is_open"] == "open",
@@ -78,20 +85,20 @@ class StaffCalendarPages(Controller):
             return await self._render(request, code, error, values)
         return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
 
-    @post("/yearly")
+    @post("/yearly", opt={"permission": "calendars.edit"})
     async def yearly(self, request: Request, code: FromPath[str]) -> Template | Redirect:
         form = await request.form()
         try:
-            await service.set_yearly_closures(principal_of(request), code, bool(form.get("closes_on_public_holidays")),
+            await service.set_yearly_closures(_editor(request), code, bool(form.get("closes_on_public_holidays")),
                                               form.getall("yearly_closures", []))
         except DomainError as error:
             return await self._render(request, code, error)
         return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
 
-    @post("/{day:str}/delete")
+    @post("/{day:str}/delete", opt={"permission": "calendars.edit"})
     async def remove(self, request: Request, code: FromPath[str], day: FromPath[str]) -> Template | Redirect:
         try:
-            await service.remove_calendar_exception(principal_of(request), code, parse_date(day, "day"))
+            await service.remove_calendar_exception(_editor(request), code, parse_date(day, "day"))
         except DomainError as error:
             return await self._render(request, code, error)
         return Redirect(path=f"/staff/branches/{code}/calendar", status_code=303)
@@ -99,6 +106,7 @@ class StaffCalendarPages(Controller):
 
 class BranchesAPI(Controller):
     path = "/api/branches"
+    opt = {"permission": "public"}
     tags = ["branches"]
 
     @get("/", summary="Every branch, with whether it is open today")
@@ -138,17 +146,17 @@ class BranchesAPI(Controller):
     async def exceptions(self, request: Request, code: FromPath[str]) -> list[CalendarExceptionOut]:
         return [CalendarExceptionOut(**row) for row in await service.upcoming_exceptions(code, _today(request))]
 
-    @post("/{code:str}/calendar-exceptions", guards=[requires_staff], summary="Add a local closure or special opening")
+    @post("/{code:str}/calendar-exceptions", opt={"permission": "calendars.edit"}, summary="Add a local closure or special opening")
     async def add_exception(self, request: Request, code: FromPath[str], data: JSONBody[CalendarExceptionIn]) -> CalendarExceptionOut:
         await service.add_calendar_exception(
-            principal_of(request), code, data.day, data.is_open, data.reason_zh, data.reason_en, _today(request)
+            _editor(request), code, data.day, data.is_open, data.reason_zh, data.reason_en, _today(request)
         )
         return CalendarExceptionOut(day=data.day, is_open=data.is_open, reason_zh=data.reason_zh.strip(),
                                     reason_en=data.reason_en.strip(), created_by=principal_of(request).name)
 
-    @delete("/{code:str}/calendar-exceptions/{day:date}", guards=[requires_staff], summary="Remove a calendar entry")
+    @delete("/{code:str}/calendar-exceptions/{day:date}", opt={"permission": "calendars.edit"}, summary="Remove a calendar entry")
     async def remove_exception(self, request: Request, code: FromPath[str], day: FromPath[dt.date]) -> None:
-        await service.remove_calendar_exception(principal_of(request), code, day)
+        await service.remove_calendar_exception(_editor(request), code, day)
 
 
 ROUTES = [BranchPages, StaffCalendarPages, BranchesAPI]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from library import audit, config_cache
-from library.accounts.principal import Principal
 from library.branches import rules
 from library.branches.public_holidays import FIRST_DAY, LAST_DAY, public_calendar
 from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
@@ -118,10 +119,16 @@ async def list_branches(today: dt.date) -> list[dict[str, Any]]:
     return result
 
 
-async def branch_choices(principal: Principal | None = None) -> list[dict[str, Any]]:
+class WorksFor(Protocol):
+    """Anyone who says which branches they work for (a member of staff, as the layers above know them)."""
+
+    def works_for(self, branch_id: int) -> bool: ...
+
+
+async def branch_choices(staff: WorksFor | None = None) -> list[dict[str, Any]]:
     """Branches to choose from in a form (no calendars): all, or those a staff member works for."""
     rows = await Branch.select().order_by(Branch.kind, Branch.code)
-    return [_branch_view(row) for row in rows if principal is None or principal.works_for(row["id"])]
+    return [_branch_view(row) for row in rows if staff is None or staff.works_for(row["id"])]
 
 
 async def branch_detail(code: str, today: dt.date, days: int = 14) -> dict[str, Any]:
@@ -214,13 +221,24 @@ async def upcoming_exceptions(code: str, today: dt.date) -> list[dict[str, Any]]
     ]
 
 
-def _require_staff_of(principal: Principal, branch: dict[str, Any]) -> None:
-    if not principal.works_for(branch["id"]):
+@dataclass(frozen=True)
+class CalendarEditor:
+    """Who changes a branch's calendar, as this layer needs them: names for the entry and the audit
+    record, and whether they may edit a branch's calendar — which the controller answers with the
+    permission matrix (library.accounts.permissions, `calendars.edit`), a layer above this one."""
+
+    name: str
+    audit_name: str
+    may_edit: Callable[[int], bool]
+
+
+def _require_editor_of(editor: CalendarEditor, branch: dict[str, Any]) -> None:
+    if not editor.may_edit(branch["id"]):
         raise NotPermitted("not_your_branch", code=branch["code"])
 
 
 async def add_calendar_exception(
-    principal: Principal,
+    editor: CalendarEditor,
     code: str,
     day: dt.date,
     is_open: bool,
@@ -240,7 +258,7 @@ async def add_calendar_exception(
 
     async def work() -> None:
         branch = await _branch_row(code)
-        _require_staff_of(principal, branch)
+        _require_editor_of(editor, branch)
         await CalendarException.insert(
             CalendarException(
                 branch=branch["id"],
@@ -248,11 +266,11 @@ async def add_calendar_exception(
                 is_open=is_open,
                 reason_zh=reason_zh,
                 reason_en=reason_en,
-                created_by=principal.name,
+                created_by=editor.name,
             )
         )
         await audit.record(
-            principal.audit_name, "calendar.exception_added", f"branch:{code}", day=day.isoformat(), is_open=is_open
+            editor.audit_name, "calendar.exception_added", f"branch:{code}", day=day.isoformat(), is_open=is_open
         )
 
     try:
@@ -263,16 +281,16 @@ async def add_calendar_exception(
         raise
 
 
-async def remove_calendar_exception(principal: Principal, code: str, day: dt.date) -> None:
+async def remove_calendar_exception(editor: CalendarEditor, code: str, day: dt.date) -> None:
     async def work() -> None:
         branch = await _branch_row(code)
-        _require_staff_of(principal, branch)
+        _require_editor_of(editor, branch)
         deleted = await CalendarException.delete().where(
             (CalendarException.branch == branch["id"]) & (CalendarException.day == day)
         ).returning(CalendarException.id)
         if not deleted:
             raise NotFound("calendar_exception_not_found", day=day.isoformat())
-        await audit.record(principal.audit_name, "calendar.exception_removed", f"branch:{code}", day=day.isoformat())
+        await audit.record(editor.audit_name, "calendar.exception_removed", f"branch:{code}", day=day.isoformat())
 
     await run_in_write_transaction(work)
 
@@ -298,7 +316,7 @@ def yearly_closure_choices(branch: dict[str, Any], today: dt.date) -> list[dict[
     return choices
 
 
-async def set_yearly_closures(principal: Principal, code: str, closes_on_public_holidays: bool,
+async def set_yearly_closures(editor: CalendarEditor, code: str, closes_on_public_holidays: bool,
                               closures: list[str]) -> None:
     """Staff choose the holidays their branch closes on every year: all of them, or some."""
     known = {closure.value for closure in rules.YearlyClosure}
@@ -309,10 +327,10 @@ async def set_yearly_closures(principal: Principal, code: str, closes_on_public_
 
     async def work() -> None:
         branch = await _branch_row(code)
-        _require_staff_of(principal, branch)
+        _require_editor_of(editor, branch)
         await Branch.update({Branch.closes_on_public_holidays: closes_on_public_holidays,
                              Branch.yearly_closures: chosen}).where(Branch.id == branch["id"])
-        await audit.record(principal.audit_name, "calendar.yearly_closures_set", f"branch:{code}",
+        await audit.record(editor.audit_name, "calendar.yearly_closures_set", f"branch:{code}",
                            closes_on_public_holidays=closes_on_public_holidays, yearly_closures=chosen)
 
     await run_in_write_transaction(work)

@@ -30,7 +30,7 @@ from library.catalog.sources.base import SourceFailed, SourceQuery
 from library.clock import now_utc, today_in
 from library.errors import DomainError, InvalidInput, InvalidRecord
 from library.i18n import gettext
-from library.web.auth import principal_of, requires_administrator, requires_staff
+from library.web.auth import principal_of
 from library.web.downloads import attachment
 from library.web.templating import page
 
@@ -96,6 +96,7 @@ async def _my_branches(request: Request) -> list[dict[str, Any]]:
 
 class CataloguePages(Controller):
     include_in_schema = False
+    opt = {"permission": "public"}
 
     @get("/catalog", name="catalog_search")
     async def search(
@@ -165,7 +166,7 @@ async def _copy_page(request: Request, query: SourceQuery, wait: bool) -> dict[s
 
 class StaffCataloguePages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "records.edit"}
     path = "/staff/catalog"
 
     @get("/", name="staff_catalog")
@@ -390,7 +391,7 @@ class StaffCataloguePages(Controller):
                    for r in report.skipped[:REFUSED_SHOWN]]
         return page(request, "catalog/exchange.html", report=report, refused=refused, error=None, branches=mine)
 
-    @get("/export", name="staff_export")
+    @get("/export", opt={"permission": "records.export"}, name="staff_export")
     async def export(self, fmt: Annotated[str, QueryParameter(name="format")] = "marc21",
                      branch: Annotated[str | None, QueryParameter()] = None,
                      encoding: Annotated[str, QueryParameter()] = "utf-8") -> Stream:
@@ -412,6 +413,7 @@ async def _export_stream(fmt: str, branch: str | None, encoding: str) -> Stream:
 
 class CatalogueAPI(Controller):
     path = "/api"
+    opt = {"permission": "public"}
     tags = ["catalogue"]
 
     @get("/catalog/isbn/{text:str}", summary="Read an ISBN; the network's record for it, or metadata to start one")
@@ -458,17 +460,17 @@ class CatalogueAPI(Controller):
     async def record(self, uuid: FromPath[str]) -> RecordOut:
         return RecordOut.from_view(await service.record_detail(uuid))
 
-    @post("/records", guards=[requires_staff], summary="Catalogue a new record")
+    @post("/records", opt={"permission": "records.edit"}, summary="Catalogue a new record")
     async def create(self, request: Request, data: JSONBody[RecordIn]) -> RecordOut:
         uuid = await service.create_record(data.to_input(), principal_of(request).audit_name, _today(request))
         return RecordOut.from_view(await service.record_detail(uuid))
 
-    @put("/records/{uuid:str}", guards=[requires_staff], summary="Change a record")
+    @put("/records/{uuid:str}", opt={"permission": "records.edit"}, summary="Change a record")
     async def update(self, request: Request, uuid: FromPath[str], data: JSONBody[RecordIn]) -> RecordOut:
         await service.update_record(uuid, data.to_input(), principal_of(request).audit_name, _today(request))
         return RecordOut.from_view(await service.record_detail(uuid))
 
-    @post("/records/{uuid:str}/items", guards=[requires_staff], summary="Add copies (scanned or generated barcodes)")
+    @post("/records/{uuid:str}/items", opt={"permission": "records.edit"}, summary="Add copies (scanned or generated barcodes)")
     async def add_items(self, request: Request, uuid: FromPath[str], data: JSONBody[CopiesIn]) -> list[str]:
         return await service.add_items(principal_of(request), uuid, data.to_input())
 
@@ -476,12 +478,12 @@ class CatalogueAPI(Controller):
     async def item(self, barcode: FromPath[str]) -> ItemDetailOut:
         return msgspec.convert(await service.item_detail(barcode), ItemDetailOut, strict=False)
 
-    @post("/items/{barcode:str}/withdraw", guards=[requires_staff], summary="Withdraw a copy, with the reason",
+    @post("/items/{barcode:str}/withdraw", opt={"permission": "records.edit"}, summary="Withdraw a copy, with the reason",
           status_code=204)
     async def withdraw(self, request: Request, barcode: FromPath[str], data: JSONBody[WithdrawIn]) -> None:
         await service.withdraw_item(principal_of(request), barcode, data.reason)
 
-    @post("/catalog/import", guards=[requires_staff], request_max_body_size=IMPORT_LIMIT,
+    @post("/catalog/import", opt={"permission": "records.edit"}, request_max_body_size=IMPORT_LIMIT,
           summary="Import a MARC file (multipart field 'file'; 'format' auto|marc21|cnmarc; 'branch')")
     async def import_file(
         self, request: Request,
@@ -495,7 +497,7 @@ class CatalogueAPI(Controller):
                                             imported_by=principal_of(request))
         return ImportReportOut.from_report(report)
 
-    @get("/catalog/export", guards=[requires_staff],
+    @get("/catalog/export", opt={"permission": "records.export"}, 
          summary="Export MARC21 (format=marc21), MARCXML or CNMARC (encoding=utf-8 or gb18030)")
     async def export(self, fmt: Annotated[str, QueryParameter(name="format")] = "marc21",
                      branch: Annotated[str | None, QueryParameter()] = None,
@@ -508,7 +510,7 @@ class CopyTargetPages(Controller):
     try them here."""
 
     include_in_schema = False
-    guards = [requires_staff, requires_administrator]
+    opt = {"permission": "sources.edit"}
     path = "/staff/catalog/targets"
 
     @get("/", name="staff_copy_targets")

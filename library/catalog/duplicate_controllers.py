@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from library.catalog import duplicates
 from library.clock import now_utc
 from library.errors import DomainError, NotFound
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import principal_of
 from library.web.templating import page
 
 
@@ -105,7 +105,7 @@ def _pair_id(text: str) -> int:
 
 class DuplicatePages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "records.edit"}
     path = "/staff/catalog/duplicates"
 
     @get("/", name="staff_duplicates")
@@ -164,7 +164,7 @@ class DuplicatePages(Controller):
 class DuplicateAPI(Controller):
     path = "/api/catalog/duplicates"
     tags = ["catalogue"]
-    guards = [requires_staff]
+    opt = {"permission": "records.edit"}
 
     @get("/", summary="Open possible duplicates: pairs of records that might be one book, oldest first")
     async def list_pairs(self, page_number: Annotated[int, QueryParameter(name="page", ge=1, le=100000)] = 1,

@@ -19,7 +19,7 @@ from library.catalog.marc import encoding_choice
 from library.clock import today_in
 from library.errors import DomainError, InvalidInput
 from library.i18n import N_, gettext
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import principal_of
 from library.web.downloads import attachment, short_id
 from library.web.templating import page
 
@@ -79,7 +79,7 @@ def _refused_download(batch_uuid: str, chunks: Any) -> Stream:
 
 class ImportPages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "records.edit"}
     path = "/staff/catalog/imports"
 
     async def _list_page(self, request: Request, error: str | None = None, status_code: int = 200,
@@ -232,7 +232,7 @@ class CommitIn(msgspec.Struct, forbid_unknown_fields=True):
 class ImportAPI(Controller):
     path = "/api/catalog/imports"
     tags = ["catalogue"]
-    guards = [requires_staff]
+    opt = {"permission": "records.edit"}
 
     @post("/", request_max_body_size=IMPORT_LIMIT + 65536, status_code=201,
           summary="Stage a MARC file (multipart: 'file'; 'format' auto|marc21|cnmarc; 'encoding' "

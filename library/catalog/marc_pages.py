@@ -12,7 +12,7 @@ from litestar.response import Redirect, Response, Template
 from library.catalog import export, marc_record, service
 from library.clock import today_in
 from library.errors import InvalidInput
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import principal_of
 from library.web.downloads import attachment
 from library.web.templating import page
 
@@ -21,7 +21,7 @@ MEDIA_TYPES = {"marc21": "application/marc", "cnmarc": "application/marc", "marc
 
 class StaffMarcPages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "records.edit"}
     path = "/staff/catalog/records/{uuid:str}"
 
     @get("/marc", name="staff_record_marc")

@@ -15,6 +15,7 @@ XML = "text/xml; charset=utf-8"
 
 class SruServer(Controller):
     include_in_schema = False  # an XML protocol of its own, not part of the JSON API
+    opt = {"permission": "public"}
 
     @get("/sru", name="sru")
     async def sru(self, request: Request) -> Response:

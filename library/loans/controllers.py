@@ -15,12 +15,14 @@ from litestar.response import Redirect, Template
 from library.branches import service as branches
 from library.clock import now_utc, today_in
 from library.i18n import current_language
-from library.errors import CirculationRefused, DomainError, InvalidInput
+from library.errors import CirculationRefused, DomainError, InvalidInput, NotPermitted
 from library.loans import policy, service
 from library.loans.schemas import (CheckinIn, CheckinOut, CheckoutIn, CheckoutOut, HoldIn, HoldOut, HoldViewOut,
                                    LoanDetailOut, LoanOut, OverrideOut, ReaderLoansOut, Reason, RenewalOut, RenewIn,
                                    renewal_views)
-from library.web.auth import principal_of, requires_administrator, requires_signed_in, requires_staff
+from library.accounts.permissions import may
+from library.accounts.principal import Principal
+from library.web.auth import principal_of
 from library.web.templating import page
 
 
@@ -44,9 +46,23 @@ async def _desk_branch(request: Request, code: str | None) -> tuple[str, list[di
 # --- the staff desk ------------------------------------------------------------------------
 
 
+def _loans_shown_to(principal: Principal, patron: dict[str, Any], just_lent: list[str]) -> dict[str, Any]:
+    """Without `readers.loan_history` (a volunteer at the desk) the reader's loans and holds stay
+    hidden: only the books lent in this visit are shown, for the slip."""
+    if may(principal, "readers.loan_history"):
+        return patron
+    return {**patron, "loans": [loan for loan in patron["loans"] if loan["barcode"] in just_lent], "holds": []}
+
+
+def _may_override(principal: Principal, comment: str | None) -> None:
+    """An override comment lends (or renews) despite a refusal: `loans.override`, not a volunteer's."""
+    if comment and not may(principal, "loans.override"):
+        raise NotPermitted("not_for_your_role", field="override_comment")
+
+
 class CirculationDesk(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "desk.use"}
     path = "/staff/circulation"
 
     async def _desk(self, request: Request, branch: str | None, card: str | None, status_code: int = 200,
@@ -59,6 +75,8 @@ class CirculationDesk(Controller):
             except DomainError as error:
                 patron_error, status_code = error.message(), error.status
         context.setdefault("checked_out", [])
+        if patron is not None:
+            patron = _loans_shown_to(principal_of(request), patron, context["checked_out"])
         return page(request, "loans/desk.html", status_code=status_code, branch=code, branches=mine, card=card or "",
                     patron=patron, patron_error=patron_error, **context)
 
@@ -67,13 +85,14 @@ class CirculationDesk(Controller):
                    card: Annotated[str | None, QueryParameter()] = None) -> Template:
         return await self._desk(request, branch, card)
 
-    @post("/checkout")
+    @post("/checkout", opt={"permission": "loans.lend"})
     async def checkout(self, request: Request) -> Template:
         form = await request.form()
         branch, card, barcode = form.get("branch", ""), form.get("card", ""), form.get("barcode", "")
         comment = form.get("override_comment") or None
         earlier = [b for b in form.getall("done", []) if b]
         try:
+            _may_override(principal_of(request), comment)
             result = await service.checkout(principal_of(request), branch, card, barcode, now_utc(), comment)
         except CirculationRefused as error:
             return await self._desk(request, branch, card, error.status, refused=error.reasons(),
@@ -84,7 +103,7 @@ class CirculationDesk(Controller):
         return await self._desk(request, branch, card, checked_out=[*earlier, result.barcode],
                                 just_lent=result)
 
-    @post("/checkin")
+    @post("/checkin", opt={"permission": "loans.return"})
     async def checkin(self, request: Request) -> Template:
         form = await request.form()
         branch, barcode = form.get("branch", ""), form.get("barcode", "")
@@ -94,12 +113,13 @@ class CirculationDesk(Controller):
             return await self._desk(request, branch, None, error.status, checkin_error=error.message())
         return await self._desk(request, branch, None, checked_in=_checkin_view(result))
 
-    @post("/renew")
+    @post("/renew", opt={"permission": "loans.renew"})
     async def renew(self, request: Request) -> Template:
         form = await request.form()
         branch, card = form.get("branch", ""), form.get("card", "")
         comment = form.get("override_comment") or None
         try:
+            _may_override(principal_of(request), comment)
             if form.get("loan"):
                 outcomes = await service.renew(principal_of(request), [form.get("loan")], now_utc(), comment)
             else:
@@ -108,7 +128,7 @@ class CirculationDesk(Controller):
             return await self._desk(request, branch, card, error.status, error=error.message())
         return await self._desk(request, branch, card, renewals=renewal_views(outcomes))
 
-    @get("/slip", name="circulation_slip")
+    @get("/slip", opt={"permission": "loans.lend"}, name="circulation_slip")
     async def slip(self, request: Request, card: Annotated[str, QueryParameter()],
                    branch: Annotated[str | None, QueryParameter()] = None,
                    barcodes: Annotated[str, QueryParameter()] = "") -> Template:
@@ -116,6 +136,7 @@ class CirculationDesk(Controller):
         code, mine = await _desk_branch(request, branch)
         patron = await service.patron_at_desk(principal_of(request), card, _today(request))
         just = [b for b in barcodes.split(",") if b]
+        patron = _loans_shown_to(principal_of(request), patron, just)
         loans = sorted(patron["loans"], key=lambda loan: (loan["barcode"] not in just, loan["due_on"]))
         names = {b["code"]: b for b in mine}
         return page(request, "loans/slip.html", patron=patron, loans=loans, just=just, branch=names.get(code),
@@ -125,7 +146,7 @@ class CirculationDesk(Controller):
     async def loan(self, request: Request, uuid: FromPath[str]) -> Template:
         return page(request, "loans/loan.html", loan=await service.loan_detail(principal_of(request), uuid))
 
-    @get("/transits", name="circulation_transits")
+    @get("/transits", opt={"permission": "transits.receive"}, name="circulation_transits")
     async def transits(self, request: Request, branch: Annotated[str | None, QueryParameter()] = None) -> Template:
         code, mine = await _desk_branch(request, branch)
         lists = await service.transits(principal_of(request), code)
@@ -145,7 +166,7 @@ class CirculationDesk(Controller):
         return page(request, "loans/rules.html", status_code=status_code, rules=await policy.list_rules(),
                     branches=await branches.branch_choices(), limits=policy.LIMITS, **context)
 
-    @post("/rules", guards=[requires_administrator])
+    @post("/rules", opt={"permission": "rules.edit"})
     async def save_rule(self, request: Request) -> Template | Redirect:
         form = await request.form()
         try:
@@ -156,7 +177,7 @@ class CirculationDesk(Controller):
                                           values=dict(form))
         return Redirect(path="/staff/circulation/rules?saved=1", status_code=303)
 
-    @post("/rules/{uuid:str}/remove", guards=[requires_administrator])
+    @post("/rules/{uuid:str}/remove", opt={"permission": "rules.edit"})
     async def remove_rule(self, request: Request, uuid: FromPath[str]) -> Template | Redirect:
         try:
             await policy.remove_rule(principal_of(request), uuid)
@@ -204,15 +225,16 @@ class CirculationAPI(Controller):
     path = "/api"
     tags = ["circulation"]
 
-    @post("/loans/checkout", guards=[requires_staff], status_code=201,
+    @post("/loans/checkout", opt={"permission": "loans.lend"}, status_code=201,
           summary="Lend a copy (card number + barcode at a branch); 409 lists every reason when refused")
     async def checkout(self, request: Request, data: JSONBody[CheckoutIn]) -> CheckoutOut:
+        _may_override(principal_of(request), data.override_comment)
         result = await service.checkout(principal_of(request), data.branch, data.card_number, data.barcode,
                                         now_utc(), data.override_comment)
         return CheckoutOut(loan=result.loan_uuid, barcode=result.barcode, title=result.title, due_on=result.due_on,
                            rule=result.rule_scope, overridden=list(result.overridden))
 
-    @post("/loans/checkin", guards=[requires_staff], status_code=200,
+    @post("/loans/checkin", opt={"permission": "loans.return"}, status_code=200,
           summary="Return a copy at any branch (or receive a transit); says where the copy goes next")
     async def checkin(self, request: Request, data: JSONBody[CheckinIn]) -> CheckinOut:
         result = await service.checkin(principal_of(request), data.branch, data.barcode, now_utc())
@@ -224,17 +246,18 @@ class CirculationAPI(Controller):
                           received_transit=result.received_transit,
                           hold_patron_card=result.hold_patron_card or None)
 
-    @post("/loans/renew", guards=[requires_signed_in], status_code=200,
+    @post("/loans/renew", opt={"permission": "loans.renew", "reader": True}, status_code=200,
           summary="Renew loans by id, or all (own and linked children's); each outcome with every reason")
     async def renew(self, request: Request, data: JSONBody[RenewIn]) -> list[RenewalOut]:
         principal = principal_of(request)
         if data.all:
             outcomes = await service.renew_all(principal, now_utc(), card_number=data.card_number)
         else:
+            _may_override(principal, data.override_comment)
             outcomes = await service.renew(principal, data.loans, now_utc(), data.override_comment)
         return _renewal_out(outcomes)
 
-    @get("/loans", guards=[requires_signed_in],
+    @get("/loans", opt={"permission": "readers.loan_history", "reader": True}, 
          summary="Open loans and holds: a reader's own and their children's; staff give card_number")
     async def loans(self, request: Request,
                     card_number: Annotated[str | None, QueryParameter()] = None) -> list[ReaderLoansOut]:
@@ -246,7 +269,7 @@ class CirculationAPI(Controller):
             return [_reader_out(desk)]
         return [_reader_out(reader) for reader in (await service.account(principal, _today(request)))["readers"]]
 
-    @get("/loans/{uuid:str}", guards=[requires_staff], summary="One loan: which rule applied and why, overrides")
+    @get("/loans/{uuid:str}", opt={"permission": "readers.loan_history"}, summary="One loan: which rule applied and why, overrides")
     async def loan(self, request: Request, uuid: FromPath[str]) -> LoanDetailOut:
         view = await service.loan_detail(principal_of(request), uuid)
         return LoanDetailOut(
@@ -258,7 +281,7 @@ class CirculationAPI(Controller):
                        for o in view["overrides"]],
             returned_at=view["returned_at"], fine_cents=view["fine_cents"])
 
-    @post("/holds", guards=[requires_signed_in], status_code=201,
+    @post("/holds", opt={"permission": "signed_in"}, status_code=201,
           summary="Place a hold on a record (any copy) for pickup at a branch")
     async def place_hold(self, request: Request, data: JSONBody[HoldIn]) -> HoldOut:
         hold = await service.place_hold(principal_of(request), data.record, data.pickup_branch, now_utc(),
@@ -266,7 +289,7 @@ class CirculationAPI(Controller):
         return HoldOut(hold=hold["uuid"], title=hold["title"], pickup_branch=hold["pickup_branch"],
                        position=hold["position"])
 
-    @delete("/holds/{uuid:str}", guards=[requires_signed_in], status_code=204, summary="Cancel a hold")
+    @delete("/holds/{uuid:str}", opt={"permission": "signed_in"}, status_code=204, summary="Cancel a hold")
     async def cancel_hold(self, request: Request, uuid: FromPath[str]) -> None:
         await service.cancel_hold(principal_of(request), uuid, now_utc())
 

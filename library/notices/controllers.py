@@ -7,13 +7,13 @@ from litestar.response import Redirect, Template
 
 from library.errors import DomainError
 from library.notices import service
-from library.web.auth import principal_of, requires_patron
+from library.web.auth import principal_of
 from library.web.templating import page
 
 
 class NoticeChoices(Controller):
     include_in_schema = False
-    guards = [requires_patron]
+    opt = {"permission": "reader"}
     path = "/account/notices"
 
     @get("/", name="account_notices")

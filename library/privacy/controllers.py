@@ -22,7 +22,7 @@ from library.loans import service as loans
 from library.loans.schemas import renewal_views
 from library.privacy import service
 from library.privacy.retention import RETENTION
-from library.web.auth import principal_of, requires_patron, requires_staff
+from library.web.auth import principal_of
 from library.web.downloads import attachment
 from library.web.templating import page
 
@@ -50,7 +50,7 @@ async def account_page(request: Request, status_code: int = 200, **context: Any)
 
 class ReaderAccount(Controller):
     include_in_schema = False
-    guards = [requires_patron]
+    opt = {"permission": "reader"}
     path = "/account"
 
     @get("/", name="account")
@@ -168,7 +168,7 @@ class StaffClosures(Controller):
     """Closing an account at the desk, once the reader's books are back."""
 
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "readers.close"}
     path = "/staff/closures"
 
     async def _page(self, request: Request, status_code: int = 200, **context: Any) -> Template:
@@ -191,6 +191,7 @@ class StaffClosures(Controller):
 
 class RetentionPage(Controller):
     include_in_schema = False
+    opt = {"permission": "public"}
 
     @get("/privacy", name="privacy")
     async def retention(self, request: Request) -> Template:

@@ -13,7 +13,7 @@ from library.clock import now_utc, today_in
 from library.errors import InvalidInput
 from library.i18n import N_, gettext
 from library.reports import charts, rules, service, sheets
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import principal_of
 from library.web.downloads import attachment
 from library.web.templating import page
 
@@ -42,7 +42,7 @@ def _name(figures: dict[str, Any], what: str, key: str) -> str:
 
 class ReportPages(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "reports.view"}
     path = "/staff/reports"
 
     async def _figures(self, request: Request) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from library.loans.tables import Hold, HoldStatus, Loan
 from library.reports import rules
 from library.reports.tables import ActiveReaders, CountMark, DailyCount, MonthlyCount
 from library.sync.tables import SyncChange
+from library.volunteers import service as volunteers
 
 # Local days of every branch recounted at each refresh (today and the two before).
 RECENT_DAYS = 3
@@ -366,6 +367,8 @@ async def statistics(principal: Principal, period: rules.Period, branch_code: st
             active = await _active(ids, period, network)
             challenges = await _challenges(ids, period, network)
             refreshed = await CountMark.select(CountMark.value).where(CountMark.name == "refreshed").first()
+            # Read from the check-ins and check-outs themselves (library.volunteers), not counted here.
+            volunteer_hours = await volunteers.hours_total(ids, period.first, period.last)
     if due:
         # The counts are older than REFRESH_SECONDS: recount what changed (one writer wins),
         # then read them as above.
@@ -384,7 +387,7 @@ async def statistics(principal: Principal, period: rules.Period, branch_code: st
         "branches": [branches[branch_id] for branch_id in sorted(visible_branches(principal, branches))],
         "buckets": period.buckets(), "series": {m: dict(v) for m, v in series.items()},
         "totals": dict(totals), "breakdowns": {m: dict(v) for m, v in breakdowns.items()},
-        "active": active, "challenges": challenges,
+        "active": active, "challenges": challenges, "volunteer_hours": volunteer_hours,
         "refreshed_at": dt.datetime.fromtimestamp(refreshed["value"], dt.timezone.utc) if refreshed else None,
     }
 
@@ -465,4 +468,5 @@ async def annual_return(principal: Principal, year: int, branch_code: str | None
     totals = figures["totals"]
     return {**figures, "year": year, "annual": {
         "card_holders": holders, "new_readers": totals.get("new_readers", 0), "loans": totals.get("loans", 0),
-        "sessions": totals.get("sessions", 0), "attendance": totals.get("attended", 0), "volunteer_hours": None}}
+        "sessions": totals.get("sessions", 0), "attendance": totals.get("attended", 0),
+        "volunteer_hours": figures["volunteer_hours"]}}

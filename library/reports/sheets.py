@@ -114,16 +114,15 @@ def download_rows(figures: dict[str, Any]) -> list[list[Any]]:
                      challenge["participants"]])
         rows.append([gettext(N_("Reading challenge finished")), figures["period"].key, challenge["title_zh"],
                      challenge["finished"]])
-    rows.append([gettext(N_("Volunteer hours")), figures["period"].key, "", gettext(N_("not recorded yet"))])
+    rows.append([gettext(N_("Volunteer hours")), figures["period"].key, "", figures["volunteer_hours"]])
     return rows
 
 
 def annual_rows(annual: dict[str, Any], year: int) -> list[list[Any]]:
-    value = annual["volunteer_hours"]
     return [[gettext(N_("Item")), str(year)],
             ["持证读者数", annual["card_holders"]], ["新增读者", annual["new_readers"]], ["外借册次", annual["loans"]],
             ["举办活动场次", annual["sessions"]], ["活动参与人次", annual["attendance"]],
-            ["志愿服务时长", gettext(N_("not recorded yet")) if value is None else value]]
+            ["志愿服务时长", annual["volunteer_hours"]]]
 
 
 def as_csv(rows: list[list[Any]]) -> str:

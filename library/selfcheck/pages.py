@@ -30,7 +30,7 @@ from library.i18n import current_language
 from library.selfcheck import activity, stations
 from library.selfcheck.stations import Station
 from library.settings import LANGUAGES
-from library.web.auth import principal_of, requires_staff
+from library.web.auth import principal_of
 from library.web.errors import refusal_headers
 from library.web.templating import page
 
@@ -117,6 +117,7 @@ class SelfCheckPages(Controller):
     """The tablet by the door. No sign-in: the station's token (an HttpOnly cookie) is the key."""
 
     include_in_schema = False
+    opt = {"permission": "credential"}
     path = "/selfcheck"
 
     async def _station(self, request: Request) -> Station | None:
@@ -274,7 +275,7 @@ class SelfCheckStationPages(Controller):
     """Staff set a tablet up as a station of their branch (from the tablet), and revoke stations."""
 
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "selfcheck.help"}
     path = "/staff/selfcheck"
 
     async def _form(self, request: Request, error: DomainError | None = None, done: str | None = None,
@@ -289,7 +290,7 @@ class SelfCheckStationPages(Controller):
     async def list_stations(self, request: Request, done: Annotated[str | None, QueryParameter()] = None) -> Template:
         return await self._form(request, done=done if done in ("revoked",) else None)
 
-    @post("/issue")
+    @post("/issue", opt={"permission": "selfcheck.manage"})
     async def issue(self, request: Request) -> Template | Redirect:
         """This device becomes a station: it gets the token, and the member of staff is signed out
         on it, so the tablet by the door holds no staff session."""
@@ -306,7 +307,7 @@ class SelfCheckStationPages(Controller):
             key=TOKEN_COOKIE, value=token, path="/selfcheck", max_age=TOKEN_MAX_AGE, httponly=True,
             samesite="strict", secure=settings.secure_cookies)])
 
-    @post("/{station_uuid:str}/revoke")
+    @post("/{station_uuid:str}/revoke", opt={"permission": "selfcheck.manage"})
     async def revoke(self, request: Request, station_uuid: FromPath[str]) -> Template | Redirect:
         try:
             await stations.revoke_station(principal_of(request), station_uuid, now_utc())

@@ -14,7 +14,7 @@ from library.clock import now_utc
 from library.errors import DomainError, InvalidInput, NotPermitted
 from library.sync import client, feed, service
 from library.sync.apply import apply_upload, parse_upload, parse_upload_clock
-from library.web.auth import principal_of, requires_administrator, requires_staff
+from library.web.auth import principal_of
 from library.web.templating import page
 
 UPLOAD_MAX_BYTES = 16 * 1024 * 1024  # a package of 250 entities is far below; a day offline is several
@@ -43,6 +43,7 @@ class SyncAPI(Controller):
     """Node to node: a branch's credential in `Authorization: Bearer CODE.secret`."""
 
     path = "/api/sync"
+    opt = {"permission": "credential"}
     tags = ["sync"]
 
     @get("/changes", summary="The central node's change feed for the credential's branch, one page after a cursor")
@@ -74,7 +75,7 @@ class SyncAPI(Controller):
 
 class SyncDesk(Controller):
     include_in_schema = False
-    guards = [requires_staff]
+    opt = {"permission": "sync.run"}
     path = "/staff/sync"
 
     async def _page(self, request: Request, status_code: int = 200, **context: Any) -> Template:
@@ -119,7 +120,7 @@ class SyncDesk(Controller):
             return await self._page(request, error.status, error=error.message())
         return await self._page(request, sent=sent)
 
-    @post("/transfers", guards=[requires_administrator])
+    @post("/transfers", opt={"permission": "sync.manage"})
     async def request_transfers(self, request: Request) -> Template:
         form = await request.form()
         barcodes = (form.get("barcodes", "") or "").replace(",", " ").split()
@@ -130,7 +131,7 @@ class SyncDesk(Controller):
             return await self._page(request, error.status, error=error.message(), form=dict(form))
         return await self._page(request, requested=made)
 
-    @post("/credentials", guards=[requires_administrator])
+    @post("/credentials", opt={"permission": "sync.manage"})
     async def credential(self, request: Request) -> Template:
         form = await request.form()
         try:

@@ -8,12 +8,15 @@ each request, so a deactivated account or a changed role takes effect at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
+from library.accounts.permissions import (CREDENTIAL, PUBLIC, READER, SIGNED_IN, declared_permission, may,
+                                          readers_too)
 from library.accounts.principal import Principal
 from library.accounts.service import load_principal
 from library.errors import NotPermitted, NotSignedIn
@@ -73,28 +76,45 @@ def principal_of(connection: ASGIConnection) -> Principal | None:
     return user if isinstance(user, Principal) else None
 
 
-async def requires_signed_in(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    if principal_of(connection) is None:
-        raise NotSignedIn("sign_in_required")
-
-
-async def requires_staff(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The one guard, on the whole app: the handler's `opt["permission"]` against the matrix
+    (library/accounts/permissions.py). A route that declares nothing is refused to everyone,
+    so a forgotten declaration shows as a refusal (and a failing test), never as an open door."""
+    if connection.scope.get("method") == "OPTIONS":
+        return  # Litestar's own answer with the allowed methods; it runs no handler
+    permission = declared_permission(handler.opt)
+    if permission in (PUBLIC, CREDENTIAL):
+        return
     principal = principal_of(connection)
     if principal is None:
         raise NotSignedIn("sign_in_required")
-    if not principal.is_staff:
+    if permission == SIGNED_IN:
+        return
+    if permission == READER:
+        if not principal.is_patron:
+            raise NotPermitted("patron_only")
+        return
+    if principal.is_patron and permission is not None and readers_too(handler.opt):
+        return
+    if permission is None or not principal.is_staff:
         raise NotPermitted("staff_only")
+    if not may(principal, permission):
+        raise NotPermitted("not_for_your_role")
 
 
-async def requires_administrator(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    await requires_staff(connection, handler)
-    if not principal_of(connection).is_administrator:  # type: ignore[union-attr]
-        raise NotPermitted("administrator_only")
+def guard_refusals(handler: BaseRouteHandler) -> set[type[Exception]]:
+    """What `permission_guard` can refuse this handler with, for the OpenAPI document
+    (library/web/openapi.py): nothing for a public route, 401 for a signed-in one, else 401 and 403."""
+    permission = declared_permission(handler.opt)
+    if permission in (PUBLIC, CREDENTIAL):
+        return set()
+    if permission == SIGNED_IN:
+        return {NotSignedIn}
+    return {NotSignedIn, NotPermitted}
 
 
-async def requires_patron(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def permitted_at(connection: ASGIConnection, permission: str) -> Callable[[int], bool]:
+    """`may()` for the signed-in principal, asked per branch: for a controller whose branch is known
+    only from the form or the path, and for layers below accounts that must not see a Principal."""
     principal = principal_of(connection)
-    if principal is None:
-        raise NotSignedIn("sign_in_required")
-    if not principal.is_patron:
-        raise NotPermitted("patron_only")
+    return lambda branch_id: may(principal, permission, branch_id)

@@ -19,13 +19,13 @@ from library.web.templating import page
 ONE_YEAR = 365 * 24 * 3600
 
 
-@get("/", include_in_schema=False, name="home")
+@get("/", opt={"permission": "public"}, include_in_schema=False, name="home")
 async def home(request: Request) -> Template:
     settings = request.app.state.settings
     return page(request, "home.html", branches=await branches.list_branches(today_in(settings.time_zone)))
 
 
-@get("/language", include_in_schema=False, name="language")
+@get("/language", opt={"permission": "public"}, include_in_schema=False, name="language")
 async def switch_language(
     lang: Annotated[str, QueryParameter()], next_: Annotated[str | None, QueryParameter(name="next")] = None
 ) -> Redirect:
@@ -35,7 +35,7 @@ async def switch_language(
     return response
 
 
-@get("/health", tags=["system"], summary="Service and database health")
+@get("/health", opt={"permission": "public"}, tags=["system"], summary="Service and database health")
 async def health() -> Response[dict[str, str]]:
     if await database_ok():
         return Response({"status": "ok", "database": "ok"})
@@ -48,7 +48,7 @@ async def health() -> Response[dict[str, str]]:
 
 
 @get("/api/ping", tags=["system"], summary="A plain JSON answer with no database work (the bench ceiling)",
-     opt={"database": False})
+     opt={"database": False, "permission": "public"})
 async def ping() -> dict[str, str]:
     return {"status": "ok"}
 

@@ -245,7 +245,7 @@ def metrics_route(token: str) -> HTTPRouteHandler:
     """GET /metrics for whoever sends `Authorization: Bearer <token>`."""
     expected = f"Bearer {token}".encode()
 
-    @get("/metrics", include_in_schema=False, name="metrics")
+    @get("/metrics", opt={"permission": "credential"}, include_in_schema=False, name="metrics")
     async def metrics(request: Request) -> Response[bytes]:
         given = request.headers.get("authorization", "").encode("latin-1")
         if not hmac.compare_digest(given, expected):

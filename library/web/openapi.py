@@ -54,6 +54,7 @@ from litestar.response import Stream
 from litestar.routes import HTTPRoute
 
 from library.errors import MESSAGES, DomainError
+from library.web.auth import guard_refusals, permission_guard
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM = "Problem"
@@ -262,7 +263,9 @@ def error_statuses(handler: HTTPRouteHandler, method: str, operation: Operation,
             statuses.add(403)
     if handler.opt.get("database", True):
         statuses.add(503)
-    errors = raised_by(handler.fn, *handler.resolve_guards())
+    # The app's permission guard refuses by what the route declares, not by all its source can raise.
+    guards = [guard for guard in handler.resolve_guards() if guard is not permission_guard]
+    errors = raised_by(handler.fn, *guards) | guard_refusals(handler)
     statuses |= {error.status for error in errors}
     return statuses
 

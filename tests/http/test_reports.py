@@ -53,7 +53,7 @@ async def test_the_page_shows_charts_tables_and_the_small_count_rule(client):
     loans = re.search(r'data-breakdown="loans".*?</table>', text, re.S).group(0)
     assert "&lt;5" in loans
     # Staff read the page in their own language (the demo's: Chinese).
-    assert 'data-empty="volunteer_hours"' in text and "尚未记录" in text and "<h1>统计</h1>" in text
+    assert 'data-value="volunteer_hours"' in text and "志愿服务时长" in text and "<h1>统计</h1>" in text
 
 
 async def test_a_bad_period_is_refused_with_a_message(client):
@@ -72,7 +72,7 @@ async def test_the_csv_and_xlsx_hold_the_page_s_numbers(client):
     assert rows[0] == ["指标", "时段", "分类", "数值"]
     day = [row for row in rows if row[0] == "外借册次" and row[1] == "2026-11-27"]
     assert day and int(float(day[0][3])) >= 2
-    assert ["志愿服务时长", "2026-11", "", "尚未记录"] in rows
+    assert ["志愿服务时长", "2026-11", "", "0.0"] in rows  # no shift checked out in the demo
     book = await client.get("/staff/reports/statistics.xlsx?period=month&at=2026-11&branch=ZX",
                             headers={"Accept-Language": "en"})
     sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
@@ -92,7 +92,7 @@ async def test_the_annual_return_page_and_download(client):
     assert re.search(rf"持证读者数</th><td>{holders}</td>", page.text) or "持证读者数" in page.text
     download = await client.get("/staff/reports/annual.csv?year=2026", headers={"Accept-Language": "en"})
     rows = list(csv.reader(io.StringIO(download.text.lstrip("\ufeff"))))
-    assert rows[0] == ["项目", "2026"] and rows[-1] == ["志愿服务时长", "尚未记录"]
+    assert rows[0] == ["项目", "2026"] and rows[-1] == ["志愿服务时长", "0.0"]
 
 
 async def test_a_librarian_is_refused_another_branch_s_figures(client):

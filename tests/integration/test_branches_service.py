@@ -3,11 +3,18 @@ import json
 
 import pytest
 
+from library.accounts.permissions import may
 from library.branches import service
 from library.branches.tables import AuditEntry, Branch, CalendarException, OpeningPeriod, Room
 from library.demo import load_demo
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from tests.support import branch_id, librarian_of
+
+
+def editor(principal):
+    """What the calendar controller hands the service: the matrix's answer per branch."""
+    return service.CalendarEditor(principal.name, principal.audit_name,
+                                  lambda branch: may(principal, "calendars.edit", branch))
 
 TODAY = dt.date(2026, 11, 28)
 
@@ -26,7 +33,7 @@ async def test_next_open_day_skips_the_golden_week_and_mondays(demo):
 
 async def test_a_local_closure_moves_the_next_open_day(demo):
     zx = await branch_id("ZX")
-    await service.add_calendar_exception(librarian_of(zx), "ZX", dt.date(2026, 12, 1), False, "盘点", "Stocktake",
+    await service.add_calendar_exception(editor(librarian_of(zx)), "ZX", dt.date(2026, 12, 1), False, "盘点", "Stocktake",
                                          TODAY)
     assert await service.next_open_day("ZX", dt.date(2026, 11, 30)) == dt.date(2026, 12, 2)
     audit = await AuditEntry.select().where(AuditEntry.action == "calendar.exception_added")
@@ -35,9 +42,9 @@ async def test_a_local_closure_moves_the_next_open_day(demo):
 
 async def test_the_same_day_twice_is_a_conflict_and_keeps_the_first(demo):
     zx = await branch_id("ZX")
-    await service.add_calendar_exception(librarian_of(zx), "ZX", dt.date(2026, 12, 2), False, "甲", "", TODAY)
+    await service.add_calendar_exception(editor(librarian_of(zx)), "ZX", dt.date(2026, 12, 2), False, "甲", "", TODAY)
     with pytest.raises(Conflict) as refused:
-        await service.add_calendar_exception(librarian_of(zx), "ZX", dt.date(2026, 12, 2), True, "乙", "", TODAY)
+        await service.add_calendar_exception(editor(librarian_of(zx)), "ZX", dt.date(2026, 12, 2), True, "乙", "", TODAY)
     assert refused.value.code == "calendar_exception_exists"
     rows = await CalendarException.select().where(CalendarException.day == dt.date(2026, 12, 2))
     assert [(row["reason_zh"], row["is_open"]) for row in rows] == [("甲", False)]
@@ -48,7 +55,7 @@ async def test_a_librarian_cannot_change_another_branch_calendar(demo):
     zx = await branch_id("ZX")
     before = await CalendarException.count()
     with pytest.raises(NotPermitted) as refused:
-        await service.add_calendar_exception(librarian_of(zx), "JX", dt.date(2026, 12, 2), False, "x", "", TODAY)
+        await service.add_calendar_exception(editor(librarian_of(zx)), "JX", dt.date(2026, 12, 2), False, "x", "", TODAY)
     assert refused.value.params == {"code": "JX"}
     assert await CalendarException.count() == before
 
@@ -61,14 +68,14 @@ async def test_a_librarian_cannot_change_another_branch_calendar(demo):
 async def test_bad_calendar_entries_are_refused(demo, day, reason_zh, code):
     zx = await branch_id("ZX")
     with pytest.raises(InvalidInput) as refused:
-        await service.add_calendar_exception(librarian_of(zx), "ZX", day, False, reason_zh, "", TODAY)
+        await service.add_calendar_exception(editor(librarian_of(zx)), "ZX", day, False, reason_zh, "", TODAY)
     assert refused.value.code == code
 
 
 async def test_removing_an_entry_that_is_not_there(demo):
     zx = await branch_id("ZX")
     with pytest.raises(NotFound):
-        await service.remove_calendar_exception(librarian_of(zx), "ZX", dt.date(2026, 12, 9))
+        await service.remove_calendar_exception(editor(librarian_of(zx)), "ZX", dt.date(2026, 12, 9))
 
 
 async def test_unknown_branch(demo):

@@ -10,11 +10,18 @@ import pytest
 from library import config_cache
 from library.activities.service import EventInput, schedule_event
 from library.activities.tables import Occurrence
+from library.accounts.permissions import may
 from library.branches import service
 from library.branches.tables import AuditEntry, Branch
 from library.demo import _NETWORK_ADMIN, load_demo
 from library.errors import InvalidInput, NotPermitted
 from tests.support import branch_id, librarian_of
+
+
+def editor(principal):
+    """What the calendar controller hands the service: the matrix's answer per branch."""
+    return service.CalendarEditor(principal.name, principal.audit_name,
+                                  lambda branch: may(principal, "calendars.edit", branch))
 
 TODAY = dt.date(2026, 11, 28)
 NOW = dt.datetime(2026, 11, 28, 2, 0, tzinfo=dt.timezone.utc)
@@ -44,7 +51,7 @@ async def test_the_demo_central_library_closes_on_new_years_eve_and_day_of_every
 
 async def test_staff_set_the_rules_of_their_branch_and_the_calendar_follows(demo):
     jx = await branch_id("JX")
-    await service.set_yearly_closures(librarian_of(jx), "JX", False, ["spring_festival", "mid_autumn"])
+    await service.set_yearly_closures(editor(librarian_of(jx)), "JX", False, ["spring_festival", "mid_autumn"])
     closed = await closed_days("JX", dt.date(2026, 2, 14), 12)
     # The whole 2026 break, 15 to 23 February (the 16th is a Monday, the weekly closing day, anyway).
     assert closed == [dt.date(2026, 2, 15) + dt.timedelta(days=n) for n in range(9)]
@@ -60,9 +67,9 @@ async def test_staff_set_the_rules_of_their_branch_and_the_calendar_follows(demo
 async def test_a_librarian_cannot_change_another_branchs_rules_and_nonsense_is_refused(demo):
     zx, jx = await branch_id("ZX"), await branch_id("JX")
     with pytest.raises(NotPermitted):
-        await service.set_yearly_closures(librarian_of(zx), "JX", True, [])
+        await service.set_yearly_closures(editor(librarian_of(zx)), "JX", True, [])
     with pytest.raises(InvalidInput) as unknown:
-        await service.set_yearly_closures(librarian_of(jx), "JX", False, ["spring_festival", "every_tuesday"])
+        await service.set_yearly_closures(editor(librarian_of(jx)), "JX", False, ["spring_festival", "every_tuesday"])
     assert unknown.value.code == "invalid_choice"
     row = await Branch.select(Branch.closes_on_public_holidays, Branch.yearly_closures).where(Branch.id == jx).first()
     assert row["closes_on_public_holidays"] is False and "spring_festival_eve_and_day" in str(row["yearly_closures"])
@@ -77,7 +84,7 @@ async def test_the_cached_calendar_of_due_dates_sees_a_changed_rule(demo):
     start, end = dt.date(2027, 1, 1), dt.date(2027, 12, 31)
     before = await service.cached_calendar(jx, start, end, await config_cache.current_version())
     assert [closure.value for closure in before.yearly] == ["spring_festival_eve_and_day"]
-    await service.set_yearly_closures(_NETWORK_ADMIN, "JX", False, ["national_day"])
+    await service.set_yearly_closures(editor(_NETWORK_ADMIN), "JX", False, ["national_day"])
     after = await service.cached_calendar(jx, start, end, await config_cache.current_version())
     assert [closure.value for closure in after.yearly] == ["national_day"]
 
