@@ -69,6 +69,10 @@ CUSTOM = {
                      "pull, a day's checkouts and returns uploaded, incremental pull): sync req/s against GET "
                      "/api/ping, feed-page p99 against the same pages' bare SQL, upload p50/p99; checks every "
                      "uploaded loan is there. PostgreSQL only, whatever --engine", "sync_network:run"),
+    "ops.backup": ("`library backup` and `library restore` of a node with --records records (default 200,000), "
+                   "twice as many copies and a year of loans while 16 clients lend and return on a real server: "
+                   "seconds and rows/s against SQLite's bare online backup API or a bare pg_dump in the same run, "
+                   "and checkout cycles/s during backups against without (goal: 0.8x)", "ops_backup:run"),
     "reports.dashboard": ("the network's year of statistics (/staff/reports/) over generated history, p95, against "
                           "the bare loan aggregate of the same numbers (issue 22: 2,000,000 loans, 20,000 sessions; "
                           "--records: loans)", "reports:run"),

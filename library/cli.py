@@ -174,6 +174,42 @@ def restore(path: str, replace: bool) -> None:
                 + (f"; {ran} migration{'' if ran == 1 else 's'} run" if ran else ""), fg="green")
 
 
+@main.command("recover-branch", help="Rebuild a dead branch box on a new, migrated one: the initial sync from the "
+                                     "central node, then the branch's own rows (activities, registrations, "
+                                     "reading logs, rooms, staff accounts) from its vault there. Safe to run again.")
+@click.option("--from", "central_url", default=None, help="The central node's URL (default: LIBRARY_CENTRAL_URL).")
+@click.option("--credential", default=None, help="The branch's sync credential CODE.secret (default: "
+                                                 "LIBRARY_SYNC_CREDENTIAL); a new one issued for the branch works.")
+def recover_branch(central_url: str | None, credential: str | None) -> None:
+    import dataclasses
+
+    from library.errors import DomainError
+    from library.sync.client import SyncFailed, recover_box
+
+    settings = _settings()
+    _require_database(settings)
+    credential = credential or settings.sync_credential
+    settings = dataclasses.replace(settings, node_role="branch", central_url=central_url or settings.central_url,
+                                   sync_credential=credential,
+                                   branch_code=settings.branch_code or (credential or "").partition(".")[0])
+    try:
+        done = asyncio.run(recover_box(settings))
+    except SyncFailed as error:
+        raise click.ClickException(f"recovery stopped (what was done is kept; run it again): {error}") from None
+    except DomainError as error:
+        raise click.ClickException(error.message()) from None
+    written = done["written"]
+    click.echo(f"initial sync: {done['round'].received} changes received in {done['round'].pages} pages")
+    click.echo(f"from the vault: {done['vault_rows']} rows, written "
+               + ", ".join(f"{kind} {count}" for kind, count in written.items()) if written else
+               f"from the vault: {done['vault_rows']} rows, nothing written")
+    for kind, key in done["dropped"]:
+        click.echo(f"dropped {kind} {key}: deleted after the backup this box was restored from")
+    for kind, key, why in done["skipped"]:
+        click.secho(f"skipped {kind} {key}: {why}", fg="yellow", err=True)
+    click.secho(f"branch {settings.branch_code} recovered", fg="green")
+
+
 @main.command(help="Load the demo branches, rooms, staff and readers (safe to run again).")
 def demo() -> None:
     settings = _settings()

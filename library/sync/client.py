@@ -29,6 +29,7 @@ from library.branches.leases import claim, lease_seconds, this_process
 from library.branches.tables import Branch
 from library.errors import InvalidInput
 from library.settings import Settings
+from library.sync import vault
 from library.sync.apply import apply_aliases, apply_page, ensure_state
 from library.sync.entities import KINDS, ORDER, UPLOADED, images_of
 from library.sync.tables import SyncConflict, SyncOutbox
@@ -59,6 +60,7 @@ class RoundReport:
     received: int = 0
     kept_local: int = 0
     refused_here: int = 0
+    vault_sent: int = 0  # own rows (activities, registrations, staff...) the central node now keeps
     errors: list[str] = field(default_factory=list)
 
 
@@ -187,6 +189,12 @@ class CentralClient(httpx.AsyncClient):
     def __init__(self, *, retry_seconds: float = 0.5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.retry_seconds = retry_seconds
+
+
+async def recover_box(settings: Settings, progress: Progress | None = None) -> dict[str, Any]:
+    """A new box in place of a dead one: the initial sync, then the branch's own rows from the vault."""
+    async with _client(settings) as client:
+        return await vault.recover(settings, sync_round, _call, client, progress)
 
 
 def _client(settings: Settings) -> httpx.AsyncClient:
@@ -329,6 +337,9 @@ async def sync_round(settings: Settings, progress: Progress | None = None,
             # what waits to go up stays queued (and keeps its local state); still take what came down
             await pull(client, report, progress)
             raise
+        # The branch's own rows go to the central node's vault after the uploads they may name
+        # (a reader made here) and before the pull; acknowledged here means kept there.
+        report.vault_sent = await vault.send_changes(_call, client, settings)
         await pull(client, report, progress)
     except SyncFailed as error:
         await Branch.raw("UPDATE sync_state SET last_error = {} WHERE id = 1", str(error)[:1000])

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 from library.branches import service as branches
 from library.clock import now_utc
 from library.errors import DomainError, InvalidInput, NotPermitted
-from library.sync import client, feed, service
+from library.sync import client, feed, service, vault
 from library.sync.apply import apply_upload, parse_upload, parse_upload_clock
 from library.web.auth import principal_of
 from library.web.templating import page
@@ -71,6 +71,29 @@ class SyncAPI(Controller):
         upload, changes = parse_upload(body)
         return await apply_upload(node, upload, changes, parse_upload_clock(body), now_utc(),
                                   settings.sync_clock_skew_seconds, settings.sync_verifier_days)
+
+    @post("/vault", status_code=200, request_max_body_size=UPLOAD_MAX_BYTES,
+          summary="Keep the credential's branch's own rows (activities, registrations, staff) in its vault")
+    async def keep_in_vault(self, request: Request) -> dict[str, Any]:
+        node = await _node(request)
+        try:
+            body = await request.json()
+        except HTTPException:
+            raise
+        except Exception:  # noqa: BLE001 - any undecodable body is the sender's error
+            raise InvalidInput("sync_payload", detail="the body is not JSON") from None
+        if isinstance(body, dict):
+            _check_branch(node, body.get("branch"))
+        put, gone = vault.parse_vault_upload(body)
+        return await vault.keep(node, put, gone, now_utc())
+
+    @get("/vault", summary="The credential's branch's vault, one page after a position (to rebuild a dead box)")
+    async def read_vault(self, request: Request, after: Annotated[int, QueryParameter(ge=0)] = 0,
+                         limit: Annotated[int, QueryParameter(ge=1, le=2000)] = 500,
+                         branch: Annotated[str | None, QueryParameter()] = None) -> dict[str, Any]:
+        node = await _node(request)
+        _check_branch(node, branch)
+        return await vault.page(node, after, limit)
 
 
 class SyncDesk(Controller):

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from piccolo.columns import (JSONB, UUID, Boolean, Date, ForeignKey, Integer, Serial, Text, Time, Timestamptz,
-                             Varchar)
+from piccolo.columns import (JSONB, UUID, Boolean, Date, ForeignKey, Integer, Serial, Text, Time, Timestamp,
+                             Timestamptz, Varchar)
 from piccolo.table import Table
 
 from library import db
-from library.accounts.tables import GuardianLink, Patron, PinChange
-from library.branches.tables import Branch, CalendarException, OpeningPeriod
+from library.accounts.tables import GuardianLink, Patron, PinChange, StaffBranch, StaffMember
+from library.activities.tables import Event, Occurrence, Programme, ProgrammeParticipant, ReadingLog, Registration
+from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
 from library.catalog.tables import Item, Record
 from library.loans.tables import CirculationRule, Hold, Loan, Transit
 from library.sync.tables import Transfer
@@ -35,6 +36,8 @@ class Kind:
     name: str
     table: type[Table]
     refs: dict[str, str] = field(default_factory=dict)  # column -> kind of the row it points at
+    # What names one row across nodes: its uuid, or (a row without one) the references it joins.
+    key: tuple[str, ...] = ("uuid",)
 
     @property
     def table_name(self) -> str:
@@ -99,6 +102,27 @@ ORDER = {name: position for position, name in enumerate(KINDS)}
 UPLOADED = ("patron", "guardian_link", "pin_change", "record", "item", "loan", "hold", "transit", "transfer")
 # What the feed sends down: a PIN change is an operation a branch reports, not state to copy.
 FED = tuple(name for name in KINDS if name != "pin_change")
+
+# A branch's own rows, which no feed carries: they exist on the branch box only, so the box
+# sends them to the central node's vault (library/sync/vault.py) to be rebuilt from after a
+# dead disk. In the order a recovering box writes them back.
+VAULT_KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("room", Room, {"branch": "branch"}),
+    Kind("staff_member", StaffMember),
+    Kind("staff_branch", StaffBranch, {"staff": "staff_member", "branch": "branch"}, key=("staff", "branch")),
+    Kind("programme", Programme, {"branch": "branch"}),
+    Kind("event", Event, {"branch": "branch", "room": "room", "programme": "programme"}),
+    Kind("occurrence", Occurrence, {"event": "event", "room": "room"}),
+    Kind("registration", Registration, {"occurrence": "occurrence", "patron": "patron", "registered_by": "patron"}),
+    Kind("reading_log", ReadingLog, {"programme": "programme", "patron": "patron", "record": "record"}),
+    Kind("programme_participant", ProgrammeParticipant, {"programme": "programme", "patron": "patron"},
+         key=("programme", "patron")),
+)}
+
+
+def kind_named(name: str) -> Kind:
+    """A replicated kind or a vault kind: what a reference names."""
+    return KINDS[name] if name in KINDS else VAULT_KINDS[name]
 # A PIN verifier as the accounts' hasher makes it (Argon2id): all a pin_change may carry.
 VERIFIER_PREFIX = "$argon2id$"
 
@@ -143,7 +167,7 @@ def select_sql(kind: Kind, where: str) -> str:
     for column in kind.columns:
         name = column._meta.db_column_name
         if name in kind.refs:
-            target = KINDS[kind.refs[name]].table_name
+            target = kind_named(kind.refs[name]).table_name
             joins.append(f'LEFT JOIN {target} ref_{name} ON ref_{name}.id = t."{name}"')
             parts.append(f'ref_{name}.uuid AS "{name}"')
         else:
@@ -202,7 +226,7 @@ async def images_of(kind: Kind, uuids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 async def local_ids(kind_name: str, uuids: set[str]) -> dict[str, int]:
-    table = KINDS[kind_name].table_name
+    table = kind_named(kind_name).table_name
     found: dict[str, int] = {}
     wanted = sorted(u for u in uuids if u)
     for start in range(0, len(wanted), IN_CHUNK):
@@ -231,6 +255,11 @@ def _python_value(column, value: Any, sqlite: bool) -> Any:
             if moment.tzinfo is None:
                 raise MalformedImage(f"{name} needs a time zone")
             return moment.astimezone(dt.timezone.utc)
+        if isinstance(column, Timestamp):  # a wall-clock time (an activity's local start): no zone
+            moment = dt.datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                raise MalformedImage(f"{name} is a local time, without a time zone")
+            return moment
         if isinstance(column, Date):
             return dt.date.fromisoformat(value)
         if isinstance(column, Time):
@@ -420,8 +449,10 @@ def upsert_sql(kind: Kind) -> str:
     names = kind.column_names
     quoted = ", ".join(f'"{n}"' for n in names)
     marks = ", ".join("{}" for _ in names)
-    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n != "uuid")
-    return f"INSERT INTO {kind.table_name} ({quoted}) VALUES ({marks}) ON CONFLICT (uuid) DO UPDATE SET {updates}"
+    updates = ", ".join(f'"{n}" = excluded."{n}"' for n in names if n not in kind.key)
+    conflict = ", ".join(f'"{n}"' for n in kind.key)
+    action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"  # a row that is all key (staff_branch)
+    return f"INSERT INTO {kind.table_name} ({quoted}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
 
 
 async def savepoint(name: str) -> None:

@@ -14,6 +14,7 @@ from enum import Enum
 from piccolo.columns import JSONB, UUID, Boolean, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.constraints import Unique
 from piccolo.table import Table
 
 from library.branches.tables import Branch, _utc_now
@@ -147,3 +148,33 @@ class Transfer(Table):
     sent_at = Timestamptz(null=True, default=None)
     received_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz(default=TimestamptzNow(), auto_update=_utc_now)
+
+
+class SyncVault(Table):
+    """The central node's copy of a branch's own rows (activities, registrations, reading logs,
+    staff accounts): data that lives on no other node, kept here so a dead branch box can be
+    rebuilt (`library recover-branch`). Never applied to the central node's live tables.
+
+    `entity_key` is the row's uuid, or for a row without one the uuids of what it joins
+    ("programme|patron"). Only the credential of `branch` writes or reads its rows.
+    """
+
+    branch = ForeignKey(references=Branch, null=False, on_delete=OnDelete.cascade)
+    kind = Varchar(length=32, required=True)
+    entity_key = Varchar(length=80, required=True)
+    image = JSONB(default={})
+    digest = Varchar(length=64, default="")
+    received_at = Timestamptz(default=TimestamptzNow())
+
+    sync_vault_unique = Unique([branch, kind, entity_key])
+
+
+class SyncVaultSent(Table):
+    """On a branch box: the digest of each own row as the central node acknowledged it, so a
+    round sends only what changed (and which rows are gone) since the last acknowledged one."""
+
+    kind = Varchar(length=32, required=True)
+    entity_key = Varchar(length=80, required=True)
+    digest = Varchar(length=64, required=True)
+
+    sync_vault_sent_unique = Unique([kind, entity_key])
