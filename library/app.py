@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.datastructures import CacheControlHeader
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -47,6 +48,7 @@ from library.i18n import translations
 from library.settings import LANGUAGES, PACKAGE_ROOT, Settings, load_settings
 from library.web.auth import SessionPrincipalMiddleware, permission_guard
 from library.web.csrf import SessionBoundCSRFMiddleware
+from library.web.conditional import answer_not_modified
 from library.web.controllers import ROUTES as SHELL_ROUTES
 from library.web.errors import EXCEPTION_HANDLERS
 from library.web.input import check_input
@@ -57,16 +59,25 @@ from library.web.request_id import observe_requests
 from library.web.security import add_security_headers
 from library.web.sessions import SteadyCookieConfig
 from library.web.transport import answer_head_like_get, secure_cookies_over_https
+from library.web.visit import VisitGate
 from library.web.templating import build_environment
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
 # Each domain's scans in the notice round (library.notices.worker), in this order.
 NOTICE_STEPS = (*LOAN_NOTICE_STEPS, *ACTIVITY_NOTICE_STEPS)
-# /api/sync/ is node to node: a branch's credential in the Authorization header, no cookies.
-UNAUTHENTICATED_PATHS = ["^/static/", "^/covers/", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/",
-                         "^/metrics$", "^/sru$"]
+# Routes outside a reader's visit: no session, no principal, no CSRF (library/web/visit.py), matched
+# against the route's template. /api/sync/ is node to node: a branch's credential in the Authorization
+# header, no cookies. The feeds are read by calendar apps: the branch's are public, a reader's carries
+# its own token. /metrics has its own token. The handlers in library/web say so by `opt` instead.
+STATELESS_PATHS = ["^/static", "^/covers", "^/health$", "^/api/ping$", "^/schema", "^/api/sync/",
+                   "^/metrics$", "^/sru$", "^/activities/feeds/"]
 # /sru: other libraries' cataloguing clients, GET only, no session (library.catalog.sru_controllers).
 CSRF_EXEMPT_PATHS = ["^/api/sync/", "^/sru$"]
+# The style sheet and scripts keep their names from one release to the next: a browser may use its
+# copy for five minutes, then asks again with its ETag (a 304 when unchanged), so an upgrade reaches
+# every reader within minutes. A cover may be replaced by a librarian under the same name: an hour.
+STATIC_CACHE = CacheControlHeader(public=True, max_age=300)
+COVER_CACHE = CacheControlHeader(public=True, max_age=3600)
 
 
 def _session_key(secret: str) -> bytes:
@@ -134,8 +145,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         httponly=True,
         samesite="lax",
         secure=settings.secure_cookies,
-        # /metrics: Prometheus has its own token (library/web/metrics.py) and no use for a session.
-        exclude=["^/static/", "^/health$", "^/api/ping$", "^/api/sync/", "^/metrics$", "^/sru$"],
     )
     # Tokens bound to the session (library/web/csrf.py), not Litestar's CSRFConfig, whose
     # pairs are valid in any session.
@@ -145,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cookie_name="library_csrf",
         cookie_secure=settings.secure_cookies,
         header_name="x-csrftoken",
-        exclude=CSRF_EXEMPT_PATHS,
+        exclude=[],  # the exempt paths never reach it: the gate sends them past the visit (visit.py)
     )
     environment = build_environment()
     app = Litestar(
@@ -167,18 +176,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ReportPages,
             *VOLUNTEER_ROUTES,
             create_static_files_router(path="/static", directories=[PACKAGE_ROOT / "static"], include_in_schema=False,
+                                       cache_control=STATIC_CACHE,
                                        opt={"permission": "public"}),
             create_static_files_router(path="/covers", directories=[settings.covers_dir], include_in_schema=False,
+                                       cache_control=COVER_CACHE,
                                        name="covers", opt={"permission": "public"}),
             # Only with a token: without one the address does not exist (library/web/metrics.py).
             *([metrics_route(settings.metrics_token)] if settings.metrics_token else []),
         ],
         guards=[permission_guard],  # every route says who may call it (library/accounts/permissions.py)
-        middleware=[
-            session.middleware,
-            lambda app: SessionPrincipalMiddleware(app, exclude=UNAUTHENTICATED_PATHS),
-            csrf,  # last: it needs the session loaded, and adds to it before it is stored
-        ],
+        # One gate, decided once per route: pages and the API go through the session, the principal
+        # and CSRF (in that order: CSRF needs the session loaded, and adds to it before it is
+        # stored); static files, feeds, health, ping, metrics, sync and /sru skip all three.
+        middleware=[DefineMiddleware(
+            VisitGate, visit=lambda app: session.middleware(SessionPrincipalMiddleware(csrf(app))),
+            stateless_paths=STATELESS_PATHS, csrf_exempt_paths=CSRF_EXEMPT_PATHS)],
         before_request=check_input,  # the one input boundary: no control characters in any text
         before_send=[add_security_headers,  # every response, errors and static files too
                      secure_cookies_over_https(settings.secure_cookies, settings.forwarded_allow_ips)],
@@ -208,8 +220,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Each request's id and, with metrics on, its route, status and time: around the router, so that
     # an unknown address or a refused method is counted too (library/web/request_id.py); inside the
     # HEAD wrapper, whose copy of the scope would hide the route the router found.
-    app.asgi_handler = answer_head_like_get(
-        observe_requests(app.asgi_handler, record_request if settings.metrics_token else None))
+    # Inside both, the conditional GET (library/web/conditional.py), so that a 304 is what is counted.
+    app.asgi_handler = answer_head_like_get(observe_requests(
+        answer_not_modified(app.asgi_handler), record_request if settings.metrics_token else None))
     logging.getLogger("library").setLevel(logging.INFO)
     configure_logging(settings.log_format)
     return app

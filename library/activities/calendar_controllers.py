@@ -68,11 +68,16 @@ class CalendarPages(Controller):
     # Feed addresses end in .ics (calendar apps like it); the router matches whole segments.
     @get("/activities/feeds/{name:str}", name="activity_feed")
     async def branch_feed(self, name: FromPath[str], room: Annotated[str | None, QueryParameter()] = None) -> Response:
-        return Response(await feed_service.feed(name.removesuffix(".ics"), room, now_utc()), media_type=CALENDAR)
+        body = await feed_service.feed(name.removesuffix(".ics"), room, now_utc())
+        # Asked again each time (no-cache), answered 304 when unchanged (library/web/conditional.py).
+        return Response(body, media_type=CALENDAR,
+                        headers={"ETag": feed_service.feed_etag(body), "Cache-Control": "no-cache"})
 
     @get("/activities/feeds/readers/{name:str}", opt={"permission": "credential"}, name="activity_patron_feed")
     async def patron_feed(self, request: Request, name: FromPath[str],
                           token: Annotated[str, QueryParameter()] = "") -> Response:
         secret = request.app.state.settings.secret_key
-        return Response(await feed_service.patron_feed(name.removesuffix(".ics"), token, secret, now_utc()),
-                        media_type=CALENDAR)
+        body = await feed_service.patron_feed(name.removesuffix(".ics"), token, secret, now_utc())
+        # A reader's own appointments: no shared cache keeps them.
+        return Response(body, media_type=CALENDAR,
+                        headers={"ETag": feed_service.feed_etag(body), "Cache-Control": "private, no-cache"})

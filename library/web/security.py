@@ -14,7 +14,6 @@ a closed network.
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -49,11 +48,15 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 
+# Encoded once: profiled, this hook was 23% of all of `/api/ping`'s time (issue 20).
+_ENCODED = tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in SECURITY_HEADERS.items())
+
+
 async def add_security_headers(message: Message, scope: Scope) -> None:
     """Add the headers to each response start; a header a handler set itself is kept."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message=message)
-    for name, value in SECURITY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
+    headers = message.get("headers") or []
+    present = {name.lower() for name, _ in headers}
+    missing = [header for header in _ENCODED if header[0] not in present]
+    message["headers"] = [*headers, *missing]  # type: ignore[typeddict-unknown-key]

@@ -64,6 +64,8 @@ class TrustedProxies:
             return False
         if self.anyone or host in self.names:
             return True
+        if not self.networks:
+            return False  # no address to compare with: not worth parsing one on every response
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
