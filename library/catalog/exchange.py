@@ -41,7 +41,9 @@ from library.catalog.marc_record import overlay_values
 from library.catalog.matching import DEFAULT_POINTS, Keys, MatchPoint, decide, keys_of, needs_title_lookup
 from library.catalog.records import JSON_COLUMNS, VALUE_COLUMNS
 from library.catalog.search import SQLITE_INDEX_INSERTED
-from library.db import engine, executemany, is_sqlite, is_unique_violation, run_in_write_transaction
+from library.catalog.tables import Item, Record
+from library.db import (engine, executemany, is_sqlite, is_unique_violation, refresh_planner_statistics,
+                        run_in_write_transaction)
 
 # At most this many records a transaction. A writer takes what has been converted while it
 # wrote, up to this, but not less than half of it until the file is all converted (measured
@@ -58,6 +60,10 @@ BATCH = 5000
 # (measured, 50,000 records on 2 cores, four interleaved runs: 7.45 -> 7.06 s). SQLite has one
 # writer.
 WRITERS_POSTGRES = 2
+# PostgreSQL: an import that wrote at least this many records and copies refreshes the planner's
+# statistics of both tables at its end (db.refresh_planner_statistics); a small one leaves them to
+# autovacuum.
+ANALYZE_AFTER = 1000
 # SQLite: the page cache of a batch's connection while it writes (KiB; restored before the
 # COMMIT, so the pooled connection keeps its own). A batch touches pages all over the
 # indexes of titles and ISBNs; with the default 2 MB it read them again from the file
@@ -760,4 +766,6 @@ async def import_file(conversion: converters.Conversion, run: ImportRun, branche
     progress(counts)
     if counts.accounted != counts.read:  # every record read has one outcome: anything else is a bug
         raise RuntimeError(f"import counts do not add up: read {counts.read}, accounted for {counts.accounted}")
+    if counts.new + counts.matched + counts.copies_new >= ANALYZE_AFTER:
+        await refresh_planner_statistics(Record._meta.tablename, Item._meta.tablename)
     return counts

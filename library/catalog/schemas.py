@@ -154,6 +154,9 @@ class SearchOut(msgspec.Struct):
     page: int
     page_size: int
     hits: list[Hit]
+    more: Annotated[bool, msgspec.Meta(description=(
+        "There are more matches than `total`: a broad search on PostgreSQL counts and ranks at most "
+        "1,000 of them; narrow it (words, a field such as ti: or au:, a filter) to see the rest"))] = False
     isbn: Annotated[str | None, msgspec.Meta(description="The ISBN-13 searched for, when the query was an ISBN")] = None
     facets: Annotated[Facets | None, msgspec.Meta(description="With facets=true")] = None
     did_you_mean: Annotated[str | None, msgspec.Meta(description=(

@@ -231,3 +231,24 @@ async def test_the_search_box_s_examples_find_books_in_the_demo(client):
     for example in examples:
         found = await client.get("/catalog", params={"q": example})
         assert found.status_code == 200 and 'href="/catalog/records/' in found.text, example
+
+
+async def test_a_broad_search_says_there_are_more_than_it_shows(client, monkeypatch):
+    """PostgreSQL counts at most search.COUNT_UP_TO matches (issue 20): the API says `more`, the page
+    says "more than" in the reader's language, and asks them to narrow it. SQLite counts them all."""
+    import datetime as dt
+
+    from library.catalog import search
+    from library.catalog.service import RecordInput, create_record
+    from library.db import is_sqlite
+
+    monkeypatch.setattr(search, "COUNT_UP_TO", 2)
+    for n in range(3):
+        await create_record(RecordInput(title=f"Zeppelin voyage {n}"), "test", dt.date(2026, 11, 28))
+    answer = (await client.get("/api/records", params={"q": "zeppelin"})).json()
+    page = await client.get("/catalog", params={"q": "zeppelin"}, headers={"Accept-Language": "zh-CN"})
+    if is_sqlite():
+        assert answer["total"] == 3 and answer["more"] is False and "超过" not in page.text
+        return
+    assert answer["total"] == 2 and answer["more"] is True and len(answer["hits"]) == 2
+    assert "找到超过 2 本书" in page.text
