@@ -6,6 +6,10 @@ slide: the expiry that counts is inside the session, fixed at sign-in (see
 reader can be told their session expired. An unchanged session therefore needs no new
 cookie — and encrypting, encoding and formatting it was a tenth of an API request's time.
 Likewise a cookie that arrives again is not decrypted again.
+
+Both keep the session as its JSON text, never as a dict: a handler that changes a value inside
+the session (the self-check visit appends to its list of scans in place) would otherwise change
+the copy it is compared with, or the cache, too — and its change would never be sent.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware.session.client_side import AAD, ClientSideSessionBackend, CookieBackendConfig
-from litestar.serialization import decode_json
+from litestar.serialization import decode_json, encode_json
 from litestar.types import Message, ScopeSession
 
 # Where the session as it arrived is kept, in the request's scope.
@@ -38,19 +42,19 @@ class SteadyCookieBackend(ClientSideSessionBackend):
         key = tuple(data)
         known = self._decrypted.get(key)
         if known is not None and known[0] > round(time.time()):
-            return dict(known[1])
+            return decode_json(known[1])
         session = super().load_data(data)
         if session:
             decoded = b64decode(b"".join(data))
             expires_at = decode_json(decoded[decoded.find(AAD):].replace(AAD, b""))["expires_at"]
             if len(self._decrypted) >= MAX_DECRYPTED:
                 self._decrypted.clear()
-            self._decrypted[key] = (expires_at, dict(session))
+            self._decrypted[key] = (expires_at, encode_json(session))
         return session
 
     async def load_from_connection(self, connection: ASGIConnection) -> dict[str, Any]:
         data = await super().load_from_connection(connection)
-        connection.scope[_ARRIVED] = dict(data)  # type: ignore[literal-required]
+        connection.scope[_ARRIVED] = encode_json(data) if data else None  # type: ignore[literal-required]
         return data
 
     async def store_in_message(self, scope_session: ScopeSession, message: Message,
@@ -58,7 +62,7 @@ class SteadyCookieBackend(ClientSideSessionBackend):
         arrived = connection.scope.get(_ARRIVED)
         # A valid session that nobody changed: its cookie stands. Anything else — a new,
         # changed or cleared session, or a cookie that did not decrypt — goes through Litestar.
-        if arrived and isinstance(scope_session, dict) and scope_session == arrived:
+        if arrived and isinstance(scope_session, dict) and encode_json(scope_session) == arrived:
             return
         await super().store_in_message(scope_session, message, connection)
 

@@ -17,6 +17,17 @@ def test_a_cookie_decrypts_to_its_session_every_time_without_sharing_the_dict():
     assert sessions.load_data(cookie) == {"kind": "staff", "id": 7}
 
 
+def test_a_value_changed_inside_the_session_is_not_changed_in_the_cache_too():
+    """The self-check visit appends each scan to a list inside its session, in place: the cached
+    session stayed the same object underneath, so the next request read the change as if it had
+    arrived, and the unchanged-cookie check saw nothing to send (the scans were lost)."""
+    sessions = backend()
+    cookie = sessions.dump_data({"selfcheck": {"results": []}})
+    first = sessions.load_data(cookie)
+    first["selfcheck"]["results"].append({"kind": "lent"})
+    assert sessions.load_data(cookie) == {"selfcheck": {"results": []}}
+
+
 def test_a_tampered_cookie_is_refused_even_after_the_genuine_one_was_read():
     sessions = backend()
     cookie = sessions.dump_data({"kind": "staff", "id": 7})
