@@ -398,6 +398,8 @@ async def link_reader(principal: Principal, branch_code: str | None, username: s
                       now: dt.datetime) -> None:
     """Link a volunteer to the reader they also are (or unlink, with no card): the profile keeps
     the link only, never a copy of the reader's details."""
+    if not username.strip():  # else _volunteer_id would take the planner for the volunteer
+        raise InvalidInput("required", field="username")
 
     async def work() -> None:
         branch = await _branch(branch_code, principal)

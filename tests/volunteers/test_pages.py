@@ -134,3 +134,23 @@ async def test_the_session_page_shows_its_helpers(client):
     await sign_in_staff(client)
     staff = await client.get(f"/activities/sessions/{helper['session']}")
     assert '<span data-helper>林晨星</span>' in staff.text
+
+
+async def test_a_volunteer_is_linked_to_their_reader_card_and_a_form_without_a_name_is_refused(client):
+    """The profile keeps the link to the card, nothing of the reader's details; a form that names
+    no volunteer is the librarian's slip (400 with the field), not a refusal of their rights."""
+    from library.accounts.tables import Patron
+    from library.volunteers.tables import VolunteerProfile
+
+    await sign_in_staff(client)
+    token = csrf_token_from((await client.get("/staff/volunteers/")).text)
+    card = (await Patron.select(Patron.card_number).where(Patron.home_branch.code == "ZX").first())["card_number"]
+    answer = await client.post("/staff/volunteers/profiles", data={
+        "_csrf_token": token, "branch": "ZX", "username": "volunteer", "card_number": card.lower()})
+    assert answer.status_code == 303, answer.text[:300]
+    linked = await VolunteerProfile.select(VolunteerProfile.patron.card_number.as_alias("card")).first()
+    assert linked["card"] == card
+    empty = await client.post("/staff/volunteers/profiles",
+                              data={"_csrf_token": token, "branch": "ZX", "username": "", "card_number": ""})
+    assert empty.status_code in (400, 422) and "此项为必填项。" in empty.text  # the librarian's language
+    assert (await VolunteerProfile.select(VolunteerProfile.patron.card_number.as_alias("card")).first()) == linked
