@@ -145,6 +145,9 @@ def backup(folder: str | None, keep: int | None) -> None:
 
     settings = _settings()
     _require_database(settings)
+    # A backup runs beside the service on a box of two cores: it gives way to the desk and the
+    # self-check machines (and so does pg_dump, its child), taking longer rather than slowing a loan.
+    os.nice(10)
     try:
         made = ops.backup(settings, Path(folder).absolute() if folder else settings.backup_dir,
                           keep or settings.backup_keep)
