@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
+from piccolo.querystring import QueryString
 
 from library.settings import Settings, load_settings
 
@@ -597,6 +598,51 @@ async def run_script(script: Script, commit: bool = True) -> Any:
             asked = script.send([await _pg_rows(transaction.connection, statement) for statement in asked])
     except StopIteration as finished:
         return finished.value
+
+
+def _read_at_once(connection: sqlite3.Connection, sql: str, args: Sequence[Any], busy_timeout_ms: int) -> list | None:
+    """The rows, or None when the file is busy this instant (it is then read where waiting is allowed)."""
+    _execute_alone(connection, "PRAGMA busy_timeout = 0")
+    try:
+        cursor = connection.execute(sql, args)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error) or "busy" in str(error):
+            return None
+        raise
+    finally:
+        _execute_alone(connection, f"PRAGMA busy_timeout = {busy_timeout_ms}")
+
+
+async def read_now(statement: Statement) -> list[dict[str, Any]]:
+    """A small read through an index (a row or two), outside any transaction: its rows.
+
+    For the checks made before every message or request (is this kiosk still enabled, which
+    language does this card ask for). On SQLite in WAL mode it runs right here on the event
+    loop, for the reason `run_script` does: the trip to a connection's thread and back, waiting
+    for the GIL and the loop, cost more than the read, and a WAL reader never waits for the
+    writer. Should the file be busy all the same (a checkpoint restarting the WAL), the read
+    goes to the connection's thread, where waiting is allowed. Elsewhere it is a plain query.
+    Raw SQL: the point is a read without building a query object.
+    """
+    db = engine()
+    if isinstance(db, PooledSQLiteEngine) and db.current_transaction.get() is None:
+        (sql, args, _), = _sqlite_statements([statement])
+        connection = await db.get_connection()
+        broken = False
+        try:
+            rows = _read_at_once(connection._conn, sql, args, db.busy_timeout_ms) if _in_wal_mode(connection) \
+                else None
+            return rows if rows is not None else await connection.execute_fetchall(sql, args)
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            await db.release(connection, broken=broken)
+    return [dict(row) for row in await db.run_querystring(QueryString(statement.sql, *statement.args))]
 
 
 def is_unique_violation(error: BaseException) -> bool:

@@ -63,16 +63,20 @@ class Session:
     # lends a pile of books in a row; their language is read once, not for every book.
     languages: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
-    async def reader_language(self, card: str) -> str | None:
-        now = time.monotonic()
+    def knows_language(self, card: str) -> bool:
         known = self.languages.get(card)
-        if known is not None and now - known[1] < LANGUAGE_KEPT_SECONDS:
-            return known[0]
-        language = await service.reader_language(card)
+        return known is not None and time.monotonic() - known[1] < LANGUAGE_KEPT_SECONDS
+
+    def remember_language(self, card: str, language: str | None) -> None:
         if len(self.languages) >= 64:  # one machine serves a few readers at a time
             self.languages.clear()
-        self.languages[card] = (language, now)
-        return language
+        self.languages[card] = (language, time.monotonic())
+
+    async def reader_language(self, card: str) -> str | None:
+        if not self.knows_language(card):
+            assert self.kiosk is not None
+            self.remember_language(card, (await service.kiosk_state(self.kiosk.id, card)).reader_language)
+        return self.languages[card][0]
 
     def digest(self, pin: str) -> bytes:
         return hmac.new(self.key, pin.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
@@ -120,6 +124,17 @@ class Desk:
         return sip_datetime(now, self.session.time_zone)
 
     # --- the way in ---------------------------------------------------------------------
+
+    async def still_enabled(self, message: Message | None) -> bool:
+        """Whether the logged-in kiosk may still talk (disabling one cuts it off at its next
+        message). The same read brings the language of the reader `message` names, when this
+        connection does not know it yet: a reader's first book costs no read of its own."""
+        card = message.get("AA") if message is not None and message.code in rules.NAMES_READER else ""
+        asked = card if card and not self.session.knows_language(card) else None
+        state = await service.kiosk_state(self.kiosk.id, asked)
+        if asked is not None:
+            self.session.remember_language(asked, state.reader_language)
+        return state.enabled
 
     async def answer(self, message: Message, now: dt.datetime) -> Reply:
         """The answer to one message; a refusal is an answer too, never an exception."""

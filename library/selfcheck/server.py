@@ -20,7 +20,7 @@ from prometheus_client import Gauge
 
 from library.clock import now_utc
 from library.db import close_connections, engine, prepare_sqlite
-from library.selfcheck import protocol, rules, service
+from library.selfcheck import protocol, rules
 from library.selfcheck.activity import Tallies
 from library.selfcheck.acs import Desk, Reply, Session
 from library.settings import Settings
@@ -144,14 +144,18 @@ class SipServer:
                 continue
             if not line.strip():
                 continue  # CR LF endings leave an empty line
-            if session.kiosk is not None and not await service.kiosk_enabled(session.kiosk.id):
-                log.warning("kiosk %s is disabled: its connection from %s is cut off", session.kiosk.login,
-                            session.address)
-                return
+            unreadable: protocol.ProtocolError | None = None
             try:
                 message = self._parse(line, session)
             except protocol.ProtocolError as error:
-                log.info("SIP2 message from %s unreadable (%s): asked to resend", session.address, error.reason)
+                message, unreadable = None, error
+            if session.kiosk is not None and not await desk.still_enabled(message):
+                log.warning("kiosk %s is disabled: its connection from %s is cut off", session.kiosk.login,
+                            session.address)
+                return
+            if message is None:
+                assert unreadable is not None
+                log.info("SIP2 message from %s unreadable (%s): asked to resend", session.address, unreadable.reason)
                 await self._send(writer, self._resend_request(session))
                 continue
             if message.code == "97":

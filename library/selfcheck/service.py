@@ -20,9 +20,8 @@ from library.accounts import rules as account_rules
 from library.accounts.hashing import hash_secret, verify_secret
 from library.accounts.principal import Principal
 from library.accounts.service import normalise_card_number
-from library.accounts.tables import Patron
 from library.branches.tables import Branch
-from library.db import is_unique_violation, run_in_write_transaction
+from library.db import Statement, is_unique_violation, read_now, run_in_write_transaction
 from library.errors import InvalidInput, NotFound, SignInRefused, TooManyAttempts
 from library.selfcheck import rules
 from library.selfcheck.messages import kiosk_not_found
@@ -205,22 +204,28 @@ async def _password_matches(login: str, stored_hash: str | None, password: str) 
     return True
 
 
-async def kiosk_enabled(kiosk_id: int) -> bool:
+@dataclass(frozen=True)
+class KioskState:
+    enabled: bool
+    # The language of the card asked about (its reader's screen messages); None when no card was
+    # asked about, the card is unknown, or its reader chose none.
+    reader_language: str | None
+
+
+async def kiosk_state(kiosk_id: int, card_number: str | None = None) -> KioskState:
     """Asked before every message: disabling a kiosk cuts it off at once, not at its next login.
 
-    One plain query that also reads the configuration's version, which the loans services
-    then take instead of asking for it again (as a web request does with its signed-in
-    person): the check costs a checkout nothing.
+    One read that also brings the configuration's version, which the loans services then take
+    instead of asking for it again (as a web request does with its signed-in person), and the
+    language of the reader a message names when the connection does not know it yet: the check
+    costs a checkout nothing. Raw SQL: kiosk, version and reader are one row of three sources.
     """
-    rows = await Kiosk.raw(f"SELECT enabled, {config_cache.VERSION_COLUMN} FROM kiosk WHERE id = {{}}", kiosk_id)
+    card = normalise_card_number(card_number) if card_number else None
+    rows = await read_now(Statement(
+        f"SELECT enabled, {config_cache.VERSION_COLUMN}, "
+        "(SELECT language FROM patron WHERE card_number = {}) AS reader_language FROM kiosk WHERE id = {}",
+        (card, kiosk_id)))
     if not rows:
-        return False
+        return KioskState(False, None)
     config_cache.read_with_request(rows[0]["config_version"])
-    return bool(rows[0]["enabled"])
-
-
-async def reader_language(card_number: str) -> str | None:
-    """The language a reader's card asks for (their screen messages), None for an unknown card."""
-    row = await Patron.select(Patron.language).where(Patron.card_number == normalise_card_number(card_number)
-                                                     ).first()
-    return row["language"] if row else None
+    return KioskState(bool(rows[0]["enabled"]), rows[0]["reader_language"] or None)

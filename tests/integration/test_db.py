@@ -234,3 +234,58 @@ async def test_a_script_in_a_transaction_begun_before_runs_in_the_thread():
 def one_branch_script(code: str):
     rows, = yield [Statement(INSERT + " RETURNING code", branch_row(code))]
     return rows[0]["code"]
+
+
+async def test_a_read_now_gives_the_rows_and_leaves_the_connection_as_it_found_it():
+    from library.db import engine, is_sqlite, read_now
+
+    await run_in_write_transaction(lambda: run_script(one_branch_script("RN")), begin_with_first_statement=True)
+    rows = await read_now(Statement("SELECT code, name_en FROM branch WHERE code = {}", ("RN",)))
+    assert rows == [{"code": "RN", "name_en": "RN"}]
+    assert await read_now(Statement("SELECT code FROM branch WHERE code = {}", ("nobody",))) == []
+    if is_sqlite():
+        connection = await engine().get_connection()
+        try:
+            assert (await connection.execute_fetchall("PRAGMA busy_timeout"))[0]["timeout"] > 0
+            assert not connection.in_transaction
+        finally:
+            await engine().release(connection)
+
+
+async def test_a_read_now_sees_the_last_commit_while_another_process_holds_the_write_lock():
+    """SQLite, WAL: a reader never waits for the writer, so the read on the event loop never stalls
+    it; what the other process has not committed is not seen."""
+    import sqlite3
+
+    from library.db import engine, is_sqlite, read_now
+
+    if not is_sqlite():
+        pytest.skip("SQLite's single writer")
+    await run_in_write_transaction(lambda: run_script(one_branch_script("R1")), begin_with_first_statement=True)
+    other = sqlite3.connect(engine().path, isolation_level=None)  # e.g. `library catalog import` in a shell
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        other.execute("INSERT INTO branch (uuid, code, name_zh, name_en) VALUES (?, ?, ?, ?)", branch_row("R2"))
+        rows = await read_now(Statement("SELECT code FROM branch WHERE code IN ({}, {}) ORDER BY code", ("R1", "R2")))
+        assert rows == [{"code": "R1"}]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_a_read_now_that_finds_the_file_busy_reads_in_the_connection_thread(monkeypatch):
+    """The rare busy WAL (a checkpoint restarting it): the read goes where waiting is allowed."""
+    from library import db
+
+    if not db.is_sqlite():
+        pytest.skip("SQLite's WAL")
+    calls = []
+
+    def busy(connection, sql, args, busy_timeout_ms):
+        calls.append(sql)
+        return None
+
+    monkeypatch.setattr(db, "_read_at_once", busy)
+    await run_in_write_transaction(lambda: run_script(one_branch_script("RB")), begin_with_first_statement=True)
+    rows = await db.read_now(Statement("SELECT code FROM branch WHERE code = {}", ("RB",)))
+    assert rows == [{"code": "RB"}] and len(calls) == 1
