@@ -27,7 +27,7 @@ from library.catalog.imports import ROUTES as IMPORT_ROUTES
 from library.catalog.matching import checked_setting
 from library.catalog.marc_pages import ROUTES as MARC_PAGE_ROUTES
 from library.catalog.sru_controllers import SruServer
-from library.catalog import search_text
+from library.catalog import search as catalog_search, search_text
 from library.activities.calendar_controllers import CalendarPages
 from library.activities.challenge_controllers import ChallengePages
 from library.activities.controllers import ROUTES as ACTIVITY_ROUTES
@@ -61,6 +61,8 @@ from library.web.sessions import SteadyCookieConfig
 from library.web.transport import answer_head_like_get, secure_cookies_over_https
 from library.web.visit import VisitGate
 from library.web.templating import build_environment
+
+log = logging.getLogger("library.app")
 
 EXPIRED_NOTICE_SECONDS = 7 * 24 * 3600
 # Each domain's scans in the notice round (library.notices.worker), in this order.
@@ -124,6 +126,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         stop_pool_sampler = start_pool_sampler(settings)
         # What a first request needs, loaded before the server takes one (see `_warm`).
         await asyncio.to_thread(_warm, environment)
+        try:
+            await catalog_search.warm()
+        except Exception:  # noqa: BLE001 - a slower first search, never a service that does not start
+            log.warning("the warm-up searches failed", exc_info=True)
         try:
             yield
         finally:

@@ -720,3 +720,15 @@ async def _has_table(name: str) -> bool:
     if is_sqlite():
         return bool(await Record.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name = {}", name))
     return bool((await Record.raw("SELECT to_regclass({}) IS NOT NULL AS found", name))[0]["found"])
+
+
+# One search of each kind a reader types: 汉字, pinyin, initials, an English word.
+WARM_QUERIES = ("小熊", "xiaoxiong", "xx", "bear")
+
+
+async def warm() -> None:
+    """Searches made once as the service starts, so that the first reader's search finds the
+    database's connection open, its pages read and its statements planned, as the hundredth
+    does (the tables and templates are loaded by `search_text.warm` and the app)."""
+    for query in WARM_QUERIES:
+        await search(query, SearchFilters(), page_size=1, suggest=False)
