@@ -78,66 +78,90 @@ class Forgotten:
         return sum(self.counts.values())
 
 
+# Rows forgotten per transaction. A server whose history goes back years (an upgrade, a shorter
+# setting) has 100,000s to forget on its first run: in one transaction that held SQLite's single
+# writer for seconds, and every checkout at the desk waited behind it. A batch takes milliseconds;
+# the writers waiting meanwhile go between two batches.
+FORGET_BATCH = 500
+# At most this many batches of a kind per run (500,000 rows); the next run goes on from there.
+FORGET_BATCHES_PER_RUN = 1000
+
+
 async def forget(now: dt.datetime, history_days: int, activity_days: int) -> Forgotten:
-    """One run of the retention table, each step in its own transaction; returns what it did."""
+    """One run of the retention table, in batches of FORGET_BATCH rows, each batch in its own
+    transaction; returns what it did."""
     history = now - dt.timedelta(days=history_days)
     activity = now - dt.timedelta(days=activity_days)
     keepers = ReadingHistoryChoice.select(ReadingHistoryChoice.patron).where(
         ReadingHistoryChoice.keep_history == True)  # noqa: E712 - a SQL comparison
     done = Forgotten()
 
-    async def step(name: str, work: Callable[[], Awaitable[list]]) -> None:
-        done.counts[name] = len(await run_in_write_transaction(work))
+    def first(table, condition):
+        """The ids of a batch of `table`'s rows meeting `condition`, as a subquery."""
+        return table.id.is_in(table.select(table.id).where(condition).limit(FORGET_BATCH))
 
-    async def loans() -> list:
-        forgotten = await Loan.update({Loan.patron: None}).where(
+    async def step(name: str, work: Callable[[], Awaitable[list[list]]]) -> None:
+        """`work` forgets one batch of each kind it handles; again while any batch was full."""
+        done.counts[name] = 0
+        for _ in range(FORGET_BATCHES_PER_RUN):
+            batches = await run_in_write_transaction(work)
+            done.counts[name] += sum(len(batch) for batch in batches)
+            if all(len(batch) < FORGET_BATCH for batch in batches):
+                return
+
+    async def loans() -> list[list]:
+        forgotten = await Loan.select(Loan.id, Loan.uuid).where(
             Loan.returned_at.is_not_null() & (Loan.returned_at < history) & Loan.patron.is_not_null()
-            & Loan.patron.not_in(keepers)).returning(Loan.uuid)
-        uuids = [str(row["uuid"]) for row in forgotten]
-        if uuids:
+            & Loan.patron.not_in(keepers)).limit(FORGET_BATCH)
+        if forgotten:
+            await Loan.update({Loan.patron: None}).where(Loan.id.is_in([row["id"] for row in forgotten]))
             # the log stays (the child read the book), but no longer names the loan
             await ReadingLog.update({ReadingLog.source_key: None}).where(
-                (ReadingLog.source == "loan") & ReadingLog.source_key.is_in([f"loan:{u}" for u in uuids]))
-        return forgotten
+                (ReadingLog.source == "loan")
+                & ReadingLog.source_key.is_in([f"loan:{row['uuid']}" for row in forgotten]))
+        return [forgotten]
 
-    async def holds() -> list:
-        return await Hold.delete().where(
-            Hold.status.is_in(["fulfilled", "cancelled", "expired"]) & Hold.closed_at.is_not_null()
-            & (Hold.closed_at < history)).returning(Hold.id)
+    async def holds() -> list[list]:
+        return [await Hold.delete().where(first(Hold, Hold.status.is_in(["fulfilled", "cancelled", "expired"])
+                                                & Hold.closed_at.is_not_null() & (Hold.closed_at < history))
+                                          ).returning(Hold.id)]
 
-    async def reading_logs() -> list:
+    async def reading_logs() -> list[list]:
         ended = Programme.select(Programme.id).where(Programme.ends_on < history.date())
-        logs = await ReadingLog.delete().where(ReadingLog.programme.is_in(ended)
-                                               & ReadingLog.patron.not_in(keepers)).returning(ReadingLog.id)
-        await ProgrammeParticipant.delete().where(ProgrammeParticipant.programme.is_in(ended)
-                                                  & ProgrammeParticipant.patron.not_in(keepers))
-        return logs
+        logs = await ReadingLog.delete().where(first(ReadingLog, ReadingLog.programme.is_in(ended)
+                                                     & ReadingLog.patron.not_in(keepers))).returning(ReadingLog.id)
+        participants = await ProgrammeParticipant.delete().where(first(
+            ProgrammeParticipant, ProgrammeParticipant.programme.is_in(ended)
+            & ProgrammeParticipant.patron.not_in(keepers))).returning(ProgrammeParticipant.id)
+        return [logs, participants]
 
-    async def registrations() -> list:
+    async def registrations() -> list[list]:
         past = Occurrence.select(Occurrence.id).where(Occurrence.ends_at < activity)
-        return await Registration.delete().where(Registration.occurrence.is_in(past)).returning(Registration.id)
+        return [await Registration.delete().where(first(Registration, Registration.occurrence.is_in(past))
+                                                  ).returning(Registration.id)]
 
-    async def notices() -> list:
-        return await Notice.delete().where(
-            (Notice.sent_at.is_not_null() & (Notice.sent_at < history))
-            | (Notice.sent_at.is_null() & (Notice.send_after < history))).returning(Notice.id)
+    async def notices() -> list[list]:
+        return [await Notice.delete().where(first(Notice, (Notice.sent_at.is_not_null() & (Notice.sent_at < history))
+                                                  | (Notice.sent_at.is_null() & (Notice.send_after < history)))
+                                            ).returning(Notice.id)]
 
-    async def audit_and_pins() -> list:
-        entries = await AuditEntry.delete().where(
-            (AuditEntry.at < activity) & (AuditEntry.subject.like("patron:%") | AuditEntry.actor.like("patron:%"))
-        ).returning(AuditEntry.id)
-        pins = await PinChange.delete().where(PinChange.set_at < activity).returning(PinChange.id)
-        return entries + pins
+    async def audit_and_pins() -> list[list]:
+        entries = await AuditEntry.delete().where(first(
+            AuditEntry, (AuditEntry.at < activity)
+            & (AuditEntry.subject.like("patron:%") | AuditEntry.actor.like("patron:%")))).returning(AuditEntry.id)
+        pins = await PinChange.delete().where(first(PinChange, PinChange.set_at < activity)).returning(PinChange.id)
+        return [entries, pins]
 
-    async def sync_records() -> list:
-        packages = await SyncOutbox.delete().where(
-            SyncOutbox.acknowledged_at.is_not_null() & (SyncOutbox.acknowledged_at < history)).returning(SyncOutbox.id)
-        answers = await SyncApplied.update({SyncApplied.result: {}}).where(
-            (SyncApplied.applied_at < history) & (SyncApplied.result != "{}")).returning(SyncApplied.id)
-        details = await SyncConflict.update({SyncConflict.detail: {}}).where(
-            (SyncConflict.state == "resolved") & SyncConflict.resolved_at.is_not_null()
-            & (SyncConflict.resolved_at < history) & (SyncConflict.detail != "{}")).returning(SyncConflict.id)
-        return packages + answers + details
+    async def sync_records() -> list[list]:
+        packages = await SyncOutbox.delete().where(first(
+            SyncOutbox, SyncOutbox.acknowledged_at.is_not_null() & (SyncOutbox.acknowledged_at < history)
+        )).returning(SyncOutbox.id)
+        answers = await SyncApplied.update({SyncApplied.result: {}}).where(first(
+            SyncApplied, (SyncApplied.applied_at < history) & (SyncApplied.result != "{}"))).returning(SyncApplied.id)
+        details = await SyncConflict.update({SyncConflict.detail: {}}).where(first(
+            SyncConflict, (SyncConflict.state == "resolved") & SyncConflict.resolved_at.is_not_null()
+            & (SyncConflict.resolved_at < history) & (SyncConflict.detail != "{}"))).returning(SyncConflict.id)
+        return [packages, answers, details]
 
     for name, work in (("loans", loans), ("holds", holds), ("reading_logs", reading_logs),
                        ("registrations", registrations), ("notices", notices), ("audit", audit_and_pins),

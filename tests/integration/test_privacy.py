@@ -134,3 +134,26 @@ async def test_the_server_forgets_with_the_configured_limit_in_its_own_loop_not_
     finally:
         await stop()
     assert await owner(loan) is None
+
+
+async def test_a_long_backlog_is_forgotten_in_short_transactions_and_the_desk_goes_between_them(monkeypatch):
+    """Years of history to forget at once (an upgrade, a shorter setting): batch after batch, each its
+    own transaction, never one that holds the single writer for seconds."""
+    from library import db
+    from library.privacy import retention
+
+    monkeypatch.setattr(retention, "FORGET_BATCH", 2)
+    world = await make_world()
+    old = [await world.loan("wang", TODAY - 40 * DAY, returned_at=NOW - (31 + n) * DAY) for n in range(5)]
+    transactions = []
+    real = db.run_in_write_transaction
+
+    async def counted(work, *args, **kwargs):
+        transactions.append(work.__name__)
+        return await real(work, *args, **kwargs)
+
+    monkeypatch.setattr(retention, "run_in_write_transaction", counted)
+    done = await forget(NOW, 30, 400)
+    assert done.counts["loans"] == 5
+    assert transactions.count("loans") == 3  # 2 + 2 + 1
+    assert [await owner(loan) for loan in old] == [None] * 5
