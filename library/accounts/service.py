@@ -13,7 +13,8 @@ from library.accounts.hashing import hash_secret, verify_secret
 from library.accounts.principal import Principal
 from library.accounts.tables import GuardianLink, Patron, PinChange, SignInFailure, StaffBranch, StaffMember
 from library.branches.tables import Branch
-from library.db import contains_text, is_unique_violation, read_transaction, run_in_write_transaction
+from library.db import Statement, contains_text, is_unique_violation, read_now, read_transaction, \
+    run_in_write_transaction
 from library.errors import Conflict, InvalidInput, NotFound, NotPermitted, SignInRefused, TooManyAttempts
 from library.settings import LANGUAGES
 
@@ -103,15 +104,16 @@ async def load_principal(kind: str, account_id: int, with_config_version: bool =
     """The signed-in person as they are now: a deactivated account is signed out.
 
     Runs on every request, so it is one plain query (with the children, or the branches,
-    joined in) rather than two of Piccolo's in a transaction. `with_config_version`: the
+    joined in) rather than two of Piccolo's in a transaction, read at once (`db.read_now`: on
+    SQLite, on the event loop rather than through a connection's thread). `with_config_version`: the
     same query reads the configuration's version for the rest of the request
     (library.config_cache), which a checkout would otherwise ask for on its own.
     """
     version = f", {config_cache.VERSION_COLUMN}" if with_config_version else ""
     if kind == "patron":
-        rows = await Patron.raw(
+        rows = await read_now(Statement(
             f"SELECT p.id, p.uuid, p.name, p.language, g.child{version} FROM patron p "
-            "LEFT JOIN guardian_link g ON g.guardian = p.id WHERE p.id = {}", account_id)
+            "LEFT JOIN guardian_link g ON g.guardian = p.id WHERE p.id = {}", (account_id,)))
         if not rows:
             return None
         if with_config_version:
@@ -125,10 +127,10 @@ async def load_principal(kind: str, account_id: int, with_config_version: bool =
             children_ids=frozenset(row["child"] for row in rows if row["child"] is not None),
         )
     if kind == "staff":
-        rows = await StaffMember.raw(
+        rows = await read_now(Statement(
             f"SELECT s.id, s.uuid, s.display_name, s.language, s.role, s.all_branches, b.branch{version} "
             "FROM staff_member s LEFT JOIN staff_branch b ON b.staff = s.id WHERE s.id = {} AND s.active = {}",
-            account_id, True)
+            (account_id, True)))
         if not rows:
             return None
         if with_config_version:
