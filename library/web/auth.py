@@ -77,7 +77,8 @@ def principal_of(connection: ASGIConnection) -> Principal | None:
 
 
 async def permission_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """The one guard, on the whole app: the handler's `opt["permission"]` against the matrix
+    """The one permission check, for every route (run by library.app.before_handler, Litestar's
+    `before_request`, with a guard's signature): the handler's `opt["permission"]` against the matrix
     (library/accounts/permissions.py). A route that declares nothing is refused to everyone,
     so a forgotten declaration shows as a refusal (and a failing test), never as an open door."""
     if connection.scope.get("method") == "OPTIONS":

@@ -11,10 +11,11 @@ A multi-line text (a textarea, a JSON string such as a description) keeps tab, C
 which people do type; a value in the URL is one line and keeps none of them (a CR or LF there
 could only split a header or a log line).
 
-It runs as Litestar's `before_request` hook, i.e. after the guards (an anonymous caller cannot
-make a staff route parse its body) and before the handler's parameters are parsed. The body it
-reads is cached on the request, so the handler does not read it twice. A layer that sets its own
-`before_request` would replace this one: tests/http/test_input_boundary.py checks none does.
+It runs in the app's `before_request` hook (library.app.before_handler), after the permission
+check (an anonymous caller cannot make a staff route parse its body) and before the handler's
+parameters are parsed. The body it reads is cached on the request, so the handler does not read
+it twice. A layer that sets its own `before_request` would replace the app's:
+tests/http/test_input_boundary.py checks none does.
 
 Node-to-node sync (/api/sync/) is held to NUL only: what a branch uploads is its own stored data,
 which may carry a control character that came in with a MARC-8 record (library.catalog.marc keeps

@@ -263,7 +263,7 @@ def error_statuses(handler: HTTPRouteHandler, method: str, operation: Operation,
             statuses.add(403)
     if handler.opt.get("database", True):
         statuses.add(503)
-    # The app's permission guard refuses by what the route declares, not by all its source can raise.
+    # The app's permission check refuses by what the route declares, not by all its source can raise.
     guards = [guard for guard in handler.resolve_guards() if guard is not permission_guard]
     errors = raised_by(handler.fn, *guards) | guard_refusals(handler)
     statuses |= {error.status for error in errors}

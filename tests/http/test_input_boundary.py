@@ -20,7 +20,7 @@ from library.settings import load_settings
 from library.sync import service as sync
 from library.sync.entities import KINDS, images_of
 from library.sync.tables import SyncApplied
-from library.web.input import check_input
+from library.app import before_handler
 from tests.support import client_for, csrf_token_from, empty_all_tables, sign_in_staff
 
 JSON = {"Accept": "application/json"}  # a page address answers a problem body to an API client
@@ -242,11 +242,12 @@ async def test_download_names_come_from_known_values(client):
 
 
 def test_every_route_goes_through_the_boundary(app):
-    """A layer with its own before_request hook would silently replace the boundary."""
+    """A layer with its own before_request hook would silently replace the boundary, and the
+    permission check that runs in the same hook."""
     handlers = [handler for route in app.routes for handler in getattr(route, "route_handlers", [])
                 if hasattr(handler, "resolve_before_request")]
     assert len(handlers) > 50
-    assert all(handler.resolve_before_request() is check_input for handler in handlers)
+    assert all(handler.resolve_before_request() is before_handler for handler in handlers)
 
 
 # --- node to node ---------------------------------------------------------------------------
