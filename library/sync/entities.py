@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from piccolo.columns import (JSONB, UUID, Boolean, Date, ForeignKey, Integer, Serial, Text, Time, Timestamp,
+from piccolo.columns import (JSONB, UUID, Boolean, Date, Integer, Serial, Text, Time, Timestamp,
                              Timestamptz, Varchar)
 from piccolo.table import Table
 
 from library import db
 from library.accounts.tables import GuardianLink, Patron, PinChange, StaffBranch, StaffMember
 from library.activities.tables import Event, Occurrence, Programme, ProgrammeParticipant, ReadingLog, Registration
-from library.branches.tables import Branch, CalendarException, OpeningPeriod, Room
+from library.branches.tables import Branch, Room
 from library.catalog.tables import Item, Record
 from library.loans.tables import CirculationRule, Hold, Loan, Transit
 from library.sync.tables import Transfer
