@@ -171,3 +171,22 @@ async def test_reading_challenge_participation_and_completion():
     # Outside the programme's dates: not shown.
     march = await service.statistics(admin(), MARCH, None, NOW)
     assert march["challenges"] == []
+
+
+async def test_the_counts_read_returns_and_renewals_through_their_indexes():
+    """SQLite's plan for the reads `service.count_days` makes of a few days of returns and of
+    renewals: through loan_returns_idx and loan_renewals_idx, never the whole loan table (at
+    2,000,000 loans that was a full read every refresh, inside its write transaction)."""
+    from library.db import is_sqlite
+
+    if not is_sqlite():
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN (PostgreSQL's planner picks by the table's size)")
+    start, end = NOW - dt.timedelta(days=3), NOW
+    returns = Loan.select(Loan.returned_branch, Loan.patron_category, Loan.returned_at).where(
+        Loan.returned_branch.is_in([1, 2]) & (Loan.returned_at >= start) & (Loan.returned_at < end))
+    renewals = Loan.select(Loan.branch, Loan.patron_category, Loan.last_renewed_at).where(
+        Loan.branch.is_in([1, 2]) & (Loan.last_renewed_at >= start) & (Loan.last_renewed_at < end))
+    for query, index in ((returns, "loan_returns_idx"), (renewals, "loan_renewals_idx")):
+        [sql] = [str(querystring) for querystring in query.querystrings]
+        plan = " ".join(str(row["detail"]) for row in await Loan.raw("EXPLAIN QUERY PLAN " + sql))
+        assert index in plan, plan
