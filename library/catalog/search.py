@@ -23,12 +23,6 @@ from library.catalog.tables import Item, Record
 from library.db import executemany, is_sqlite, json_list, read_transaction, run_in_write_transaction
 
 PAGE_SIZE_LIMIT = 100
-# SQLite: how an import batch indexes the records it inserted (ids above the one given), in
-# place of the FTS insert trigger that stands aside inside the batch (library.catalog.exchange).
-# Keep it in step with that trigger (catalog migration 2026-12-07T08:30:00).
-SQLITE_INDEX_INSERTED = ("INSERT INTO record_fts (rowid, title, author, subject, other) "
-                         "SELECT id, title, author, subject, other FROM record_search WHERE id > ? ORDER BY id")
-
 # bm25's weights of the index's columns (title, authors, subjects, the rest): a word of the title
 # counts three times one of the publisher. Given with every ranked statement: a `rank`
 # configured in the table was slower on SQLite 3.40.
