@@ -816,10 +816,24 @@ def _date(text: str) -> dt.date | None:
         return None
 
 
+_DIGIT = re.compile(r"[0-9]")
+
+
+def _isbns_of(value: str) -> list[str]:
+    """isbns_in(value), with the usual 020 $a of a Chinese record ("9787544254588 (精装)": an
+    ISBN-13, a space, a qualifier without digits) read as its bare ISBN-13 at once: what
+    isbns_in's search finds in it then, at a third of the cost."""
+    if len(value) > 14 and value[13] == " ":
+        head = value[:13]
+        if head.isdigit() and head.isascii() and not _DIGIT.search(value, 14):
+            return isbns_in(head)
+    return isbns_in(value)
+
+
 def _isbns(record: LightRecord, tag: str) -> list[str]:
     found: list[str] = []
     for value in _all(record, tag, "a") + _all(record, tag, "z"):
-        for isbn13 in isbns_in(value):
+        for isbn13 in _isbns_of(value):
             if isbn13 not in found:
                 found.append(isbn13)
     return found

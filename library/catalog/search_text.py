@@ -60,6 +60,13 @@ def fold(text: str) -> str:
         return ""
     if text.isascii():  # no compatibility form, Chinese character or accent: the common case, at once
         return text.lower()
+    return _fold_beyond_ascii(text)
+
+
+# The last few texts folded: an import folds a record's title for its search text and, a moment
+# later, again for its match keys (library.catalog.matching.fold_title); OpenCC is most of it.
+@lru_cache(maxsize=256)
+def _fold_beyond_ascii(text: str) -> str:
     text = _to_simplified.convert(unicodedata.normalize("NFKC", text)).casefold()
     if text.isascii():
         return text

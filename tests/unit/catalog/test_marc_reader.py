@@ -159,3 +159,15 @@ def test_what_pymarc_warns_about_goes_into_the_records_report_not_the_terminal(c
     assert repaired is not None, reason
     assert any("BadSubfieldCodeWarning" in note for note in repaired.notes)
     assert capfd.readouterr().err == "" and not caplog.records
+
+
+@given(st.sampled_from(["978", "979", "123"]), st.text(alphabet="0123456789", min_size=10, max_size=10),
+       st.text(alphabet="0123456789 -X()精装pbk.\t９", max_size=10))
+def test_an_isbn_with_a_qualifier_is_read_as_isbns_in_reads_it(prefix, digits, qualifier):
+    """marc._isbns_of reads "9787544254588 (精装)" without isbns_in's search: the same ISBNs."""
+    from library.catalog.isbn import isbns_in
+
+    value = f"{prefix}{digits} {qualifier}"
+    assert marc._isbns_of(value) == isbns_in(value)
+    valid = f"9787544254588 {qualifier}"
+    assert marc._isbns_of(valid) == isbns_in(valid)
