@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Generator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -516,18 +516,33 @@ def _execute_alone(connection: sqlite3.Connection, sql: str) -> list:
         cursor.close()
 
 
-def _begin_now(connection: sqlite3.Connection, begin: str, busy_timeout_ms: int) -> bool:
-    """BEGIN only if the database's write lock is free this instant (another process may hold it)."""
+class _Busy(Exception):
+    """The file was busy (another connection holds what this one needs) at the instant asked."""
+
+
+@contextmanager
+def _at_once(connection: sqlite3.Connection, busy_timeout_ms: int) -> Iterator[None]:
+    """Statements that do not wait: SQLite's busy wait is set aside (it would sleep on the
+    event loop), and finding the file busy raises `_Busy`."""
     _execute_alone(connection, "PRAGMA busy_timeout = 0")
     try:
-        _execute_alone(connection, begin)
-        return True
+        yield
     except sqlite3.OperationalError as error:
         if "locked" in str(error) or "busy" in str(error):
-            return False
+            raise _Busy() from error
         raise
     finally:
         _execute_alone(connection, f"PRAGMA busy_timeout = {busy_timeout_ms}")
+
+
+def _begin_now(connection: sqlite3.Connection, begin: str, busy_timeout_ms: int) -> bool:
+    """BEGIN only if the database's write lock is free this instant (another process may hold it)."""
+    try:
+        with _at_once(connection, busy_timeout_ms):
+            _execute_alone(connection, begin)
+        return True
+    except _Busy:
+        return False
 
 
 def _in_wal_mode(connection) -> bool:
@@ -602,19 +617,15 @@ async def run_script(script: Script, commit: bool = True) -> Any:
 
 def _read_at_once(connection: sqlite3.Connection, sql: str, args: Sequence[Any], busy_timeout_ms: int) -> list | None:
     """The rows, or None when the file is busy this instant (it is then read where waiting is allowed)."""
-    _execute_alone(connection, "PRAGMA busy_timeout = 0")
     try:
-        cursor = connection.execute(sql, args)
-        try:
-            return cursor.fetchall()
-        finally:
-            cursor.close()
-    except sqlite3.OperationalError as error:
-        if "locked" in str(error) or "busy" in str(error):
-            return None
-        raise
-    finally:
-        _execute_alone(connection, f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        with _at_once(connection, busy_timeout_ms):
+            cursor = connection.execute(sql, args)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+    except _Busy:
+        return None
 
 
 async def read_now(statement: Statement) -> list[dict[str, Any]]:
