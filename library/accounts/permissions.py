@@ -1,8 +1,8 @@
 """Who may do what, as data: the staff roles, the permission matrix and `may()`.
 
 Every route declares in its `opt` what it needs (`opt={"permission": "loans.lend"}`), or that
-it is for everyone, for readers or for anyone signed in (the audiences below); one guard
-(library/web/auth.py) reads it. Where the branch is known only from the form, the controller
+it is for everyone, for readers or for anyone signed in (the audiences below); one check
+(library/web/auth.py, run before every handler) reads it. Where the branch is known only from the form, the controller
 or service asks `may(principal, name, branch_id)` — the same function, with the branch.
 
 docs/permissions.md is `permission_table()`'s output (`library permissions`); a test keeps
