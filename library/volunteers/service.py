@@ -281,6 +281,12 @@ async def correct_times(principal: Principal, sign_up_uuid: str, local_in: dt.da
 # --- service hours (志愿服务时长) ----------------------------------------------------------------
 
 
+def _on_local_days(local_start, first: dt.date, last: dt.date):
+    """A shift's wall-clock start falls on a day in [first, last]."""
+    return (local_start >= dt.datetime.combine(first, dt.time())) \
+        & (local_start < dt.datetime.combine(last + dt.timedelta(days=1), dt.time()))
+
+
 async def _served(where, first: dt.date, last: dt.date) -> list[dict[str, Any]]:
     """Completed sign-ups of shifts whose local day falls in [first, last], with minutes."""
     rows = await ShiftSignUp.select(
@@ -288,8 +294,7 @@ async def _served(where, first: dt.date, last: dt.date) -> list[dict[str, Any]]:
         ShiftSignUp.volunteer.username.as_alias("username"),
         ShiftSignUp.shift.local_start.as_alias("local_start"), ShiftSignUp.shift.branch.as_alias("branch"),
         ShiftSignUp.checked_in_at, ShiftSignUp.checked_out_at,
-    ).where(where & (ShiftSignUp.shift.local_start >= dt.datetime.combine(first, dt.time()))
-            & (ShiftSignUp.shift.local_start < dt.datetime.combine(last + dt.timedelta(days=1), dt.time()))
+    ).where(where & _on_local_days(ShiftSignUp.shift.local_start, first, last)
             & ShiftSignUp.checked_out_at.is_not_null())
     for row in rows:
         row["month"] = f"{row['local_start']:%Y-%m}"
@@ -356,8 +361,7 @@ async def hours_total(branch_ids: list[int], first: dt.date, last: dt.date) -> f
     # The shifts as a subquery, not joined through the sign-up's foreign keys: building that join
     # was a tenth of the statistics page's time (Piccolo copies a column for every step of a join).
     shifts = Shift.select(Shift.id).where(
-        Shift.branch.is_in(branch_ids or [-1]) & (Shift.local_start >= dt.datetime.combine(first, dt.time()))
-        & (Shift.local_start < dt.datetime.combine(last + dt.timedelta(days=1), dt.time())))
+        Shift.branch.is_in(branch_ids or [-1]) & _on_local_days(Shift.local_start, first, last))
     rows = await ShiftSignUp.select(ShiftSignUp.checked_in_at, ShiftSignUp.checked_out_at).where(
         ShiftSignUp.shift.is_in(shifts) & ShiftSignUp.checked_out_at.is_not_null())
     return rules.hours(sum(rules.served_minutes(row["checked_in_at"], row["checked_out_at"]) for row in rows))
